@@ -13,7 +13,6 @@ let package = Package(
     products: [
         .executable(name: "pilot", targets: ["pilot"]),
         .library(name: "Tensors", targets: ["Tensors"]),
-        .library(name: "Imaging", targets: ["Imaging"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -21,24 +20,16 @@ let package = Package(
     targets: [
         // System libraries (Debian: libopenblas-dev, libzmq3-dev).
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
-        .systemLibrary(name: "CZeroMQ", pkgConfig: "libzmq", providers: [.apt(["libzmq3-dev"])]),
-        // Our C shim over libpng: turns libpng's longjmp errors into return codes.
-        .target(name: "CPNG", linkerSettings: [.linkedLibrary("png16"), .linkedLibrary("z")]),
+        .systemLibrary(name: "CZeroMQ", providers: [.apt(["libzmq3-dev"])]),
 
-        .target(name: "SafeTensors"),
-        .target(name: "Tensors", dependencies: ["CBLAS", "SafeTensors"], swiftSettings: hotSettings),
-        .target(name: "Imaging", dependencies: ["CPNG"], swiftSettings: hotSettings),
+        .target(name: "Tensors", dependencies: ["CBLAS"], swiftSettings: hotSettings),
         .executableTarget(
             name: "pilot",
             dependencies: [
-                "Tensors", "Imaging", "SafeTensors", "CZeroMQ",
+                "Tensors", "CBLAS", "CZeroMQ",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
-        .executableTarget(name: "pilot-bench", dependencies: ["Tensors", "CBLAS"], path: "Benchmarks/pilot-bench",
-                          swiftSettings: hotSettings),
 
-        .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors"]),
-        .testTarget(name: "TensorsTests", dependencies: ["Tensors", "SafeTensors"]),
-        .testTarget(name: "ImagingTests", dependencies: ["Imaging"]),
+        .testTarget(name: "TensorsTests", dependencies: ["Tensors"]),
     ]
 )

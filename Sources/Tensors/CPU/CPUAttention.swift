@@ -1,0 +1,145 @@
+/// Scaled dot-product attention over `[B, N, heads·d]` tensors without
+/// materialising the full score matrix: queries are processed in chunks whose
+/// scores fit the scratch budget, and GEMMs read each head in place through
+/// leading dimensions (no head permutes, no copies).
+struct AttentionGeometry {
+    let b: Int, nq: Int, nk: Int, heads: Int, d: Int, dv: Int
+    let scale: Float
+    let maskBatched: Bool
+
+    init(q: [Int], k: [Int], v: [Int], mask: [Int]?, _ p: AttentionParameters) {
+        precondition(q.count == 3 && k.count == 3 && v.count == 3,
+                     "attention expects [B, N, heads·d] tensors, got q \(q), k \(k), v \(v)")
+        precondition(q[0] == k[0] && k[0] == v[0] && k[1] == v[1],
+                     "attention batch/key lengths disagree: q \(q), k \(k), v \(v)")
+        precondition(p.heads > 0 && q[2] % p.heads == 0 && v[2] % p.heads == 0 && q[2] == k[2],
+                     "attention: \(p.heads) heads do not divide q/k width \(q[2]) or v width \(v[2])")
+        b = q[0]; nq = q[1]; nk = k[1]; heads = p.heads
+        d = q[2] / heads; dv = v[2] / heads
+        scale = p.scale ?? 1 / Float(d).squareRoot()
+        if let mask {
+            precondition(mask == [nq, nk] || mask == [b, nq, nk],
+                         "attention mask must be [\(nq), \(nk)] or [\(b), \(nq), \(nk)], got \(mask)")
+            maskBatched = mask.count == 3
+        } else {
+            maskBatched = false
+        }
+    }
+
+    /// Query rows per chunk so that `buffers` score matrices fit `bytes`.
+    func chunkRows(budget bytes: Int, buffers: Int) -> Int {
+        Swift.max(1, Swift.min(nq, bytes / Swift.max(1, buffers * nk * MemoryLayout<Float>.size)))
+    }
+}
+
+extension CPUBackend {
+    public func attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor?, _ p: AttentionParameters) -> Tensor {
+        let g = AttentionGeometry(q: q.shape, k: k.shape, v: v.shape, mask: mask?.shape, p)
+        let out = empty([g.b, g.nq, g.heads * g.dv])
+        let rowsPerChunk = g.chunkRows(budget: p.scratchBytes, buffers: 1)
+        let scores = UnsafeMutablePointer<Float>.allocate(capacity: rowsPerChunk * g.nk)
+        defer { scores.deallocate() }
+        let ldq = g.heads * g.d, ldv = g.heads * g.dv
+        for bi in 0..<g.b {
+            for h in 0..<g.heads {
+                var r0 = 0
+                while r0 < g.nq {
+                    let rows = Swift.min(rowsPerChunk, g.nq - r0)
+                    let qc = q.ptr + (bi * g.nq + r0) * ldq + h * g.d
+                    sgemm(transB: true, m: rows, n: g.nk, k: g.d, alpha: g.scale, a: qc, lda: ldq,
+                          b: k.ptr + bi * g.nk * ldq + h * g.d, ldb: ldq, c: scores, ldc: g.nk)
+                    probabilities(scores, rows: rows, g: g, mask: mask, batch: bi, r0: r0)
+                    sgemm(m: rows, n: g.dv, k: g.nk, a: scores, lda: g.nk,
+                          b: v.ptr + bi * g.nk * ldv + h * g.dv, ldb: ldv,
+                          c: out.ptr + (bi * g.nq + r0) * ldv + h * g.dv, ldc: ldv)
+                    r0 += rows
+                }
+            }
+        }
+        return out
+    }
+
+    public func attentionBackward(q: Tensor, k: Tensor, v: Tensor, mask: Tensor?, gradOutput: Tensor,
+                                  _ p: AttentionParameters) -> (Tensor, Tensor, Tensor) {
+        let g = AttentionGeometry(q: q.shape, k: k.shape, v: v.shape, mask: mask?.shape, p)
+        precondition(gradOutput.shape == [g.b, g.nq, g.heads * g.dv],
+                     "attention gradient shape \(gradOutput.shape) != output shape \([g.b, g.nq, g.heads * g.dv])")
+        let dq = empty(q.shape), dk = Tensor.zeros(k.shape), dvT = Tensor.zeros(v.shape)
+        let rowsPerChunk = g.chunkRows(budget: p.scratchBytes, buffers: 2)
+        let probs = UnsafeMutablePointer<Float>.allocate(capacity: rowsPerChunk * g.nk)
+        let dprobs = UnsafeMutablePointer<Float>.allocate(capacity: rowsPerChunk * g.nk)
+        defer { probs.deallocate(); dprobs.deallocate() }
+        let ldq = g.heads * g.d, ldv = g.heads * g.dv
+        for bi in 0..<g.b {
+            for h in 0..<g.heads {
+                let kh = k.ptr + bi * g.nk * ldq + h * g.d
+                let vh = v.ptr + bi * g.nk * ldv + h * g.dv
+                var r0 = 0
+                while r0 < g.nq {
+                    let rows = Swift.min(rowsPerChunk, g.nq - r0)
+                    let qc = q.ptr + (bi * g.nq + r0) * ldq + h * g.d
+                    let doc = gradOutput.ptr + (bi * g.nq + r0) * ldv + h * g.dv
+                    // Recompute P (masked: P' = P ⊙ M; keep P in `probs`, P' only for dV).
+                    sgemm(transB: true, m: rows, n: g.nk, k: g.d, alpha: g.scale, a: qc, lda: ldq,
+                          b: kh, ldb: ldq, c: probs, ldc: g.nk)
+                    probabilities(probs, rows: rows, g: g, mask: nil, batch: bi, r0: r0)
+                    // dP' = dO·Vᵀ
+                    sgemm(transB: true, m: rows, n: g.nk, k: g.dv, a: doc, lda: ldv, b: vh, ldb: ldv,
+                          c: dprobs, ldc: g.nk)
+                    if let mask {
+                        // dV += (P ⊙ M)ᵀ·dO needs P'; reuse dprobs's pass: first apply the mask to dP'.
+                        let mp = maskRows(mask, g: g, batch: bi, r0: r0)
+                        let masked = UnsafeMutablePointer<Float>.allocate(capacity: rows * g.nk)
+                        defer { masked.deallocate() }
+                        for i in 0..<rows * g.nk {
+                            masked[i] = probs[i] * mp[i]
+                            dprobs[i] *= mp[i]
+                        }
+                        sgemm(transA: true, m: g.nk, n: g.dv, k: rows, a: masked, lda: g.nk, b: doc, ldb: ldv,
+                              beta: 1, c: dvT.ptr + bi * g.nk * ldv + h * g.dv, ldc: ldv)
+                    } else {
+                        sgemm(transA: true, m: g.nk, n: g.dv, k: rows, a: probs, lda: g.nk, b: doc, ldb: ldv,
+                              beta: 1, c: dvT.ptr + bi * g.nk * ldv + h * g.dv, ldc: ldv)
+                    }
+                    // dS = P ⊙ (dP − Σ P⊙dP), in place in dprobs.
+                    let nk = g.nk
+                    parallelFor(rows, grain: Swift.max(1, 4096 / Swift.max(nk, 1))) { rr in
+                        for r in rr {
+                            let pr = probs + r * nk, dr = dprobs + r * nk
+                            var dot: Float = 0
+                            for j in 0..<nk { dot += pr[j] * dr[j] }
+                            for j in 0..<nk { dr[j] = pr[j] * (dr[j] - dot) }
+                        }
+                    }
+                    sgemm(m: rows, n: g.d, k: g.nk, alpha: g.scale, a: dprobs, lda: g.nk, b: kh, ldb: ldq,
+                          c: dq.ptr + (bi * g.nq + r0) * ldq + h * g.d, ldc: ldq)
+                    sgemm(transA: true, m: g.nk, n: g.d, k: rows, alpha: g.scale, a: dprobs, lda: g.nk,
+                          b: qc, ldb: ldq, beta: 1, c: dk.ptr + bi * g.nk * ldq + h * g.d, ldc: ldq)
+                    r0 += rows
+                }
+            }
+        }
+        return (dq, dk, dvT)
+    }
+
+    /// Softmax of each score row in place, then the optional multiplicative mask.
+    private func probabilities(_ s: UnsafeMutablePointer<Float>, rows: Int, g: AttentionGeometry,
+                               mask: Tensor?, batch: Int, r0: Int) {
+        let nk = g.nk
+        let mp = mask.map { maskRows($0, g: g, batch: batch, r0: r0) }
+        parallelFor(rows, grain: Swift.max(1, 4096 / Swift.max(nk, 1))) { rr in
+            for r in rr {
+                let row = s + r * nk
+                softmaxRow(row, row, nk, scale: 1)
+                if let mp {
+                    let m = mp + r * nk
+                    for j in 0..<nk { row[j] *= m[j] }
+                }
+            }
+        }
+    }
+
+    private func maskRows(_ mask: Tensor, g: AttentionGeometry, batch: Int, r0: Int) -> UnsafeMutablePointer<Float> {
+        mask.ptr + ((g.maskBatched ? batch * g.nq : 0) + r0) * g.nk
+    }
+}

@@ -1,0 +1,26 @@
+import ArgumentParser
+import CBLAS
+import CZeroMQ
+import Foundation
+import Tensors
+
+/// `pilot info`: what this build is and what it found on this machine.
+struct Info: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print the version, compute backend, thread count and linked libraries.")
+
+    @Option(name: .long, help: "Compute threads (default: PILOT_THREADS or all cores).")
+    var threads: Int?
+
+    func run() throws {
+        if let threads { ComputeThreads.count = threads }
+        var major: Int32 = 0, minor: Int32 = 0, patch: Int32 = 0
+        zmq_version(&major, &minor, &patch)
+        let blasConfig = openblas_get_config().map { String(cString: $0) } ?? "unknown"
+        print("pilot \(PilotVersion.string)")
+        print("device:   cpu (no CUDA backend in this build)")
+        print("threads:  \(ComputeThreads.count) of \(ProcessInfo.processInfo.activeProcessorCount) cores (OpenBLAS and parallel loops)")
+        print("openblas: \(blasConfig)")
+        print("libzmq:   \(major).\(minor).\(patch)")
+    }
+}
