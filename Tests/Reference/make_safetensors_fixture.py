@@ -18,6 +18,10 @@ The values are chosen so that their narrowed forms are known exactly:
   - "weight.bf16": 1/3, -2.5, 3e38, 1e-40                      (BF16, shape [2, 2])
   - "steps.i64": [0, -1, 2**40, -(2**62)]                      (I64, shape [4])
   - "scalar.f32": 7.0                                          (F32, shape [])
+Re-running is not byte-identical: safetensors stores metadata in a Rust
+HashMap, so the order of "__metadata__" keys varies from run to run. The
+tensor entries, offsets and data are the same every time.
+
 The test in Tests/SafeTensorsTests/PythonFixtureTests.swift expects the F16
 and BF16 values as PyTorch rounds them (round to nearest, ties to even).
 """
