@@ -13,6 +13,7 @@ let package = Package(
     products: [
         .executable(name: "pilot", targets: ["pilot"]),
         .library(name: "Tensors", targets: ["Tensors"]),
+        .library(name: "SafeTensors", targets: ["SafeTensors"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -22,14 +23,16 @@ let package = Package(
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CZeroMQ", providers: [.apt(["libzmq3-dev"])]),
 
-        .target(name: "Tensors", dependencies: ["CBLAS"], swiftSettings: hotSettings),
+        .target(name: "SafeTensors"),
+        .target(name: "Tensors", dependencies: ["CBLAS", "SafeTensors"], swiftSettings: hotSettings),
         .executableTarget(
             name: "pilot",
             dependencies: [
-                "Tensors", "CBLAS", "CZeroMQ",
+                "Tensors", "SafeTensors", "CBLAS", "CZeroMQ",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
-        .testTarget(name: "TensorsTests", dependencies: ["Tensors"]),
+        .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors"]),
+        .testTarget(name: "TensorsTests", dependencies: ["Tensors", "SafeTensors"]),
     ]
 )
