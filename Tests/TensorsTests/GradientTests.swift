@@ -126,3 +126,20 @@ final class GradientTests: XCTestCase {
         }
     }
 }
+
+final class AttentionProbabilityTests: XCTestCase {
+    func testProbabilitiesAgreeWithFusedAttention() {
+        let q = detTensor([2, 6, 8], seed: 60), k = detTensor([2, 5, 8], seed: 61), v = detTensor([2, 5, 8], seed: 62)
+        let p = attentionProbabilities(q: q, k: k, heads: 2)            // [2, 2, 6, 5]
+        XCTAssertEqual(p.shape, [2, 2, 6, 5])
+        // Σ_k P·V per head, re-interleaved to [B, N, heads·d], equals the fused kernel.
+        let vh = v.reshaped([2, 5, 2, 4]).permuted([0, 2, 1, 3])
+        let o = matmul(p, vh).permuted([0, 2, 1, 3]).reshaped([2, 6, 8])
+        assertClose(o, attention(q: q, k: k, v: v, heads: 2), tolerance: 1e-5, "materialised vs fused attention")
+    }
+
+    func testProbabilitiesGradient() {
+        let q = detTensor([1, 4, 6], seed: 63), k = detTensor([1, 3, 6], seed: 64)
+        checkGradients([q, k], "attention probabilities") { attentionProbabilities(q: $0[0], k: $0[1], heads: 3) }
+    }
+}

@@ -65,10 +65,12 @@ extension CPUBackend {
         precondition(gradOutput.shape == [g.b, g.nq, g.heads * g.dv],
                      "attention gradient shape \(gradOutput.shape) != output shape \([g.b, g.nq, g.heads * g.dv])")
         let dq = empty(q.shape), dk = Tensor.zeros(k.shape), dvT = Tensor.zeros(v.shape)
-        let rowsPerChunk = g.chunkRows(budget: p.scratchBytes, buffers: 2)
+        // P, dP, and (with a mask) P ⊙ M share the scratch budget.
+        let rowsPerChunk = g.chunkRows(budget: p.scratchBytes, buffers: mask == nil ? 2 : 3)
         let probs = UnsafeMutablePointer<Float>.allocate(capacity: rowsPerChunk * g.nk)
         let dprobs = UnsafeMutablePointer<Float>.allocate(capacity: rowsPerChunk * g.nk)
-        defer { probs.deallocate(); dprobs.deallocate() }
+        let masked = mask == nil ? nil : UnsafeMutablePointer<Float>.allocate(capacity: rowsPerChunk * g.nk)
+        defer { probs.deallocate(); dprobs.deallocate(); masked?.deallocate() }
         let ldq = g.heads * g.d, ldv = g.heads * g.dv
         for bi in 0..<g.b {
             for h in 0..<g.heads {
@@ -86,11 +88,9 @@ extension CPUBackend {
                     // dP' = dO·Vᵀ
                     sgemm(transB: true, m: rows, n: g.nk, k: g.dv, a: doc, lda: ldv, b: vh, ldb: ldv,
                           c: dprobs, ldc: g.nk)
-                    if let mask {
-                        // dV += (P ⊙ M)ᵀ·dO needs P'; reuse dprobs's pass: first apply the mask to dP'.
+                    if let mask, let masked {
+                        // dV += (P ⊙ M)ᵀ·dO, and dP = dP' ⊙ M.
                         let mp = maskRows(mask, g: g, batch: bi, r0: r0)
-                        let masked = UnsafeMutablePointer<Float>.allocate(capacity: rows * g.nk)
-                        defer { masked.deallocate() }
                         for i in 0..<rows * g.nk {
                             masked[i] = probs[i] * mp[i]
                             dprobs[i] *= mp[i]

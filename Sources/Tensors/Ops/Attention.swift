@@ -16,3 +16,17 @@ public func attention(q: Tensor, k: Tensor, v: Tensor, heads: Int, scale: Float?
         return [dq, dk, dv]
     }
 }
+
+/// The attention probabilities `softmax(QKᵀ·scale)` per head, materialised as
+/// `[B, heads, Nq, Nk]` and differentiable through the tape — for callers
+/// that need them as values (PILOT's losses read cross-attention maps).
+/// Unlike `attention`, this keeps the full matrix: use it where Nk is small.
+public func attentionProbabilities(q: Tensor, k: Tensor, heads: Int, scale: Float? = nil) -> Tensor {
+    precondition(q.rank == 3 && k.rank == 3 && q.dim(2) == k.dim(2) && q.dim(2) % heads == 0,
+                 "attentionProbabilities expects [B, N, heads·d] q and k, got \(q.shape) and \(k.shape)")
+    let (b, nq, nk, d) = (q.dim(0), q.dim(1), k.dim(1), q.dim(2) / heads)
+    let qh = q.reshaped([b, nq, heads, d]).permuted([0, 2, 1, 3])
+    let kh = k.reshaped([b, nk, heads, d]).permuted([0, 2, 1, 3])
+    let s = scale ?? 1 / Float(d).squareRoot()
+    return softmax(matmul(qh, kh, transposeB: true) * s)
+}
