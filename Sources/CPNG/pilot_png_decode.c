@@ -27,6 +27,7 @@ typedef struct decode_state {
     png_bytep *rows;
     pilot_png_image image; /* filled as decoding proceeds */
     size_t text_capacity;
+    const char *phase;     /* what was being read, for libpng's terse messages */
 } decode_state;
 
 static void read_bytes(png_structp png, png_bytep destination, size_t length) {
@@ -137,6 +138,7 @@ static int decode_inside(decode_state *state) {
      * error too, not a silently dropped chunk. */
     png_set_crc_action(png, PNG_CRC_DEFAULT, PNG_CRC_ERROR_QUIT);
 
+    state->phase = "reading the header and the chunks before the image data";
     png_read_info(png, state->info);
     png_uint_32 width = 0, height = 0;
     int bit_depth = 0, color_type = 0, interlace = 0;
@@ -163,7 +165,9 @@ static int decode_inside(decode_state *state) {
     for (png_uint_32 y = 0; y < height; y++)
         state->rows[y] = (png_bytep)state->image.pixels + row_bytes * y;
 
+    state->phase = "decoding the image data";
     png_read_image(png, state->rows);
+    state->phase = "reading the chunks after the image data";
     png_read_end(png, state->end_info);
     collect_text(state, state->info);
     collect_text(state, state->end_info);
@@ -212,7 +216,16 @@ int pilot_png_decode(const uint8_t *data, size_t size, pilot_png_limits limits,
     png_destroy_read_struct(&state.png, &state.info, &state.end_info);
     state.image.warnings = state.failure.warnings;
     if (code != PILOT_PNG_OK) {
-        pilot_png_copy_message(message, message_capacity, state.failure.message);
+        if (message == NULL || message_capacity == 0) {
+            /* nowhere to write */
+        } else if (code == PILOT_PNG_ERR_FORMAT && state.phase != NULL) {
+            snprintf(message, message_capacity, "%s (while %s)", state.failure.message, state.phase);
+        } else if (code == PILOT_PNG_ERR_LIMIT && strstr(state.failure.message, "user limit") != NULL) {
+            snprintf(message, message_capacity, "%s; the limit is %u pixels per side",
+                     state.failure.message, (unsigned)state.limits.max_dimension);
+        } else {
+            pilot_png_copy_message(message, message_capacity, state.failure.message);
+        }
         pilot_png_image_free(&state.image);
         return code;
     }
