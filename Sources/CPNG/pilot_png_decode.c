@@ -218,7 +218,7 @@ int pilot_png_decode(const uint8_t *data, size_t size, pilot_png_limits limits,
     if (code != PILOT_PNG_OK) {
         if (message == NULL || message_capacity == 0) {
             /* nowhere to write */
-        } else if (code == PILOT_PNG_ERR_FORMAT && state.phase != NULL) {
+        } else if ((code == PILOT_PNG_ERR_FORMAT || code == PILOT_PNG_ERR_TRUNCATED) && state.phase != NULL) {
             snprintf(message, message_capacity, "%s (while %s)", state.failure.message, state.phase);
         } else if (code == PILOT_PNG_ERR_LIMIT && strstr(state.failure.message, "user limit") != NULL) {
             snprintf(message, message_capacity, "%s; the limit is %u pixels per side",

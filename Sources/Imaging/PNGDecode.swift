@@ -49,9 +49,9 @@ extension DecodedPNG {
         let width = Int(raw.width), height = Int(raw.height), count = width * height
         let keepAlpha = raw.has_alpha != 0
         let samples = raw.sample_bits == 16
-            ? PlanarSamples(rgba: pixels.bindMemory(to: UInt16.self, capacity: 4 * count),
+            ? PlanarSamples(rgba16: pixels.bindMemory(to: UInt16.self, capacity: 4 * count),
                             pixelCount: count, keepAlpha: keepAlpha)
-            : PlanarSamples(rgba: pixels.bindMemory(to: UInt8.self, capacity: 4 * count),
+            : PlanarSamples(rgba8: pixels.bindMemory(to: UInt8.self, capacity: 4 * count),
                             pixelCount: count, keepAlpha: keepAlpha)
         self.source = source
         self.image = try Image(width: width, height: height, planes: samples.planes)

@@ -3,14 +3,22 @@ struct PlanarSamples {
     var planes: [Float]
     var alpha: [Float]?
 
-    /// Splits `pixelCount` RGBA pixels into `[3][pixelCount]` color planes
-    /// and, when `keepAlpha`, an alpha plane; scales `v` to `v / maxValue`.
-    init<Sample: FixedWidthInteger & UnsignedInteger>(
-        rgba samples: UnsafePointer<Sample>, pixelCount count: Int, keepAlpha: Bool
-    ) {
-        let scale = Self.scaleTable(for: Sample.self)
+    /// Splits `count` 8-bit RGBA pixels into `[3][count]` color planes and,
+    /// when `keepAlpha`, an alpha plane; `v` becomes `v / 255`.
+    init(rgba8 samples: UnsafePointer<UInt8>, pixelCount count: Int, keepAlpha: Bool) {
+        let table = (0...255).map { Float($0) / 255 }
+        self.init(samples, count: count, keepAlpha: keepAlpha) { table[Int($0)] }
+    }
+
+    /// As the 8-bit form, for 16-bit samples: `v` becomes `v / 65535`.
+    init(rgba16 samples: UnsafePointer<UInt16>, pixelCount count: Int, keepAlpha: Bool) {
+        self.init(samples, count: count, keepAlpha: keepAlpha) { Float($0) / 65_535 }
+    }
+
+    @inline(__always)
+    private init<Sample>(_ samples: UnsafePointer<Sample>, count: Int, keepAlpha: Bool,
+                         scale: (Sample) -> Float) {
         var planes = [Float](repeating: 0, count: 3 * count)
-        var alpha = keepAlpha ? [Float](repeating: 0, count: count) : nil
         planes.withUnsafeMutableBufferPointer { planes in
             for pixel in 0..<count {
                 planes[pixel] = scale(samples[4 * pixel])
@@ -18,22 +26,15 @@ struct PlanarSamples {
                 planes[2 * count + pixel] = scale(samples[4 * pixel + 2])
             }
         }
+        var alpha: [Float]?
         if keepAlpha {
-            alpha!.withUnsafeMutableBufferPointer { alpha in
-                for pixel in 0..<count { alpha[pixel] = scale(samples[4 * pixel + 3]) }
+            var plane = [Float](repeating: 0, count: count)
+            plane.withUnsafeMutableBufferPointer { plane in
+                for pixel in 0..<count { plane[pixel] = scale(samples[4 * pixel + 3]) }
             }
+            alpha = plane
         }
         self.planes = planes
         self.alpha = alpha
-    }
-
-    /// `v / 255` through a table for 8-bit samples; `v / 65535` for 16-bit.
-    private static func scaleTable<Sample: FixedWidthInteger>(for _: Sample.Type) -> (Sample) -> Float {
-        let maxValue = Float(Sample.max)
-        if Sample.bitWidth == 8 {
-            let table = (0...255).map { Float($0) / 255 }
-            return { table[Int($0)] }
-        }
-        return { Float($0) / maxValue }
     }
 }

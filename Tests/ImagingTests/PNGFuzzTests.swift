@@ -12,7 +12,7 @@ final class PNGFuzzTests: XCTestCase {
         var random = TestRandom(seed: 11)
         let planes = (0..<3 * 20 * 17).map { _ in Float(random.next(below: 256)) / 255 }
         let raster = RawPNG(width: 20, height: 17, colorType: .rgb, bitDepth: 8,
-                            rows: PNG.packedRowsForTests(planes, width: 20, height: 17), isInterlaced: true)
+                            rows: SamplePacking.rgbRows(planes, width: 20, height: 17), isInterlaced: true)
         return try PNG.encode(raster, text: [PNGTextEntry(key: "prompt", value: "猫 and a mat"),
                                              PNGTextEntry(key: "workflow", value: String(repeating: "x: 1\n", count: 300))])
     }
@@ -62,13 +62,5 @@ final class PNGFuzzTests: XCTestCase {
             decodeNeverCrashes(PNGBytes.assemble(damaged),
                                "trial \(trial): \(damaged[index].type) byte \(position) changed, CRC repaired")
         }
-    }
-}
-
-extension PNG {
-    /// Planar [0, 1] samples as 8-bit interleaved RGB rows, for rasters in tests.
-    static func packedRowsForTests(_ planes: [Float], width: Int, height: Int) -> [UInt8] {
-        let count = width * height
-        return (0..<count * 3).map { UInt8((planes[($0 % 3) * count + $0 / 3] * 255).rounded()) }
     }
 }

@@ -59,8 +59,10 @@ typedef struct pilot_png_text {
 /* Limits checked before any pixel memory is allocated. */
 typedef struct pilot_png_limits {
     uint64_t max_pixels;      /* width * height must not exceed this */
-    uint32_t max_dimension;   /* neither width nor height may exceed this */
-    uint32_t max_chunk_bytes; /* largest ancillary chunk (after inflation) */
+    uint32_t max_dimension;   /* neither side may exceed this; 0 = 2^31-1 */
+    uint32_t max_chunk_bytes; /* largest ancillary chunk after inflation;
+                                 larger ones are skipped with a warning;
+                                 0 = no limit */
 } pilot_png_limits;
 
 /*

@@ -27,6 +27,12 @@ enum SamplePacking {
         }
         return bytes
     }
+
+    /// Planar [0, 1] samples as 8-bit interleaved RGB rows.
+    static func rgbRows(_ planes: [Float], width: Int, height: Int) -> [UInt8] {
+        let count = width * height
+        return (0..<count * 3).map { UInt8((planes[($0 % 3) * count + $0 / 3] * 255).rounded()) }
+    }
 }
 
 /// A small deterministic generator, so every run tests the same samples.
