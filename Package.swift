@@ -14,6 +14,7 @@ let package = Package(
         .executable(name: "pilot", targets: ["pilot"]),
         .library(name: "Tensors", targets: ["Tensors"]),
         .library(name: "SafeTensors", targets: ["SafeTensors"]),
+        .library(name: "Imaging", targets: ["Imaging"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -23,16 +24,21 @@ let package = Package(
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CZeroMQ", providers: [.apt(["libzmq3-dev"])]),
 
+        // Our C shim over libpng: turns libpng's longjmp errors into return codes.
+        .target(name: "CPNG", linkerSettings: [.linkedLibrary("png16"), .linkedLibrary("z")]),
+
         .target(name: "SafeTensors"),
         .target(name: "Tensors", dependencies: ["CBLAS", "SafeTensors"], swiftSettings: hotSettings),
+        .target(name: "Imaging", dependencies: ["CPNG"], swiftSettings: hotSettings),
         .executableTarget(
             name: "pilot",
             dependencies: [
-                "Tensors", "SafeTensors", "CBLAS", "CZeroMQ",
+                "Tensors", "SafeTensors", "Imaging", "CBLAS", "CZeroMQ",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors"]),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors", "SafeTensors"]),
+        .testTarget(name: "ImagingTests", dependencies: ["Imaging"]),
     ]
 )
