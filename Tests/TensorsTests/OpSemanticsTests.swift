@@ -165,3 +165,35 @@ final class OpSemanticsTests: XCTestCase {
         XCTAssertEqual(g650.fixtureValues(3, scale: 2, offset: 3).map(\.bitPattern), [0x404B_FC2A, 0x4094_CD06, 0x403D_2F0D])
     }
 }
+
+final class CausalAttentionTests: XCTestCase {
+    func testCausalAttentionEqualsExplicitlyMaskedSoftmax() {
+        let q = detTensor([2, 7, 6], seed: 70), k = detTensor([2, 7, 6], seed: 71), v = detTensor([2, 7, 6], seed: 72)
+        // Reference: additive −∞ above the diagonal before the softmax, per head.
+        let p = attentionProbabilities(q: q, k: k, heads: 2).scalars   // [2, 2, 7, 7] unmasked
+        var masked = p
+        for bh in 0..<4 {
+            for i in 0..<7 {
+                let row = bh * 49 + i * 7
+                // Renormalise the visible prefix of the unmasked softmax: softmax over keys 0...i.
+                let visible = (0...i).map { p[row + $0] }
+                let z = visible.reduce(0, +)
+                for j in 0..<7 { masked[row + j] = j <= i ? p[row + j] / z : 0 }
+            }
+        }
+        let probs = Tensor(shape: [2, 2, 7, 7], values: masked)
+        let vh = v.reshaped([2, 7, 2, 3]).permuted([0, 2, 1, 3])
+        let expected = matmul(probs, vh).permuted([0, 2, 1, 3]).reshaped([2, 7, 6])
+        for scratch in [64 << 20, 100] {
+            assertClose(attention(q: q, k: k, v: v, heads: 2, causal: true, scratchBytes: scratch), expected,
+                        tolerance: 1e-5, "causal attention, scratch \(scratch)")
+        }
+    }
+
+    func testCausalAttentionGradient() {
+        let q = detTensor([1, 5, 4], seed: 73), k = detTensor([1, 5, 4], seed: 74), v = detTensor([1, 5, 4], seed: 75)
+        checkGradients([q, k, v], "causal attention") {
+            attention(q: $0[0], k: $0[1], v: $0[2], heads: 2, causal: true, scratchBytes: 40)
+        }
+    }
+}

@@ -6,6 +6,7 @@ struct AttentionGeometry {
     let b: Int, nq: Int, nk: Int, heads: Int, d: Int, dv: Int
     let scale: Float
     let maskBatched: Bool
+    let causal: Bool
 
     init(q: [Int], k: [Int], v: [Int], mask: [Int]?, _ p: AttentionParameters) {
         precondition(q.count == 3 && k.count == 3 && v.count == 3,
@@ -17,6 +18,7 @@ struct AttentionGeometry {
         b = q[0]; nq = q[1]; nk = k[1]; heads = p.heads
         d = q[2] / heads; dv = v[2] / heads
         scale = p.scale ?? 1 / Float(d).squareRoot()
+        causal = p.causal
         if let mask {
             precondition(mask == [nq, nk] || mask == [b, nq, nk],
                          "attention mask must be [\(nq), \(nk)] or [\(b), \(nq), \(nk)], got \(mask)")
@@ -127,10 +129,18 @@ extension CPUBackend {
                                mask: Tensor?, batch: Int, r0: Int) {
         let nk = g.nk
         let mp = mask.map { maskRows($0, g: g, batch: batch, r0: r0) }
+        let causal = g.causal
         parallelFor(rows, grain: Swift.max(1, 4096 / Swift.max(nk, 1))) { rr in
             for r in rr {
                 let row = s + r * nk
-                softmaxRow(row, row, nk, scale: 1)
+                if causal {
+                    // Keys after the query position get probability 0.
+                    let visible = Swift.min(nk, r0 + r + 1)
+                    softmaxRow(row, row, visible, scale: 1)
+                    if visible < nk { (row + visible).update(repeating: 0, count: nk - visible) }
+                } else {
+                    softmaxRow(row, row, nk, scale: 1)
+                }
                 if let mp {
                     let m = mp + r * nk
                     for j in 0..<nk { row[j] *= m[j] }

@@ -50,11 +50,14 @@ public struct AttentionParameters: Equatable, Sendable {
     public var scale: Float?
     /// Upper bound on the scratch (scores for one query chunk), in bytes.
     public var scratchBytes: Int
+    /// Query i attends only to keys 0...i (CLIP's text encoder).
+    public var causal: Bool
 
-    public init(heads: Int, scale: Float? = nil, scratchBytes: Int = 64 << 20) {
+    public init(heads: Int, scale: Float? = nil, scratchBytes: Int = 64 << 20, causal: Bool = false) {
         self.heads = heads
         self.scale = scale
         self.scratchBytes = scratchBytes
+        self.causal = causal
     }
 }
 

@@ -4,11 +4,13 @@
 /// multiplies the probabilities after the softmax with no renormalisation
 /// (PILOT's semantic boundary control); it is a constant for autograd.
 ///
+/// `causal` restricts query i to keys 0...i (CLIP's text encoder).
+///
 /// Scores are computed in query chunks bounded by `scratchBytes`, and the
 /// backward recomputes them chunk by chunk instead of storing them.
 public func attention(q: Tensor, k: Tensor, v: Tensor, heads: Int, scale: Float? = nil, mask: Tensor? = nil,
-                      scratchBytes: Int = 64 << 20) -> Tensor {
-    let p = AttentionParameters(heads: heads, scale: scale, scratchBytes: scratchBytes)
+                      causal: Bool = false, scratchBytes: Int = 64 << 20) -> Tensor {
+    let p = AttentionParameters(heads: heads, scale: scale, scratchBytes: scratchBytes, causal: causal)
     let y = q.backend.attention(q: q, k: k, v: v, mask: mask?.detached, p)
     let (cq, ck, cv, cm) = (q.detached, k.detached, v.detached, mask?.detached)
     return Tape.record(y, inputs: [q, k, v]) { g, _ in
