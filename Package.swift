@@ -30,6 +30,7 @@ let package = Package(
         .target(name: "SafeTensors"),
         .target(name: "Tensors", dependencies: ["CBLAS", "SafeTensors"], swiftSettings: hotSettings),
         .target(name: "Imaging", dependencies: ["CPNG"], swiftSettings: hotSettings),
+        .target(name: "Diffusion", dependencies: ["Tensors", "SafeTensors"], swiftSettings: hotSettings),
         .executableTarget(
             name: "pilot",
             dependencies: [

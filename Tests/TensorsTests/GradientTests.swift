@@ -32,6 +32,8 @@ final class GradientTests: XCTestCase {
         checkGradients([x], "quick gelu") { $0[0].quickGelu() }
         checkGradients([x], "scalar ops") { ($0[0] * 3 + 1) / 2 - 0.5 }
         checkGradients([positive], "abs/relu away from 0") { $0[0].abs() + $0[0].relu() }
+        checkGradients([x], "clamp (no element within ε of a bound)") { $0[0].clamped(-0.75, 0.5) }
+        checkGradients([detTensor([1, 2, 3, 3], seed: 3)], "zero padding") { $0[0].padded(left: 1, right: 2, bottom: 1) }
     }
 
     func testLayoutOps() {

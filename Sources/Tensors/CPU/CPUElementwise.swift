@@ -50,6 +50,7 @@ extension CPUBackend {
             case .scale(let c): map(i, o, n) { $0 * c }
             case .shift(let c): map(i, o, n) { $0 + c }
             case .pow(let c): map(i, o, n) { Foundation.pow($0, c) }
+            case .clamp(let lo, let hi): map(i, o, n) { Swift.min(Swift.max($0, lo), hi) }
             }
         }
         return out
@@ -94,6 +95,7 @@ extension CPUBackend {
             case .scale(let c): map2(i, g, o, n) { _, g in g * c }
             case .shift: map2(i, g, o, n) { _, g in g }
             case .pow(let c): map2(i, g, o, n) { x, g in g * c * Foundation.pow(x, c - 1) }
+            case .clamp(let lo, let hi): map2(i, g, o, n) { x, g in x > lo && x < hi ? g : 0 }
             }
         }
         return out

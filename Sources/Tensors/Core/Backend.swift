@@ -19,6 +19,8 @@ public enum UnaryOp: Equatable, Sendable {
     case shift(Float)
     /// `x^c` (for x > 0, or integral c).
     case pow(Float)
+    /// `min(max(x, lo), hi)`; the gradient passes only strictly inside.
+    case clamp(Float, Float)
 }
 
 /// Geometry of a 2-D convolution over NCHW tensors with OIHW weights.

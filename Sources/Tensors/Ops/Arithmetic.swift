@@ -80,4 +80,33 @@ extension Tensor {
     /// CLIP's `x·σ(1.702x)`.
     public func quickGelu() -> Tensor { unaryOp(.quickGelu, self) }
     public func pow(_ c: Float) -> Tensor { unaryOp(.pow(c), self) }
+    /// Limits values to `lo...hi`.
+    public func clamped(_ lo: Float, _ hi: Float) -> Tensor { unaryOp(.clamp(lo, hi), self) }
+
+    /// Zero padding of the last two dimensions (NCHW: left/right on W, top/bottom on H).
+    public func padded(left: Int = 0, right: Int = 0, top: Int = 0, bottom: Int = 0) -> Tensor {
+        precondition(rank >= 2 && min(left, right, top, bottom) >= 0, "padding must be non-negative on a rank ≥ 2 tensor")
+        var x = self
+        var s = x.shape
+        if left + right > 0 {
+            var parts: [Tensor] = []
+            s[rank - 1] = left
+            if left > 0 { parts.append(Tensor.zeros(s)) }
+            parts.append(x)
+            s[rank - 1] = right
+            if right > 0 { parts.append(Tensor.zeros(s)) }
+            x = concat(parts, axis: rank - 1)
+        }
+        if top + bottom > 0 {
+            s = x.shape
+            var parts: [Tensor] = []
+            s[rank - 2] = top
+            if top > 0 { parts.append(Tensor.zeros(s)) }
+            parts.append(x)
+            s[rank - 2] = bottom
+            if bottom > 0 { parts.append(Tensor.zeros(s)) }
+            x = concat(parts, axis: rank - 2)
+        }
+        return x
+    }
 }

@@ -1,0 +1,112 @@
+import Tensors
+
+/// The CLIP text transformer's shape (`text_encoder/config.json`).
+public struct CLIPTextConfig: Equatable, Sendable {
+    public var vocabularySize = 49408
+    public var hiddenSize = 768
+    public var intermediateSize = 3072
+    public var heads = 12
+    public var layers = 12
+    public var maxPositions = 77
+    public var activation = Activation.quickGelu
+    public var layerNormEps: Float = 1e-5
+
+    public init() {}
+
+    public init(_ c: JSONConfig) throws {
+        vocabularySize = try c.int("vocab_size", default: 49408)
+        hiddenSize = try c.int("hidden_size", default: 512)
+        intermediateSize = try c.int("intermediate_size", default: 2048)
+        heads = try c.int("num_attention_heads", default: 8)
+        layers = try c.int("num_hidden_layers", default: 12)
+        maxPositions = try c.int("max_position_embeddings", default: 77)
+        let act = try c.string("hidden_act", default: "quick_gelu")
+        guard let a = Activation(rawValue: act) else {
+            throw ModelLoadError.badConfig(path: c.path, reason: "unsupported hidden_act \(act)")
+        }
+        activation = a
+        layerNormEps = try c.float("layer_norm_eps", default: 1e-5)
+    }
+
+    /// SD 1.x: OpenAI CLIP ViT-L/14 text tower.
+    public static let sd1: CLIPTextConfig = {
+        var c = CLIPTextConfig()
+        c.hiddenSize = 768; c.intermediateSize = 3072; c.heads = 12; c.layers = 12
+        c.activation = .quickGelu
+        return c
+    }()
+
+    /// SD 2.x: OpenCLIP ViT-H/14 text tower, 23 of its 24 layers.
+    public static let sd2: CLIPTextConfig = {
+        var c = CLIPTextConfig()
+        c.hiddenSize = 1024; c.intermediateSize = 4096; c.heads = 16; c.layers = 23
+        c.activation = .gelu
+        return c
+    }()
+}
+
+/// One pre-norm transformer layer with causal self-attention.
+struct CLIPEncoderLayer {
+    let q, k, v, out: Linear
+    let norm1, norm2: LayerNorm
+    let fc1, fc2: Linear
+    let heads: Int
+    let activation: Activation
+
+    init(_ w: WeightLoader, _ c: CLIPTextConfig) throws {
+        let d = c.hiddenSize
+        q = try Linear(w["self_attn"]["q_proj"], in: d, out: d)
+        k = try Linear(w["self_attn"]["k_proj"], in: d, out: d)
+        v = try Linear(w["self_attn"]["v_proj"], in: d, out: d)
+        out = try Linear(w["self_attn"]["out_proj"], in: d, out: d)
+        norm1 = try LayerNorm(w["layer_norm1"], dim: d, eps: c.layerNormEps)
+        norm2 = try LayerNorm(w["layer_norm2"], dim: d, eps: c.layerNormEps)
+        fc1 = try Linear(w["mlp"]["fc1"], in: d, out: c.intermediateSize)
+        fc2 = try Linear(w["mlp"]["fc2"], in: c.intermediateSize, out: d)
+        heads = c.heads
+        activation = c.activation
+    }
+
+    func callAsFunction(_ x: Tensor) -> Tensor {
+        let h = norm1(x)
+        let a = attention(q: q(h), k: k(h), v: v(h), heads: heads, causal: true)
+        let x = x + out(a)
+        return x + fc2(activation(fc1(norm2(x))))
+    }
+}
+
+/// CLIP's text encoder as SD uses it: token + position embeddings, causal
+/// transformer layers, final layer norm (`CLIPTextModel.last_hidden_state`).
+public final class CLIPTextModel {
+    public let config: CLIPTextConfig
+    let tokenEmbedding: Tensor
+    let positionEmbedding: Tensor
+    let layers: [CLIPEncoderLayer]
+    let finalNorm: LayerNorm
+
+    /// Loads from diffusers names (`text_model.…`).
+    public init(_ w: WeightLoader, config c: CLIPTextConfig) throws {
+        config = c
+        let t = w["text_model"]
+        tokenEmbedding = try t["embeddings"]["token_embedding"].tensor("weight", [c.vocabularySize, c.hiddenSize])
+        positionEmbedding = try t["embeddings"]["position_embedding"].tensor("weight", [c.maxPositions, c.hiddenSize])
+        layers = try (0..<c.layers).map { try CLIPEncoderLayer(t["encoder"]["layers"][$0], c) }
+        finalNorm = try LayerNorm(t["final_layer_norm"], dim: c.hiddenSize, eps: c.layerNormEps)
+    }
+
+    /// Hidden states `[B, L, hidden]` for `ids` (`B` rows of `L` ids).
+    /// `skipLastLayers` drops that many final layers before the final norm
+    /// ("CLIP skip" as users set it: 0 = all layers).
+    public func callAsFunction(ids: [[Int32]], skipLastLayers: Int = 0) -> Tensor {
+        precondition(!ids.isEmpty, "no prompts to encode")
+        let length = ids[0].count
+        precondition(ids.allSatisfy { $0.count == length } && length <= config.maxPositions,
+                     "every row must have the same length ≤ \(config.maxPositions)")
+        var x = embedding(tokenEmbedding, ids: ids.flatMap { $0 }, shape: [ids.count, length])
+        x = x + positionEmbedding.sliced(axis: 0, 0..<length)
+        for layer in layers.prefix(layers.count - max(0, min(skipLastLayers, layers.count - 1))) {
+            x = layer(x)
+        }
+        return finalNorm(x)
+    }
+}

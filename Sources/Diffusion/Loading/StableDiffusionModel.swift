@@ -1,0 +1,175 @@
+import Foundation
+import SafeTensors
+import Tensors
+
+/// Which Stable Diffusion generation a checkpoint belongs to.
+public enum ModelFamily: String, Sendable {
+    case sd1, sd2
+}
+
+/// A loaded Stable Diffusion model: text encoder, UNet, VAE and noise
+/// schedule, from a diffusers folder or a single-file (LDM) checkpoint.
+public final class StableDiffusionModel {
+    public let family: ModelFamily
+    public let textEncoder: CLIPTextModel
+    public let unet: UNet2DConditionModel
+    public let vae: AutoencoderKL
+    public let schedule: NoiseScheduleConfig
+    /// The diffusers `tokenizer/` folder, when the model came with one.
+    public let tokenizerFolder: URL?
+    /// Where the weights came from.
+    public let source: String
+
+    init(family: ModelFamily, textEncoder: CLIPTextModel, unet: UNet2DConditionModel, vae: AutoencoderKL,
+         schedule: NoiseScheduleConfig, tokenizerFolder: URL?, source: String) {
+        self.family = family
+        self.textEncoder = textEncoder
+        self.unet = unet
+        self.vae = vae
+        self.schedule = schedule
+        self.tokenizerFolder = tokenizerFolder
+        self.source = source
+    }
+
+    /// Loads `path`: a diffusers folder (with `model_index.json`) or a
+    /// single-file `.safetensors` checkpoint. `config` names a diffusers
+    /// folder whose config files describe a single file (head counts are not
+    /// in the weights); without it the SD 1.x/2.x presets apply. `variant`
+    /// picks `*.VARIANT.safetensors` files in a diffusers folder.
+    public static func load(path: String, config: String? = nil, variant: String? = nil,
+                            prediction: PredictionType? = nil) throws -> StableDiffusionModel {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
+            throw ModelLoadError.missingFile(path: path, what: "model (no such file or folder)")
+        }
+        if isDir.boolValue {
+            return try DiffusersFolder(path).load(variant: variant, prediction: prediction)
+        }
+        return try SingleFileCheckpoint(path: path).load(configFolder: config.map(DiffusersFolder.init), prediction: prediction)
+    }
+}
+
+/// A diffusers pipeline folder.
+struct DiffusersFolder {
+    let root: URL
+
+    init(_ path: String) { root = URL(fileURLWithPath: path) }
+
+    func config(_ component: String, _ file: String = "config.json") throws -> JSONConfig {
+        let url = root.appendingPathComponent(component).appendingPathComponent(file)
+        guard FileManager.default.fileExists(atPath: url.path) else {
+            throw ModelLoadError.missingFile(path: url.path, what: "\(component) config (is \(root.path) a diffusers folder?)")
+        }
+        return try JSONConfig(path: url.path)
+    }
+
+    /// The safetensors weights of `component`, preferring `variant` files.
+    func weights(_ component: String, base: String, variant: String?) throws -> SafeTensorsFile {
+        let dir = root.appendingPathComponent(component)
+        var candidates = ["\(base).safetensors"]
+        if let variant { candidates.insert("\(base).\(variant).safetensors", at: 0) } else { candidates.append("\(base).fp16.safetensors") }
+        for name in candidates {
+            let url = dir.appendingPathComponent(name)
+            if FileManager.default.fileExists(atPath: url.path) { return try SafeTensorsFile(path: url.path) }
+        }
+        let bin = dir.appendingPathComponent("\(base).bin")
+        if FileManager.default.fileExists(atPath: bin.path) {
+            throw ModelLoadError.unrecognised(path: bin.path, reason: "PyTorch pickle weights are not supported; convert the model to .safetensors")
+        }
+        throw ModelLoadError.missingFile(path: dir.appendingPathComponent(candidates[0]).path, what: "\(component) weights")
+    }
+
+    func unetConfig() throws -> UNetConfig { try UNetConfig(config("unet")) }
+    func vaeConfig() throws -> VAEConfig { try VAEConfig(config("vae")) }
+    func textConfig() throws -> CLIPTextConfig { try CLIPTextConfig(config("text_encoder")) }
+    func scheduleConfig() throws -> NoiseScheduleConfig {
+        try NoiseScheduleConfig(config("scheduler", "scheduler_config.json"))
+    }
+
+    func load(variant: String?, prediction: PredictionType?) throws -> StableDiffusionModel {
+        let textConfig = try textConfig(), unetConfig = try unetConfig(), vaeConfig = try vaeConfig()
+        var schedule = try scheduleConfig()
+        if let prediction { schedule.prediction = prediction }
+        let text = try loadChecked(WeightSource(files: [weights("text_encoder", base: "model", variant: variant)]),
+                                   ignoring: { $0.hasSuffix("position_ids") }) { try CLIPTextModel(WeightLoader($0), config: textConfig) }
+        let unet = try loadChecked(WeightSource(files: [weights("unet", base: "diffusion_pytorch_model", variant: variant)])) {
+            try UNet2DConditionModel(WeightLoader($0), config: unetConfig)
+        }
+        let vae = try loadChecked(WeightSource(files: [weights("vae", base: "diffusion_pytorch_model", variant: variant)])) {
+            try AutoencoderKL(WeightLoader($0), config: vaeConfig)
+        }
+        let tok = root.appendingPathComponent("tokenizer")
+        return StableDiffusionModel(family: unetConfig.crossAttentionDim >= 1024 || textConfig.activation == .gelu ? .sd2 : .sd1,
+                                    textEncoder: text, unet: unet, vae: vae, schedule: schedule,
+                                    tokenizerFolder: FileManager.default.fileExists(atPath: tok.path) ? tok : nil,
+                                    source: root.path)
+    }
+}
+
+/// Builds a component and refuses weights it never read.
+func loadChecked<T>(_ source: WeightSource, ignoring: (String) -> Bool = { _ in false },
+                    _ build: (WeightSource) throws -> T) throws -> T {
+    let model = try build(source)
+    let unused = source.unused(ignoring: ignoring)
+    guard unused.isEmpty else { throw ModelLoadError.unexpectedTensors(keys: unused, source: source.description) }
+    return model
+}
+
+/// An original-layout single-file checkpoint (A1111 / ComfyUI).
+struct SingleFileCheckpoint {
+    let file: SafeTensorsFile
+    let keys: Set<String>
+
+    init(path: String) throws {
+        guard path.hasSuffix(".safetensors") else {
+            throw ModelLoadError.unrecognised(path: path, reason: "only .safetensors checkpoints are supported (no pickled .ckpt/.pt)")
+        }
+        file = try SafeTensorsFile(path: path)
+        keys = Set(file.names)
+    }
+
+    var family: ModelFamily? {
+        if keys.contains("cond_stage_model.model.token_embedding.weight") { return .sd2 }
+        if keys.contains(where: { $0.hasPrefix("cond_stage_model.transformer.") }) { return .sd1 }
+        return nil
+    }
+
+    func load(configFolder: DiffusersFolder?, prediction: PredictionType?) throws -> StableDiffusionModel {
+        guard keys.contains("model.diffusion_model.input_blocks.0.0.weight") else {
+            throw ModelLoadError.unrecognised(path: file.source, reason: "no model.diffusion_model.* UNet weights: not a Stable Diffusion checkpoint")
+        }
+        guard let family else {
+            throw ModelLoadError.unrecognised(path: file.source, reason: "no cond_stage_model text encoder weights (SD 1.x or 2.x expected)")
+        }
+        var unetConfig = try configFolder?.unetConfig() ?? (family == .sd1 ? .sd1 : .sd2)
+        let vaeConfig = try configFolder?.vaeConfig() ?? .sd
+        var textConfig = try configFolder?.textConfig() ?? (family == .sd1 ? .sd1 : .sd2)
+        var schedule = try configFolder?.scheduleConfig()
+            ?? .stableDiffusion(family == .sd2 ? .vPrediction : .epsilon)
+        if let prediction { schedule.prediction = prediction }
+        if configFolder == nil {
+            let s = try file.info("model.diffusion_model.input_blocks.0.0.weight").shape
+            if s.count == 4 { unetConfig.inChannels = s[1] }          // 9 for inpainting checkpoints
+        }
+        let unetSource = WeightSource(files: [file], locations: LDMKeyMap.unet(unetConfig, keys: keys))
+        let vaeSource = WeightSource(files: [file], locations: LDMKeyMap.vae(vaeConfig, keys: keys))
+        let textSource: WeightSource
+        switch family {
+        case .sd1:
+            textSource = WeightSource(files: [file], locations: LDMKeyMap.clipText(keys: keys))
+        case .sd2:
+            let width = try file.info("cond_stage_model.model.token_embedding.weight").shape.last ?? 0
+            if configFolder == nil {
+                // OpenCLIP stores all layers; SD 2 uses all but the last.
+                textConfig.layers = max(1, LDMKeyMap.openCLIPLayerCount(keys: keys) - 1)
+            }
+            textSource = WeightSource(files: [file], locations: LDMKeyMap.openCLIPText(keys: keys, width: width))
+        }
+        return StableDiffusionModel(
+            family: family,
+            textEncoder: try CLIPTextModel(WeightLoader(textSource), config: textConfig),
+            unet: try UNet2DConditionModel(WeightLoader(unetSource), config: unetConfig),
+            vae: try AutoencoderKL(WeightLoader(vaeSource), config: vaeConfig),
+            schedule: schedule, tokenizerFolder: nil, source: file.source)
+    }
+}

@@ -1,0 +1,119 @@
+import Foundation
+import SafeTensors
+import Tensors
+
+/// Named weights for one model component, in diffusers naming.
+///
+/// Backed by one or more safetensors files. For single-file (LDM)
+/// checkpoints a rename table maps each diffusers name to a key of the file
+/// plus an optional transform (a row slice of a fused qkv matrix). Every read
+/// is recorded so a loader can report tensors the model never used.
+public final class WeightSource {
+    /// Where a diffusers-named weight lives.
+    public struct Location: Sendable {
+        public var file: Int
+        public var key: String
+        /// Rows `range` of the stored tensor (fused qkv projections).
+        public var rows: Range<Int>?
+
+        public init(file: Int = 0, key: String, rows: Range<Int>? = nil) {
+            self.file = file
+            self.key = key
+            self.rows = rows
+        }
+    }
+
+    public let files: [SafeTensorsFile]
+    public let description: String
+    private let locations: [String: Location]
+    private var used = Set<String>()
+
+    /// Weights named exactly as in the files (diffusers folders).
+    public convenience init(files: [SafeTensorsFile]) {
+        var loc: [String: Location] = [:]
+        for (i, f) in files.enumerated() {
+            for name in f.names { loc[name] = Location(file: i, key: name) }
+        }
+        self.init(files: files, locations: loc)
+    }
+
+    /// Weights located through a rename table (single-file checkpoints).
+    public init(files: [SafeTensorsFile], locations: [String: Location]) {
+        self.files = files
+        self.locations = locations
+        description = files.map(\.source).joined(separator: ", ")
+    }
+
+    public var names: [String] { locations.keys.sorted() }
+
+    public func contains(_ name: String) -> Bool { locations[name] != nil }
+
+    /// The stored shape of `name` (after any row slice), if present.
+    public func shape(_ name: String) throws -> [Int]? {
+        guard let loc = locations[name] else { return nil }
+        var s = try files[loc.file].info(loc.key).shape
+        if let rows = loc.rows { s[0] = rows.count }
+        return s
+    }
+
+    /// Loads `name` as Float32 and checks its shape. A stored shape that
+    /// differs only by trailing 1s (1×1 conv vs linear weights) is reshaped.
+    public func tensor(_ name: String, shape: [Int]) throws -> Tensor {
+        guard let loc = locations[name] else {
+            throw ModelLoadError.missingTensor(key: name, source: description)
+        }
+        let file = files[loc.file]
+        var t = try Tensor(file, loc.key)
+        if let rows = loc.rows {
+            guard t.rank >= 1, rows.upperBound <= t.shape[0] else {
+                throw ModelLoadError.shapeMismatch(key: loc.key, source: file.source, expected: [rows.upperBound], found: t.shape)
+            }
+            t = t.sliced(axis: 0, rows)
+        }
+        if t.shape != shape {
+            func squeezed(_ s: [Int]) -> [Int] {
+                var s = s
+                while s.count > 1, s.last == 1 { s.removeLast() }
+                return s
+            }
+            guard squeezed(t.shape) == squeezed(shape) else {
+                throw ModelLoadError.shapeMismatch(key: name == loc.key ? name : "\(name) (stored as \(loc.key))",
+                                                   source: file.source, expected: shape, found: t.shape)
+            }
+            t = t.reshaped(shape)
+        }
+        used.insert(name)
+        return t
+    }
+
+    /// Names that were never read, excluding those matching `ignoring`.
+    public func unused(ignoring: (String) -> Bool = { _ in false }) -> [String] {
+        names.filter { !used.contains($0) && !ignoring($0) }
+    }
+}
+
+/// A view of a `WeightSource` scoped by a name prefix, mirroring diffusers'
+/// module paths: `w["down_blocks"][1]["attentions"][0]`.
+public struct WeightLoader {
+    public let source: WeightSource
+    public let prefix: String
+
+    public init(_ source: WeightSource, prefix: String = "") {
+        self.source = source
+        self.prefix = prefix
+    }
+
+    public subscript(_ name: String) -> WeightLoader {
+        WeightLoader(source, prefix: prefix.isEmpty ? name : "\(prefix).\(name)")
+    }
+
+    public subscript(_ index: Int) -> WeightLoader { self["\(index)"] }
+
+    public func path(_ name: String) -> String { prefix.isEmpty ? name : "\(prefix).\(name)" }
+
+    public func tensor(_ name: String, _ shape: [Int]) throws -> Tensor {
+        try source.tensor(path(name), shape: shape)
+    }
+
+    public func contains(_ name: String) -> Bool { source.contains(path(name)) }
+}

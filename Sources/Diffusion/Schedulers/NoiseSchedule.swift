@@ -1,0 +1,109 @@
+import Foundation
+import Tensors
+
+/// What the model predicts.
+public enum PredictionType: String, Sendable {
+    case epsilon
+    case vPrediction = "v_prediction"
+    case sample
+}
+
+/// How inference timesteps are spaced over the training schedule (diffusers'
+/// `timestep_spacing`).
+public enum TimestepSpacing: String, Sendable {
+    case leading, trailing, linspace
+}
+
+/// The training noise schedule and inference options (`scheduler/scheduler_config.json`).
+public struct NoiseScheduleConfig: Equatable, Sendable {
+    public var trainSteps = 1000
+    public var betaStart: Double = 0.00085
+    public var betaEnd: Double = 0.012
+    public var betaSchedule = "scaled_linear"
+    public var prediction = PredictionType.epsilon
+    public var stepsOffset = 1
+    public var setAlphaToOne = false
+    public var spacing = TimestepSpacing.leading
+
+    public init() {}
+
+    public init(_ c: JSONConfig) throws {
+        trainSteps = try c.int("num_train_timesteps", default: 1000)
+        betaStart = Double(try c.float("beta_start", default: 0.0001))
+        betaEnd = Double(try c.float("beta_end", default: 0.02))
+        betaSchedule = try c.string("beta_schedule", default: "linear")
+        guard ["linear", "scaled_linear"].contains(betaSchedule) else {
+            throw ModelLoadError.badConfig(path: c.path, reason: "unsupported beta_schedule \(betaSchedule) (linear, scaled_linear)")
+        }
+        let p = try c.string("prediction_type", default: "epsilon")
+        guard let pt = PredictionType(rawValue: p) else {
+            throw ModelLoadError.badConfig(path: c.path, reason: "unsupported prediction_type \(p)")
+        }
+        prediction = pt
+        stepsOffset = try c.int("steps_offset", default: 0)
+        setAlphaToOne = try c.bool("set_alpha_to_one", default: true)
+        let s = try c.string("timestep_spacing", default: "leading")
+        guard let sp = TimestepSpacing(rawValue: s) else {
+            throw ModelLoadError.badConfig(path: c.path, reason: "unsupported timestep_spacing \(s)")
+        }
+        spacing = sp
+        if try c.bool("clip_sample", default: false) {
+            throw ModelLoadError.badConfig(path: c.path, reason: "clip_sample true is not supported (SD uses false)")
+        }
+    }
+
+    /// Stable Diffusion 1.x/2.x: scaled-linear betas 0.00085→0.012, leading
+    /// spacing with offset 1, set_alpha_to_one false.
+    public static func stableDiffusion(_ prediction: PredictionType = .epsilon) -> NoiseScheduleConfig {
+        var c = NoiseScheduleConfig()
+        c.prediction = prediction
+        return c
+    }
+
+    /// ᾱ_t for t = 0 ..< trainSteps. Betas are formed as diffusers does in
+    /// float32 (`linspace(√β₀, √β₁)²`), the cumulative product in float32.
+    public var alphasCumprod: [Float] {
+        let n = trainSteps
+        var betas = [Float](repeating: 0, count: n)
+        for i in 0..<n {
+            let f = n == 1 ? 0 : Double(i) / Double(n - 1)
+            if betaSchedule == "scaled_linear" {
+                let s = Float(betaStart.squareRoot() + (betaEnd.squareRoot() - betaStart.squareRoot()) * f)
+                betas[i] = s * s
+            } else {
+                betas[i] = Float(betaStart + (betaEnd - betaStart) * f)
+            }
+        }
+        var acc: Float = 1
+        return betas.map { b in acc *= (1 - b); return acc }
+    }
+
+    /// Integer timesteps for `steps` inference steps, descending, per `spacing`.
+    public func timesteps(steps: Int) -> [Int] {
+        precondition(steps >= 1 && steps <= trainSteps, "steps must be in 1...\(trainSteps)")
+        switch spacing {
+        case .leading:
+            let ratio = trainSteps / steps
+            return (0..<steps).reversed().map { $0 * ratio + stepsOffset }
+        case .trailing:
+            let ratio = Double(trainSteps) / Double(steps)
+            return stride(from: Double(trainSteps), to: 0, by: -ratio).map { Int($0.rounded()) - 1 }
+        case .linspace:
+            return (0..<steps).reversed().map { i in
+                Int((Double(i) * Double(trainSteps - 1) / Double(max(steps - 1, 1))).rounded())
+            }
+        }
+    }
+}
+
+/// A sampler over the noise schedule. `timesteps` are what the UNet is
+/// called with; `step` advances the sample by one inference step.
+public protocol Scheduler {
+    var timesteps: [Float] { get }
+    /// σ of the initial noise (1 for DDIM).
+    var initNoiseSigma: Float { get }
+    /// The UNet input for step `i` (Euler/DPM scale by 1/√(σ²+1)).
+    func scaleModelInput(_ sample: Tensor, step i: Int) -> Tensor
+    /// The sample after step `i` given the model output.
+    mutating func step(_ modelOutput: Tensor, step i: Int, sample: Tensor, noise: Tensor?) -> Tensor
+}
