@@ -1,0 +1,90 @@
+import Tensors
+
+/// Which sampler a plain (non-PILOT) run uses.
+public enum SamplerKind: String, Sendable, CaseIterable {
+    case ddim
+    case euler
+    case dpmpp2m = "dpmpp_2m"
+
+    /// A fresh scheduler over `schedule` for `steps` steps.
+    public func scheduler(_ schedule: NoiseScheduleConfig, steps: Int, eta: Float = 0) -> any Scheduler {
+        switch self {
+        case .ddim: return DDIMScheduler(config: schedule, steps: steps, eta: eta)
+        case .euler: return EulerScheduler(config: schedule, steps: steps)
+        case .dpmpp2m: return DPMSolverScheduler(config: schedule, steps: steps)
+        }
+    }
+}
+
+/// Progress of a sampling loop; return `false` from the handler to cancel.
+public struct SamplingProgress: Sendable {
+    public let step: Int
+    public let total: Int
+    public let timestep: Float
+}
+
+/// Thrown when a progress handler asked to stop.
+public struct CancelledError: Error, CustomStringConvertible {
+    public init() {}
+    public var description: String { "cancelled" }
+}
+
+/// Text-conditioned denoising with classifier-free guidance, as diffusers'
+/// `StableDiffusionPipeline` does it: the latent is duplicated, the UNet runs
+/// on `[negative, positive]` context in one batch, and the guided output is
+/// `uncond + scale·(cond − uncond)`.
+public struct GuidedSampler {
+    public let unet: UNet2DConditionModel
+    public var guidanceScale: Float
+
+    public init(unet: UNet2DConditionModel, guidanceScale: Float = 7.5) {
+        self.unet = unet
+        self.guidanceScale = guidanceScale
+    }
+
+    /// The guided model output at one step for latent `x [1, C, h, w]`.
+    public func guidedOutput(_ x: Tensor, timestep: Float, positive: Tensor, negative: Tensor,
+                             control: AttentionControl? = nil) throws -> Tensor {
+        if guidanceScale == 1 {
+            return try unet(x, timesteps: [timestep], conditioning: UNetConditioning(context: positive, attentionControl: control))
+        }
+        let batch = concat([x, x], axis: 0)
+        let context = concat([negative, positive], axis: 0)
+        let out = try unet(batch, timesteps: [timestep, timestep],
+                           conditioning: UNetConditioning(context: context, attentionControl: control))
+        let parts = out.chunked(2, axis: 0)
+        return parts[0] + (parts[1] - parts[0]) * guidanceScale
+    }
+
+    /// Runs every step of `scheduler` from `noise` (already the initial latent
+    /// before scaling by `initNoiseSigma`). `stepNoise` supplies DDIM-η noise.
+    public func run(scheduler: inout some Scheduler, noise: Tensor, positive: Tensor, negative: Tensor,
+                    stepNoise: ((Int) -> Tensor)? = nil,
+                    progress: ((SamplingProgress) -> Bool)? = nil) throws -> Tensor {
+        var x = noise * scheduler.initNoiseSigma
+        let ts = scheduler.timesteps
+        for (i, t) in ts.enumerated() {
+            let input = scheduler.scaleModelInput(x, step: i)
+            let out = try guidedOutput(input, timestep: t, positive: positive, negative: negative)
+            x = scheduler.step(out, step: i, sample: x, noise: stepNoise?(i))
+            if let progress, !progress(SamplingProgress(step: i + 1, total: ts.count, timestep: t)) {
+                throw CancelledError()
+            }
+        }
+        return x
+    }
+}
+
+extension AutoencoderKL {
+    /// RGB in [0, 1] for scaled latents (divides by the scaling factor first).
+    public func decodeToImage(scaledLatent z: Tensor) throws -> Tensor {
+        let image = try decode(z * (1 / config.scalingFactor))
+        return (image * 0.5 + 0.5).clamped(0, 1)
+    }
+
+    /// Scaled latents (posterior mean, or a sample with `noise`) for RGB in [0, 1].
+    public func encodeImage(_ rgb: Tensor, noise: Tensor? = nil) throws -> Tensor {
+        let posterior = try encode(rgb * 2 - 1)
+        return (noise.map { posterior.sample(noise: $0) } ?? posterior.mean) * config.scalingFactor
+    }
+}
