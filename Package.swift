@@ -18,6 +18,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         // System libraries (Debian: libopenblas-dev, libzmq3-dev).
@@ -30,11 +31,13 @@ let package = Package(
         .target(name: "SafeTensors"),
         .target(name: "Tensors", dependencies: ["CBLAS", "SafeTensors"], swiftSettings: hotSettings),
         .target(name: "Imaging", dependencies: ["CPNG"], swiftSettings: hotSettings),
-        .target(name: "Diffusion", dependencies: ["Tensors", "SafeTensors"], swiftSettings: hotSettings),
+        .target(name: "Diffusion", dependencies: [
+            "Tensors", "SafeTensors", .product(name: "Crypto", package: "swift-crypto"),
+        ], swiftSettings: hotSettings),
         .executableTarget(
             name: "pilot",
             dependencies: [
-                "Tensors", "SafeTensors", "Imaging", "CBLAS", "CZeroMQ",
+                "Tensors", "SafeTensors", "Imaging", "Diffusion", "CBLAS", "CZeroMQ",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 

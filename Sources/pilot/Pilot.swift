@@ -12,7 +12,7 @@ struct Pilot: ParsableCommand {
             workflow engine and daemon arrive in later releases.
             """,
         version: PilotVersion.string,
-        subcommands: [Info.self, Inspect.self])
+        subcommands: [Info.self, Inspect.self, Models.self])
 }
 
 enum PilotVersion {
