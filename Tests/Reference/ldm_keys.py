@@ -10,8 +10,12 @@ and either the OpenAI CLIP text model (SD1) or the OpenCLIP text tower (SD2).
 
     to_ldm(unet_sd, vae_sd, text_sd, unet_config, vae_config, text_kind, extra_text)
         -> one flat dict, keys as in an original checkpoint
-    from_ldm(ckpt, unet_config, vae_config, text_kind, text_layers)
+    from_ldm(ckpt, unet_keys, vae_keys, unet_config, vae_config, text_kind, text_layers)
         -> (unet_sd, vae_sd, text_sd) in diffusers / transformers naming
+
+text_kind is "openai" (SD1: the transformers CLIPTextModel state dict under
+cond_stage_model.transformer.) or "openclip" (SD2: OpenCLIP's text tower under
+cond_stage_model.model.).
 
 Tensors are passed through unchanged except where the two layouts store the
 same parameter differently:
@@ -181,10 +185,11 @@ def sd1_text_to_ldm(text_sd: dict) -> dict:
 def sd2_text_to_ldm(text_sd: dict, extra: dict) -> dict:
     """transformers CLIPTextModel state dict -> OpenCLIP text tower keys.
 
-    `extra` holds what OpenCLIP has but diffusers' SD2 text encoder does not:
-    "resblocks" (a list of per-layer state dicts in OpenCLIP naming, appended
-    after the converted layers: the layer that SD2 skips), "text_projection"
-    [width, embed_dim] and "logit_scale" (scalar).
+    Every layer of `text_sd` is written: pass the full-depth tower (for SD2 one
+    more layer than diffusers' text encoder keeps, the layer SD2 skips by
+    conditioning on the penultimate one). `extra` holds the two tensors the text
+    tower has and CLIPTextModel does not: "text_projection" [width, embed_dim]
+    (used as x @ text_projection) and "logit_scale" (scalar).
     """
     out = {}
     p = SD2_TEXT_PREFIX
@@ -202,9 +207,6 @@ def sd2_text_to_ldm(text_sd: dict, extra: dict) -> dict:
         for d, l in OPENCLIP_LAYER.items():
             for suffix in ("weight", "bias"):
                 out[f"{dst}{l}.{suffix}"] = text_sd[f"{src}{d}.{suffix}"]
-    for m, block in enumerate(extra.get("resblocks", [])):
-        for k, v in block.items():
-            out[f"{p}transformer.resblocks.{len(layers) + m}.{k}"] = v
     out[p + "ln_final.weight"] = text_sd["text_model.final_layer_norm.weight"]
     out[p + "ln_final.bias"] = text_sd["text_model.final_layer_norm.bias"]
     out[p + "text_projection"] = extra["text_projection"]
