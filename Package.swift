@@ -44,5 +44,6 @@ let package = Package(
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors"]),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors", "SafeTensors"]),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging"]),
+        .testTarget(name: "DiffusionTests", dependencies: ["Diffusion", "Tensors", "SafeTensors"]),
     ]
 )

@@ -42,19 +42,19 @@ public struct JSONConfig {
             guard let d else { throw ModelLoadError.badConfig(path: path, reason: "missing required key \(key)") }
             return d
         }
-        if let n = v as? NSNumber, !(v is Bool), n.doubleValue == n.doubleValue.rounded() { return n.intValue }
+        if let n = v as? NSNumber, !isBoolean(v), n.doubleValue == n.doubleValue.rounded() { return n.intValue }
         throw wrong(key, "an integer")
     }
 
     public func float(_ key: String, default d: Float) throws -> Float {
         guard let v = values[key], !(v is NSNull) else { return d }
-        if let n = v as? NSNumber, !(v is Bool) { return n.floatValue }
+        if let n = v as? NSNumber, !isBoolean(v) { return n.floatValue }
         throw wrong(key, "a number")
     }
 
     public func bool(_ key: String, default d: Bool) throws -> Bool {
         guard let v = values[key], !(v is NSNull) else { return d }
-        if let b = v as? Bool { return b }
+        if isBoolean(v), let b = v as? Bool { return b }
         throw wrong(key, "true or false")
     }
 
@@ -77,9 +77,16 @@ public struct JSONConfig {
     }
 
     /// An integer applying to every block, or one per block (`attention_head_dim`).
+    /// JSON true/false. (On Linux every NSNumber casts to Bool, so look at
+    /// how the number is stored: booleans are chars.)
+    private func isBoolean(_ v: Any) -> Bool {
+        guard let n = v as? NSNumber else { return v is Bool }
+        return String(cString: n.objCType) == "c"
+    }
+
     public func intOrList(_ key: String, count: Int, default d: Int?) throws -> [Int]? {
         guard let v = values[key], !(v is NSNull) else { return d.map { Array(repeating: $0, count: count) } }
-        if let n = v as? NSNumber, !(v is Bool) { return Array(repeating: n.intValue, count: count) }
+        if let n = v as? NSNumber, !isBoolean(v) { return Array(repeating: n.intValue, count: count) }
         if let a = v as? [NSNumber] {
             guard a.count == count else { throw wrong(key, "an integer or a list of \(count) integers") }
             return a.map(\.intValue)

@@ -16,8 +16,12 @@ public struct DPMSolverScheduler: Scheduler {
         switch config.spacing {
         case .linspace:
             // diffusers: linspace(0, T−1, n+1).round()[::-1][:-1]
-            ts = (1...steps).reversed().map { (Double($0) * Double(config.trainSteps - 1) / Double(steps)).rounded() }
-        case .leading, .trailing:
+            ts = (1...steps).reversed().map { (Double($0) * Double(config.trainSteps - 1) / Double(steps)).rounded(.toNearestOrEven) }
+        case .leading:
+            // diffusers' DPM-Solver divides by n+1 here: (0...n)·(T // (n+1)), reversed, last dropped.
+            let ratio = config.trainSteps / (steps + 1)
+            ts = (1...steps).reversed().map { Double($0 * ratio + config.stepsOffset) }
+        case .trailing:
             ts = config.timesteps(steps: steps).map(Double.init)
         }
         floatTimesteps = ts

@@ -90,7 +90,7 @@ public struct NoiseScheduleConfig: Equatable, Sendable {
             return stride(from: Double(trainSteps), to: 0, by: -ratio).map { Int($0.rounded()) - 1 }
         case .linspace:
             return (0..<steps).reversed().map { i in
-                Int((Double(i) * Double(trainSteps - 1) / Double(max(steps - 1, 1))).rounded())
+                Int((Double(i) * Double(trainSteps - 1) / Double(max(steps - 1, 1))).rounded(.toNearestOrEven))
             }
         }
     }
