@@ -20,9 +20,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
     ],
     targets: [
-        // System libraries (Debian: libopenblas-dev, libzmq3-dev).
+        // System libraries (Debian: libopenblas-dev, libzmq3-dev, zlib1g-dev).
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CZeroMQ", providers: [.apt(["libzmq3-dev"])]),
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
 
         // Our C shim over libpng: turns libpng's longjmp errors into return codes.
         .target(name: "CPNG", linkerSettings: [.linkedLibrary("png16"), .linkedLibrary("z")]),
@@ -30,6 +31,11 @@ let package = Package(
         .target(name: "SafeTensors"),
         .target(name: "Tensors", dependencies: ["CBLAS", "SafeTensors"], swiftSettings: hotSettings),
         .target(name: "Imaging", dependencies: ["CPNG"], swiftSettings: hotSettings),
+        .target(
+            name: "Diffusion",
+            dependencies: ["Tensors", "SafeTensors", "CZlib"],
+            resources: [.copy("Resources")],
+            swiftSettings: hotSettings),
         .executableTarget(
             name: "pilot",
             dependencies: [
@@ -40,5 +46,6 @@ let package = Package(
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors"]),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors", "SafeTensors"]),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging"]),
+        .testTarget(name: "DiffusionTests", dependencies: ["Diffusion", "Tensors", "SafeTensors"]),
     ]
 )
