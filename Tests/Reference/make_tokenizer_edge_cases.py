@@ -67,6 +67,8 @@ PROMPTS = [
     "<|startoftext|><|endoftext|><|startoftext|>",
     "<|endof text|>",
     "<|\u017ftartoftext|> long s special",
+    "<|startoftext|ENDOFTEXT|> overlapping",
+    "<|<|endoftext|>|> nested",
     "it'\u017f long s contraction",
     "\uff21\uff22\uff23 fullwidth \uff11\uff12\uff13",
     "\u212a kelvin \u212b angstrom",
@@ -87,6 +89,18 @@ PROMPTS = [
     "\U0001D400\U0001D401 mathematical bold",
     "\u00b2\u00b3 superscripts \u2082 subscript",
     "\u2160\u2161 roman numerals \u3007 ideographic zero",
+    # Assigned after Unicode 14.0: unassigned ("Cn") to Python 3.11's unicodedata, so removed.
+    "shaking face \U0001FAE8 (Unicode 15.0) and \U0002EBF0 (CJK extension I, 15.1)",
+    "\u0CF3 kannada (15.0) \U00011F00 kawi (15.0)",
+    "\u1F88 greek with prosgegrammeni \u1FBC titlecase",
+    "\u00C5\u030A a ring plus ring, \u1E0A\u0323 d dot above plus dot below",
+    "x\u0345\u03a3 ypogegrammeni before sigma, \u03a3\u0301x",
+    # Where Foundation's NFC differs from Python's (see make_unicode_nfc_table.py).
+    "a\u0358\u0f75 tibetan vowel after a mark, \u0301\u0f73 \u0315\u0f81",
+    "\u1113\u1161 old hangul jamo \u1100\u1176 stay apart, \u1100\u1161\u11a8 compose",
+    "\U0001004c\u0301 linear b \U00010041\u0323 with marks",
+    "\u0295\u03a3 pharyngeal before sigma, A\u03a3\U0001171e",
+    "a\u0345b !\u0345! 1\u03452 '\u0345s \u0345\u0345 ypogegrammeni matches no class under IGNORECASE",
 ]
 
 

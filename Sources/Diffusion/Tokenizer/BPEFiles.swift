@@ -38,21 +38,42 @@ enum BPEFiles {
         do {
             object = try JSONSerialization.jsonObject(with: Data(text.utf8))
         } catch {
-            throw .malformedVocabulary(path: path, detail: "but it is not valid JSON (\(error.localizedDescription))")
+            let reason = (error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String ?? "\(error)"
+            throw .malformedVocabulary(path: path, detail: "but it is not valid JSON: \(reason)")
         }
         guard let entries = object as? [String: Any] else {
-            throw .malformedVocabulary(path: path, detail: "found a JSON \(type(of: object))")
+            throw .malformedVocabulary(path: path, detail: "found \(jsonKind(of: object)) at the top level")
         }
+        guard !entries.isEmpty else { throw .malformedVocabulary(path: path, detail: "found an empty object") }
         var vocabulary: [String: Int32] = [:]
         vocabulary.reserveCapacity(entries.count)
         for (token, value) in entries {
-            guard let number = value as? NSNumber, let id = Int32(exactly: number.doubleValue), id >= 0 else {
-                throw .malformedVocabulary(path: path, detail: "but \"\(token)\" maps to \(value)")
+            guard let id = integerID(value) else {
+                throw .malformedVocabulary(path: path, detail: "but \"\(token)\" maps to \(jsonKind(of: value)) \(value)")
             }
             vocabulary[token] = id
         }
-        guard !vocabulary.isEmpty else { throw .malformedVocabulary(path: path, detail: "found an empty object") }
         return vocabulary
+    }
+
+    /// `value` as a non-negative Int32 id, if it is a JSON integer in range.
+    private static func integerID(_ value: Any) -> Int32? {
+        // Booleans arrive as NSNumber too; their Objective-C type is "c".
+        guard let number = value as? NSNumber, String(cString: number.objCType) != "c" else { return nil }
+        guard let id = Int32(exactly: number.doubleValue), id >= 0 else { return nil }
+        return id
+    }
+
+    private static func jsonKind(of value: Any) -> String {
+        switch value {
+        case is [Any]: return "an array"
+        case is [String: Any]: return "an object"
+        case is String: return "a string"
+        case is NSNull: return "null"
+        case let number as NSNumber where String(cString: number.objCType) == "c": return "a boolean"
+        case is NSNumber: return "the number"
+        default: return "a value"
+        }
     }
 
     /// The merge rules of a merges file, in rank order. Like Python's
@@ -98,7 +119,10 @@ enum BPEFiles {
     }
 
     private static func reason(for error: Error, path: String) -> String {
-        if !FileManager.default.fileExists(atPath: path) { return "no such file" }
+        var isFolder: ObjCBool = false
+        if !FileManager.default.fileExists(atPath: path, isDirectory: &isFolder) { return "no such file" }
+        if isFolder.boolValue { return "it is a folder, not a file" }
+        if !FileManager.default.isReadableFile(atPath: path) { return "permission denied" }
         return (error as NSError).localizedDescription
     }
 }

@@ -25,9 +25,6 @@ struct BytePairModel: Sendable {
     /// Merge rules keyed by `left << 32 | right`.
     private let merges: [UInt64: Merge]
 
-    /// The number of merge rules.
-    var mergeCount: Int { merges.count }
-
     /// Builds the model. `merges` are in rank order; like Python's
     /// `dict(zip(merges, range(n)))`, a repeated pair keeps its last rank.
     init(vocabulary: [String: Int32], merges: [(String, String)], unknownID: Int32) {

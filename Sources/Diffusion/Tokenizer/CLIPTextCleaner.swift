@@ -1,5 +1,3 @@
-import Foundation
-
 /// The text clean-up transformers' slow `CLIPTokenizer` applies before BPE
 /// when `ftfy` is not installed: `BasicTokenizer(strip_accents=False,
 /// do_split_on_punc=False).tokenize`, then `" ".join(…)`.
@@ -8,7 +6,7 @@ import Foundation
 /// 1. drop NUL, U+FFFD and every "C*" category character except tab, line
 ///    feed and carriage return; turn those three and "Zs" spaces into " ";
 /// 2. put spaces around CJK ideographs (so each becomes its own word);
-/// 3. NFC-normalise;
+/// 3. NFC-normalise (``UnicodeNFC``, with Python's Unicode data);
 /// 4. split on whitespace (Python's `str.split()`), lowercase each piece
 ///    with Python's `str.lower()` (no accent stripping, no punctuation
 ///    splitting) and join the pieces with single spaces.
@@ -35,7 +33,7 @@ struct CLIPTextCleaner: Sendable {
         }
         var cleaned: [Unicode.Scalar] = []
         cleaned.reserveCapacity(spaced.count)
-        for word in PythonText.splitOnWhitespace(Self.nfc(spaced)) {
+        for word in PythonText.splitOnWhitespace(UnicodeNFC.normalize(spaced)) {
             if !cleaned.isEmpty { cleaned.append(" ") }
             cleaned += PythonText.lowercased(word)
         }
@@ -73,14 +71,5 @@ struct CLIPTextCleaner: Sendable {
         default:
             return false
         }
-    }
-
-    /// Unicode Normalization Form C of `scalars`.
-    private static func nfc(_ scalars: [Unicode.Scalar]) -> [Unicode.Scalar] {
-        // ASCII is already NFC; skip Foundation for the common case.
-        if scalars.allSatisfy(\.isASCII) { return scalars }
-        var text = String.UnicodeScalarView()
-        text.append(contentsOf: scalars)
-        return Array(String(text).precomposedStringWithCanonicalMapping.unicodeScalars)
     }
 }

@@ -7,10 +7,18 @@
 /// whitespace matches nothing and is skipped. So letters group into runs,
 /// every digit stands alone, and any other characters group into runs.
 ///
-/// Case-insensitivity matters even on lowercased text: under simple case
-/// folding "ſ" (U+017F, long s) equals "s", so "'ſ" is a contraction and
-/// "<|ſtartoftext|>" matches the first alternative, exactly as in Python.
+/// Case-insensitivity matters even on lowercased text, and we mirror the
+/// `regex` module (2026.11.19) exactly, checked over every code point:
+/// - under simple case folding "ſ" (U+017F, long s) equals "s", so "'ſ" is a
+///   contraction and "<|ſtartoftext|>" matches the first alternative;
+/// - U+0345 COMBINING GREEK YPOGEGRAMMENI (case-folds to the letter "ι")
+///   matches neither `[\p{L}]` nor `[^\s\p{L}\p{N}]`, so, like whitespace,
+///   it belongs to no word and ends the run it interrupts.
 enum CLIPWordSplitter {
+    /// The one character that no class of the pattern matches under
+    /// IGNORECASE (see above).
+    private static let unmatchable: Unicode.Scalar = "\u{0345}"
+
     /// The literal alternatives, in the pattern's order.
     private static let literals: [[Unicode.Scalar]] =
         ["<|startoftext|>", "<|endoftext|>", "'s", "'t", "'re", "'ve", "'m", "'ll", "'d"]
@@ -27,7 +35,7 @@ enum CLIPWordSplitter {
                 continue
             }
             let scalar = text[index]
-            if PythonText.isSpace(scalar) {
+            if PythonText.isSpace(scalar) || scalar == unmatchable {
                 index += 1
             } else if isLetter(scalar) {
                 let end = text[index...].firstIndex { !isLetter($0) } ?? text.count
@@ -37,7 +45,9 @@ enum CLIPWordSplitter {
                 words.append(index ..< index + 1)
                 index += 1
             } else {
-                let end = text[index...].firstIndex { PythonText.isSpace($0) || isLetter($0) || isNumber($0) } ?? text.count
+                let end = text[index...].firstIndex {
+                    PythonText.isSpace($0) || $0 == unmatchable || isLetter($0) || isNumber($0)
+                } ?? text.count
                 words.append(index ..< end)
                 index = end
             }

@@ -55,10 +55,23 @@ enum PythonText {
     /// cased letter after (skipping case-ignorables).
     private static func isFinalSigma(at index: Int, in scalars: ArraySlice<Unicode.Scalar>) -> Bool {
         var before = index - 1
-        while before >= scalars.startIndex, scalars[before].properties.isCaseIgnorable { before -= 1 }
-        guard before >= scalars.startIndex, scalars[before].properties.isCased else { return false }
+        while before >= scalars.startIndex, isCaseIgnorable(scalars[before]) { before -= 1 }
+        guard before >= scalars.startIndex, isCased(scalars[before]) else { return false }
         var after = index + 1
-        while after < scalars.endIndex, scalars[after].properties.isCaseIgnorable { after += 1 }
-        return after == scalars.endIndex || !scalars[after].properties.isCased
+        while after < scalars.endIndex, isCaseIgnorable(scalars[after]) { after += 1 }
+        return after == scalars.endIndex || !isCased(scalars[after])
+    }
+
+    // Swift's Unicode data is newer than Python 3.11's 14.0. Compared over
+    // every code point, two casing properties differ, and we answer as 14.0:
+    // U+0295 LATIN LETTER PHARYNGEAL VOICED FRICATIVE was Ll, so cased, and
+    // U+1171E AHOM CONSONANT SIGN MEDIAL RA was Mn, so case-ignorable.
+
+    private static func isCased(_ scalar: Unicode.Scalar) -> Bool {
+        scalar.value == 0x0295 || scalar.properties.isCased
+    }
+
+    private static func isCaseIgnorable(_ scalar: Unicode.Scalar) -> Bool {
+        scalar.value == 0x1171E || scalar.properties.isCaseIgnorable
     }
 }
