@@ -21,9 +21,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
-        // System libraries (Debian: libopenblas-dev, libzmq3-dev).
+        // System libraries (Debian: libopenblas-dev, libzmq3-dev, zlib1g-dev).
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CZeroMQ", providers: [.apt(["libzmq3-dev"])]),
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
 
         // Our C shim over libpng: turns libpng's longjmp errors into return codes.
         .target(name: "CPNG", linkerSettings: [.linkedLibrary("png16"), .linkedLibrary("z")]),
@@ -31,9 +32,11 @@ let package = Package(
         .target(name: "SafeTensors"),
         .target(name: "Tensors", dependencies: ["CBLAS", "SafeTensors"], swiftSettings: hotSettings),
         .target(name: "Imaging", dependencies: ["CPNG"], swiftSettings: hotSettings),
-        .target(name: "Diffusion", dependencies: [
-            "Tensors", "SafeTensors", .product(name: "Crypto", package: "swift-crypto"),
-        ], swiftSettings: hotSettings),
+        .target(
+            name: "Diffusion",
+            dependencies: ["Tensors", "SafeTensors", "CZlib", .product(name: "Crypto", package: "swift-crypto")],
+            resources: [.copy("Resources")],
+            swiftSettings: hotSettings),
         .executableTarget(
             name: "pilot",
             dependencies: [
