@@ -1,0 +1,101 @@
+import Diffusion
+import Foundation
+import SafeTensors
+import XCTest
+
+/// Broken model folders and files: each load fails with an error naming the
+/// file (and key) and what was expected.
+final class ModelLoadErrorTests: XCTestCase {
+    var tmp: URL!
+
+    override func setUpWithError() throws {
+        tmp = FileManager.default.temporaryDirectory.appendingPathComponent("pilot-model-\(UUID().uuidString)")
+        try FileManager.default.copyItem(at: SDFixture.root.appendingPathComponent("sd1"), to: tmp)
+    }
+
+    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: tmp) }
+
+    func assertLoadFails(_ expected: [String], file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertThrowsError(try StableDiffusionModel.load(path: tmp.path), file: file, line: line) { error in
+            let message = "\(error)"
+            for part in expected {
+                XCTAssertTrue(message.contains(part), "error should mention \"\(part)\": \(message)", file: file, line: line)
+            }
+        }
+    }
+
+    func testMissingComponentNamesTheFile() throws {
+        try FileManager.default.removeItem(at: tmp.appendingPathComponent("vae/diffusion_pytorch_model.safetensors"))
+        assertLoadFails(["vae/diffusion_pytorch_model.safetensors", "missing vae weights"])
+    }
+
+    func testMissingConfigNamesTheFile() throws {
+        try FileManager.default.removeItem(at: tmp.appendingPathComponent("unet/config.json"))
+        assertLoadFails(["unet/config.json", "missing unet config"])
+    }
+
+    func testWrongShapesNameTheKey() throws {
+        // A config that disagrees with the weights: cross-attention width 8 instead of 6.
+        let url = tmp.appendingPathComponent("unet/config.json")
+        var json = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [String: Any]
+        json["cross_attention_dim"] = 8
+        try JSONSerialization.data(withJSONObject: json).write(to: url)
+        assertLoadFails(["attn2.to_k.weight", "has shape [8, 6]", "expected [8, 8]", "diffusion_pytorch_model"])
+    }
+
+    func testTruncatedWeightsFileNamesTheFile() throws {
+        let url = tmp.appendingPathComponent("text_encoder/model.safetensors")
+        let data = try Data(contentsOf: url)
+        try data.prefix(data.count / 2).write(to: url)
+        assertLoadFails(["text_encoder/model.safetensors"])
+    }
+
+    func testUnexpectedTensorsAreReportedNotDropped() throws {
+        let url = tmp.appendingPathComponent("vae/diffusion_pytorch_model.safetensors")
+        let original = try SafeTensorsFile(path: url.path)
+        var writer = SafeTensorsWriter()
+        for name in original.names {
+            let info = try original.info(name)
+            try writer.add(name, shape: info.shape, floats: try original.floats(name))
+        }
+        try writer.add("encoder.extra_layer.weight", shape: [2], floats: [1, 2])
+        try writer.write(to: url.path)
+        assertLoadFails(["unexpected tensor", "encoder.extra_layer.weight"])
+    }
+
+    func testBadConfigValueNamesKeyAndExpectation() throws {
+        let url = tmp.appendingPathComponent("unet/config.json")
+        var json = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [String: Any]
+        json["layers_per_block"] = "two"
+        try JSONSerialization.data(withJSONObject: json).write(to: url)
+        assertLoadFails(["unet/config.json", "layers_per_block should be an integer"])
+    }
+
+    func testSingleFileWithoutUNetIsRefused() throws {
+        var writer = SafeTensorsWriter()
+        try writer.add("cond_stage_model.transformer.text_model.final_layer_norm.weight", shape: [2], floats: [1, 1])
+        let path = tmp.appendingPathComponent("not-a-model.safetensors").path
+        try writer.write(to: path)
+        XCTAssertThrowsError(try StableDiffusionModel.load(path: path)) { error in
+            XCTAssertTrue("\(error)".contains("not a Stable Diffusion checkpoint"), "\(error)")
+        }
+    }
+
+    func testPickleCheckpointsAreRefusedWithAReason() throws {
+        let path = tmp.appendingPathComponent("model.ckpt").path
+        try Data([0x80, 0x02]).write(to: URL(fileURLWithPath: path))
+        XCTAssertThrowsError(try StableDiffusionModel.load(path: path)) { error in
+            XCTAssertTrue("\(error)".contains("only .safetensors"), "\(error)")
+        }
+    }
+
+    func testInspectReportsFilesHashesAndWhyAModelCannotLoad() throws {
+        let good = try ModelInspector.inspect(path: SDFixture.root.appendingPathComponent("sd1").path)
+        XCTAssertNil(good.loadError, "the fixture model loads")
+        XCTAssertEqual(good.family, .sd1)
+        XCTAssertTrue(good.files.contains { $0.path.hasSuffix("unet/diffusion_pytorch_model.safetensors") && $0.sha256.count == 64 })
+        try FileManager.default.removeItem(at: tmp.appendingPathComponent("vae/config.json"))
+        let bad = try ModelInspector.inspect(path: tmp.path)
+        XCTAssertTrue(bad.loadError?.contains("vae/config.json") ?? false, "inspect says why: \(bad.loadError ?? "nil")")
+    }
+}
