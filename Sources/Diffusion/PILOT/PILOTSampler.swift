@@ -1,0 +1,217 @@
+import Foundation
+import Tensors
+
+/// PILOT's parameters, defaulting to the reference text configuration
+/// (PILOT.md, "Defaults of the reference configurations").
+public struct PILOTParameters: Sendable, Equatable {
+    public var steps = 100
+    public var guidanceScale: Float = 7.5
+    /// τ: optimise at every τ-th step.
+    public var interval = 10
+    /// K_opt: gradient steps per optimisation step.
+    public var innerSteps = 10
+    /// γ: optimise while t ≥ 1000·(1 − γ), blend below; 1 = never blend, 0 = blend only.
+    public var coherence: Float = 1.0
+    public var learningRate: Float = 0.025
+    public var warmupLearningRate: Float = 0.007
+    /// `coef`: C = coef·(#keep latent cells)/`coefNormaliser`.
+    public var coef: Float = 150
+    public var coefNormaliser: Float = 1499
+    public var momentum: Float = 0.7
+    /// Semantic boundary control in every cross-attention layer.
+    public var sbc = true
+    public var lossLayers = AttentionLayerSelection.belowFullResolution
+
+    public init() {}
+
+    /// γ as a timestep rule: optimisation steps are those with t ≥ this.
+    public var coherenceThreshold: Float { 1000 * (1 - coherence) }
+}
+
+/// Progress of a PILOT run; return `false` from the handler to cancel.
+public struct PILOTProgress: Sendable {
+    public enum Phase: String, Sendable { case optimise, blend }
+    public let phase: Phase
+    /// Denoising step (1-based) and total.
+    public let step: Int, total: Int
+    public let timestep: Int
+    /// Inner iteration (1-based) of an optimisation step, nil for the step itself.
+    public let inner: Int?
+    public let innerTotal: Int
+    public let backgroundLoss: Float?
+    public let centralisationLoss: Float?
+    public let totalLoss: Float?
+}
+
+/// The hand-over from the optimisation stage to the blend stage: everything
+/// the remaining steps need.
+public struct PILOTState {
+    public var latent: Tensor
+    /// Index of the next denoising step.
+    public var nextStep: Int
+    public let scheduler: DDIMScheduler
+    public let masks: InpaintingMasks
+    /// z_src, the scaled source latent.
+    public let source: Tensor
+    public let positive: Tensor
+    public let negative: Tensor
+    public let wordTokens: [Int]
+    public let parameters: PILOTParameters
+    public var isFinished: Bool { nextStep >= scheduler.integerTimesteps.count }
+}
+
+/// The losses of one inner iteration (for tests and progress).
+public struct PILOTIterationRecord {
+    public let step: Int, inner: Int, timestep: Int
+    public let background: Float, centralisation: Float, lambda: Float, learningRate: Float, total: Float
+    public let layerTerms: [Float]
+}
+
+/// PILOT sampling (Pan et al.): latent optimisation with a background
+/// loss and a semantic-centralisation loss during the first stage, semantic
+/// boundary control throughout, re-noised background blending after the
+/// coherence threshold.
+public final class PILOTSampler {
+    public let unet: UNet2DConditionModel
+    public let schedule: NoiseScheduleConfig
+    public var parameters: PILOTParameters
+    /// Every inner iteration's losses, in order.
+    public private(set) var records: [PILOTIterationRecord] = []
+    /// The latent after each optimisation step, in order.
+    public private(set) var optimisedLatents: [Tensor] = []
+
+    public init(unet: UNet2DConditionModel, schedule: NoiseScheduleConfig, parameters: PILOTParameters = PILOTParameters()) {
+        self.unet = unet
+        self.schedule = schedule
+        self.parameters = parameters
+    }
+
+    /// Starts a run: the state before step 0 from the initial noise `noise` `[1, 4, h, w]`.
+    public func start(noise: Tensor, source: Tensor, masks: InpaintingMasks, positive: Tensor, negative: Tensor,
+                      wordTokens: [Int]) throws -> PILOTState {
+        guard noise.shape == source.shape, noise.dim(2) == masks.latentHeight, noise.dim(3) == masks.latentWidth else {
+            throw ModelInputError.shape(what: "PILOT noise/source latents",
+                                        expected: "equal shapes [1, C, \(masks.latentHeight), \(masks.latentWidth)]",
+                                        found: noise.shape)
+        }
+        let scheduler = DDIMScheduler(config: schedule, steps: parameters.steps)
+        records.removeAll()
+        optimisedLatents.removeAll()
+        return PILOTState(latent: noise * scheduler.initNoiseSigma, nextStep: 0, scheduler: scheduler, masks: masks,
+                          source: source, positive: positive, negative: negative, wordTokens: wordTokens,
+                          parameters: parameters)
+    }
+
+    /// Stage 1: runs steps while t ≥ 1000·(1 − γ), optimising every τ-th.
+    public func optimise(_ state: PILOTState, progress: ((PILOTProgress) -> Bool)? = nil) throws -> PILOTState {
+        var s = state
+        let threshold = parameters.coherenceThreshold
+        while !s.isFinished, Float(s.scheduler.integerTimesteps[s.nextStep]) >= threshold {
+            try step(&s, blendNoise: nil, progress: progress)
+        }
+        return s
+    }
+
+    /// Stage 2: the remaining steps, blending the re-noised source background
+    /// in before each (`noise(i)` supplies ε for step i).
+    public func blend(_ state: PILOTState, noise: @escaping (Int) -> Tensor, progress: ((PILOTProgress) -> Bool)? = nil) throws -> Tensor {
+        var s = state
+        while !s.isFinished { try step(&s, blendNoise: noise, progress: progress) }
+        return s.latent
+    }
+
+    /// Both stages.
+    public func run(noise: Tensor, source: Tensor, masks: InpaintingMasks, positive: Tensor, negative: Tensor,
+                    wordTokens: [Int], blendNoise: @escaping (Int) -> Tensor,
+                    progress: ((PILOTProgress) -> Bool)? = nil) throws -> Tensor {
+        let s = try start(noise: noise, source: source, masks: masks, positive: positive, negative: negative,
+                          wordTokens: wordTokens)
+        return try blend(optimise(s, progress: progress), noise: blendNoise, progress: progress)
+    }
+
+    // MARK: One denoising step
+
+    private func step(_ s: inout PILOTState, blendNoise: ((Int) -> Tensor)?, progress: ((PILOTProgress) -> Bool)?) throws {
+        let i = s.nextStep
+        let t = s.scheduler.integerTimesteps[i]
+        let total = s.scheduler.integerTimesteps.count
+        let blending = Float(t) < parameters.coherenceThreshold
+        let control = PILOTAttentionControl(masks: s.masks, sbc: parameters.sbc, selection: parameters.lossLayers)
+        if blending {
+            guard let blendNoise else { preconditionFailure("blend step without blend noise") }
+            // x ← (1−K)·x + K·(√ᾱ_t·z_src + √(1−ᾱ_t)·ε)
+            let a = s.scheduler.alphaCumprod(t)
+            let noised = s.source * a.squareRoot() + blendNoise(i) * (1 - a).squareRoot()
+            s.latent = s.latent * (1 - s.masks.keep) + noised * s.masks.keep
+        } else if i % parameters.interval == 0, s.masks.hasBackground {
+            // The reference skips optimisation entirely when nothing is kept.
+            s.latent = try optimiseLatent(s, step: i, timestep: t, control: control, progress: progress)
+            optimisedLatents.append(s.latent)
+        }
+        let sampler = GuidedSampler(unet: unet, guidanceScale: parameters.guidanceScale)
+        let out = try sampler.guidedOutput(s.latent, timestep: Float(t), positive: s.positive, negative: s.negative,
+                                           control: control)
+        var scheduler = s.scheduler
+        s.latent = scheduler.step(out, step: i, sample: s.latent, noise: nil)
+        s.nextStep += 1
+        if let progress, !progress(PILOTProgress(phase: blending ? .blend : .optimise, step: i + 1, total: total,
+                                                 timestep: t, inner: nil, innerTotal: 0, backgroundLoss: nil,
+                                                 centralisationLoss: nil, totalLoss: nil)) {
+            throw CancelledError()
+        }
+    }
+
+    /// K_opt heavy-ball steps on x (momentum reset at each optimisation step).
+    private func optimiseLatent(_ s: PILOTState, step i: Int, timestep t: Int, control: PILOTAttentionControl,
+                                progress: ((PILOTProgress) -> Bool)?) throws -> Tensor {
+        let p = parameters
+        let c = p.coef * Float(s.masks.keepCount) / p.coefNormaliser
+        let lambda = PILOTLoss.lambda(timestep: t, scale: c)
+        let eta = i == 0 ? p.warmupLearningRate : PILOTLoss.learningRate(timestep: t, base: p.learningRate)
+        let a = s.scheduler.alphaCumprod(t)
+        var x = s.latent
+        var m = Tensor.zeros(x.shape)
+        for j in 0..<p.innerSteps {
+            let tape = Tape()
+            let xw = tape.watch(x)
+            control.reset()
+            control.capturing = true
+            let eps = try unet(xw, timesteps: [Float(t)], conditioning: UNetConditioning(context: s.positive, attentionControl: control))
+            control.capturing = false
+            let x0 = (xw - eps * (1 - a).squareRoot()) / a.squareRoot()
+            let lbg = PILOTLoss.background(reconstruction: x0, source: s.source, keep: s.masks.keep)
+            var terms: [Float] = []
+            var lsc: Tensor?
+            var layerCount = 0
+            // The reference has no SBC masks (and so no L_sc) when the image has no hole.
+            if s.masks.hasHole {
+                for (_, probs) in control.captured {
+                    layerCount += 1
+                    guard let f = s.masks.hole[probs.dim(2)],
+                          let term = PILOTLoss.centralisationTerm(probabilities: probs, hole: f, wordTokens: s.wordTokens) else {
+                        terms.append(0)
+                        continue
+                    }
+                    terms.append(term.item)
+                    lsc = lsc.map { $0 + term } ?? term
+                }
+            }
+            let lscMean = lsc.map { $0 * (1 / Float(max(layerCount, 1))) }
+            let loss = lscMean.map { lbg + $0 * lambda } ?? lbg
+            let g = try tape.gradient(of: loss, wrt: [xw])[0]
+            m = m * p.momentum - g * eta
+            x = x + m
+            let record = PILOTIterationRecord(step: i, inner: j, timestep: t, background: lbg.item,
+                                              centralisation: lscMean?.item ?? 0, lambda: lambda, learningRate: eta,
+                                              total: loss.item, layerTerms: terms)
+            records.append(record)
+            if let progress, !progress(PILOTProgress(phase: .optimise, step: i + 1, total: s.scheduler.integerTimesteps.count,
+                                                     timestep: t, inner: j + 1, innerTotal: p.innerSteps,
+                                                     backgroundLoss: record.background,
+                                                     centralisationLoss: record.centralisation, totalLoss: record.total)) {
+                throw CancelledError()
+            }
+        }
+        return x.detached
+    }
+}
