@@ -1,10 +1,22 @@
 // swift-tools-version:6.0
 import PackageDescription
 
+import Foundation
+
+/// The CPU level hot targets are compiled for. haswell (AVX2 + FMA, every
+/// x86 CPU since 2013) lets the SIMD kernels use 8-wide registers; set
+/// PILOT_TARGET_CPU=x86-64 to build for older machines, or =native.
+#if arch(x86_64)
+let targetCPU = ProcessInfo.processInfo.environment["PILOT_TARGET_CPU"] ?? "haswell"
+#else
+let targetCPU = ProcessInfo.processInfo.environment["PILOT_TARGET_CPU"] ?? ""
+#endif
+
 /// Hot numeric targets are compiled with -Ounchecked in release builds: their
 /// loops index raw buffers whose bounds are checked once, up front, per op.
 let hotSettings: [SwiftSetting] = [
-    .unsafeFlags(["-Ounchecked", "-wmo"], .when(configuration: .release)),
+    .unsafeFlags(["-Ounchecked", "-wmo"] + (targetCPU.isEmpty ? [] : ["-target-cpu", targetCPU]),
+                 .when(configuration: .release)),
 ]
 
 let package = Package(

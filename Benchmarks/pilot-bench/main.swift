@@ -13,7 +13,8 @@ func log(_ line: String) {
 
 func runCases(threads: Int, reps: Int, only: Set<String>?) -> BenchRecord {
     ComputeThreads.count = threads
-    let blas = openblas_get_config().map { String(cString: $0) } ?? "OpenBLAS (unknown config)"
+    let blas = (openblas_get_config().map { String(cString: $0) } ?? "OpenBLAS (unknown config)")
+        + ", kernels \(BLASRuntime.coreName)"
     var results: [CaseResult] = []
     for c in TensorOpCases.all where only?.contains(c.op) ?? true {
         let call = c.prepare()

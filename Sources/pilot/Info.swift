@@ -20,7 +20,8 @@ struct Info: ParsableCommand {
         print("pilot \(PilotVersion.string)")
         print("device:   cpu (no CUDA backend in this build)")
         print("threads:  \(ComputeThreads.count) of \(ProcessInfo.processInfo.activeProcessorCount) cores (OpenBLAS and parallel loops)")
-        print("openblas: \(blasConfig)")
+        print("openblas: \(blasConfig), kernels \(BLASRuntime.coreName)"
+              + (ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"].map { " (OPENBLAS_CORETYPE=\($0))" } ?? ""))
         print("libzmq:   \(major).\(minor).\(patch)")
     }
 }

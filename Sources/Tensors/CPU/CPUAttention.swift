@@ -28,9 +28,15 @@ struct AttentionGeometry {
         }
     }
 
-    /// Query rows per chunk so that `buffers` score matrices fit `bytes`.
+    /// Preferred bytes of scores per chunk: small enough to stay in the
+    /// last-level cache between the two GEMMs and the softmax.
+    static let cacheFriendlyBytes = 4 << 20
+
+    /// Query rows per chunk so that `buffers` score matrices fit `bytes`
+    /// (and, where possible, the cache-friendly size).
     func chunkRows(budget bytes: Int, buffers: Int) -> Int {
-        Swift.max(1, Swift.min(nq, bytes / Swift.max(1, buffers * nk * MemoryLayout<Float>.size)))
+        let limit = Swift.min(bytes, AttentionGeometry.cacheFriendlyBytes)
+        return Swift.max(1, Swift.min(nq, limit / Swift.max(1, buffers * nk * MemoryLayout<Float>.size)))
     }
 }
 
@@ -108,8 +114,7 @@ extension CPUBackend {
                     parallelFor(rows, grain: Swift.max(1, 4096 / Swift.max(nk, 1))) { rr in
                         for r in rr {
                             let pr = probs + r * nk, dr = dprobs + r * nk
-                            var dot: Float = 0
-                            for j in 0..<nk { dot += pr[j] * dr[j] }
+                            let dot = FastMath.dot(pr, dr, nk)
                             for j in 0..<nk { dr[j] = pr[j] * (dr[j] - dot) }
                         }
                     }

@@ -61,12 +61,8 @@ extension CPUBackend {
                         for ci in 0..<cg {
                             let ch = gi * cg + ci
                             let xs = px + ng * size + ci * spatial, gs = pg + ng * size + ci * spatial
-                            var s1: Float = 0, s2: Float = 0
-                            for k in 0..<spatial {
-                                s1 += gs[k]
-                                s2 += gs[k] * (xs[k] - m)
-                            }
-                            s2 *= rs
+                            let s1 = FastMath.sum(gs, spatial)
+                            let s2 = (FastMath.dot(gs, xs, spatial) - m * s1) * rs
                             sumDy[b * c + ch] = s1
                             sumDyXhat[b * c + ch] = s2
                             let wc = pw?[ch] ?? 1
@@ -143,11 +139,14 @@ extension CPUBackend {
                     for row in r {
                         let m = mb.value[row], rs = rb.value[row]
                         let xs = px + row * d, gs = pg + row * d, ds = pd + row * d
-                        var a1: Float = 0, a2: Float = 0
-                        for k in 0..<d {
-                            let gw = gs[k] * (pw?[k] ?? 1)
-                            a1 += gw
-                            a2 += gw * (xs[k] - m) * rs
+                        // a1 = mean(g·w), a2 = mean(g·w·x̂)
+                        var a1: Float, a2: Float
+                        if let w = pw {
+                            a1 = FastMath.dot(gs, w, d)
+                            a2 = (FastMath.dot3(gs, w, xs, d) - m * a1) * rs
+                        } else {
+                            a1 = FastMath.sum(gs, d)
+                            a2 = (FastMath.dot(gs, xs, d) - m * a1) * rs
                         }
                         a1 /= Float(d); a2 /= Float(d)
                         for k in 0..<d {
@@ -206,8 +205,7 @@ extension CPUBackend {
         parallelFor(rows, grain: Swift.max(1, 4096 / Swift.max(d, 1))) { r in
             for row in r {
                 let y = py + row * d, g = pg + row * d, o = pd + row * d
-                var dot: Float = 0
-                for k in 0..<d { dot += y[k] * g[k] }
+                let dot = FastMath.dot(y, g, d)
                 for k in 0..<d { o[k] = y[k] * (g[k] - dot) }
             }
         }
@@ -215,42 +213,40 @@ extension CPUBackend {
     }
 }
 
-/// Mean and (biased) variance of `n` floats, two-pass with Double accumulation.
+/// Mean and (biased) variance of `n` floats, two-pass: SIMD partial sums
+/// over blocks of 4096, blocks accumulated in Double.
 @inline(__always)
 func meanVariance(_ p: UnsafeMutablePointer<Float>, _ n: Int) -> (Float, Float) {
     var s: Double = 0
     var k = 0
     while k < n {
-        let e = Swift.min(n, k + 512)
-        var part: Float = 0
-        for i in k..<e { part += p[i] }
-        s += Double(part)
+        let e = Swift.min(n, k + 4096)
+        s += Double(FastMath.sum(p + k, e - k))
         k = e
     }
     let m = Float(s / Double(n))
     var v: Double = 0
     k = 0
     while k < n {
-        let e = Swift.min(n, k + 512)
-        var part: Float = 0
-        for i in k..<e { let t = p[i] - m; part += t * t }
-        v += Double(part)
+        let e = Swift.min(n, k + 4096)
+        v += Double(FastMath.squaredDeviation(p + k, e - k, from: m))
         k = e
     }
     return (m, Float(v / Double(n)))
 }
 
-/// Numerically stable softmax of one row of `x·scale`, written to `out`.
+/// Numerically stable softmax of one row of `x·scale`, written to `out`
+/// (which may alias `x`).
 @inline(__always)
 func softmaxRow(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, _ n: Int, scale: Float) {
-    var m = -Float.infinity
-    for k in 0..<n { m = Swift.max(m, x[k]) }
-    let ms = m * scale
-    var s: Float = 0
-    for k in 0..<n {
-        let e = FastMath.exp(x[k] * scale - ms)
-        out[k] = e
-        s += e
+    let m = FastMath.max(x, n)
+    let s: Float
+    if scale == 1 {
+        s = FastMath.expShiftSum(x, out, n, shift: m)
+    } else {
+        let ms = m * scale
+        for k in 0..<n { out[k] = FastMath.exp(x[k] * scale - ms) }
+        s = FastMath.sum(out, n)
     }
     let inv = 1 / s
     for k in 0..<n { out[k] *= inv }

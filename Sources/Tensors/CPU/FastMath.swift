@@ -1,12 +1,15 @@
-/// Vectorisable transcendental approximations for the hot loops.
+/// Vectorisable transcendental approximations and SIMD reductions for the
+/// hot loops.
 enum FastMath {
     /// `eˣ` to ~2 ulp over the float range: Cody–Waite reduction by ln 2 and a
     /// degree-6 Taylor polynomial on |r| ≤ ln2/2; saturates outside
-    /// [-87.3, 88.7]. Written lane-wise so LLVM vectorises loops over it.
+    /// [-87.3, 88.7]. Rounds with the 1.5·2²³ trick instead of `rint`, so
+    /// loops over it vectorise even without SSE4.1.
     @inline(__always)
     static func exp(_ x: Float) -> Float {
         let xc = Swift.min(Swift.max(x, -87.33), 88.72)
-        let n = (xc * 1.442_695_04).rounded(.toNearestOrEven)
+        let magic: Float = 12_582_912                      // 1.5·2²³
+        let n = (xc * 1.442_695_04 + magic) - magic
         let r = (xc - n * 0.693_359_375) - n * -2.121_944_4e-4
         var p: Float = 1.0 / 720
         p = p * r + 1.0 / 120
@@ -21,4 +24,95 @@ enum FastMath {
 
     @inline(__always)
     static func sigmoid(_ x: Float) -> Float { 1 / (1 + exp(-x)) }
+
+    typealias V = SIMD16<Float>
+
+    /// Largest of `n` floats.
+    @inline(__always)
+    static func max(_ p: UnsafePointer<Float>, _ n: Int) -> Float {
+        var k = 0
+        var m = -Float.infinity
+        if n >= 16 {
+            var acc = V(repeating: -.infinity)
+            let raw = UnsafeRawPointer(p)
+            while k + 16 <= n {
+                acc = pointwiseMax(acc, raw.loadUnaligned(fromByteOffset: k * 4, as: V.self))
+                k += 16
+            }
+            m = acc.max()
+        }
+        while k < n { m = Swift.max(m, p[k]); k += 1 }
+        return m
+    }
+
+    /// Σ of `n` floats with 16 independent partial sums.
+    @inline(__always)
+    static func sum(_ p: UnsafePointer<Float>, _ n: Int) -> Float {
+        var k = 0
+        var acc = V()
+        let raw = UnsafeRawPointer(p)
+        while k + 16 <= n {
+            acc += raw.loadUnaligned(fromByteOffset: k * 4, as: V.self)
+            k += 16
+        }
+        var s = acc.sum()
+        while k < n { s += p[k]; k += 1 }
+        return s
+    }
+
+    /// Σ aᵢ·bᵢ with 16 partial sums.
+    @inline(__always)
+    static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Float {
+        var k = 0
+        var acc = V()
+        let ra = UnsafeRawPointer(a), rb = UnsafeRawPointer(b)
+        while k + 16 <= n {
+            acc += ra.loadUnaligned(fromByteOffset: k * 4, as: V.self) * rb.loadUnaligned(fromByteOffset: k * 4, as: V.self)
+            k += 16
+        }
+        var s = acc.sum()
+        while k < n { s += a[k] * b[k]; k += 1 }
+        return s
+    }
+
+    /// Σ aᵢ·bᵢ·cᵢ with 16 partial sums.
+    @inline(__always)
+    static func dot3(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafePointer<Float>, _ n: Int) -> Float {
+        var k = 0
+        var acc = V()
+        let ra = UnsafeRawPointer(a), rb = UnsafeRawPointer(b), rc = UnsafeRawPointer(c)
+        while k + 16 <= n {
+            let off = k * 4
+            acc += ra.loadUnaligned(fromByteOffset: off, as: V.self) * rb.loadUnaligned(fromByteOffset: off, as: V.self)
+                * rc.loadUnaligned(fromByteOffset: off, as: V.self)
+            k += 16
+        }
+        var s = acc.sum()
+        while k < n { s += a[k] * b[k] * c[k]; k += 1 }
+        return s
+    }
+
+    /// Σ (xᵢ − c)² with 16 partial sums.
+    @inline(__always)
+    static func squaredDeviation(_ p: UnsafePointer<Float>, _ n: Int, from c: Float) -> Float {
+        var k = 0
+        var acc = V()
+        let raw = UnsafeRawPointer(p)
+        let cv = V(repeating: c)
+        while k + 16 <= n {
+            let d = raw.loadUnaligned(fromByteOffset: k * 4, as: V.self) - cv
+            acc += d * d
+            k += 16
+        }
+        var s = acc.sum()
+        while k < n { let d = p[k] - c; s += d * d; k += 1 }
+        return s
+    }
+
+    /// out = exp(x − shift) elementwise; returns Σ out. `out` may alias `x`.
+    @inline(__always)
+    static func expShiftSum(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, _ n: Int, shift: Float) -> Float {
+        for k in 0..<n { out[k] = exp(x[k] - shift) }
+        return sum(out, n)
+    }
 }
