@@ -1,0 +1,1011 @@
+#!/usr/bin/env python3
+"""PILOT reference: inpainting by latent optimisation, in PyTorch float64.
+
+    python pilot_reference.py            # rewrite Tests/Fixtures/pilot/, then run the checks
+    python pilot_reference.py --check    # recompute everything and compare with the committed files
+
+Written from the paper and /work/shared/PILOT.md (the project's formula-level
+spec; points where the project deliberately differs from the authors' code are
+marked [ours] there), with the authors' public implementation (Lingzhi-Pan/PILOT,
+pipeline/pipeline_pilot.py, models/attn_processor.py) read only to settle
+details. It runs on the tiny random-weight SD1-style fixture model
+(Tests/Fixtures/sd/sd1/, latent 16x16 <-> image 128x128), entirely in float64
+(UNet, VAE, text encoder, inputs, timestep embedding), and stores float32 dumps
+that the Swift port is tested against. See README.md ("PILOT reference").
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import safetensors
+import safetensors.numpy
+import torch
+import torch.nn.functional as F
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import make_sd_fixtures as sdfx  # noqa: E402  (pinned-environment setup, tokenizer, helpers)
+from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel  # noqa: E402
+from diffusers.models.attention_processor import AttnProcessor  # noqa: E402
+from transformers import CLIPTextModel, CLIPTokenizer  # noqa: E402
+
+ROOT = HERE.parents[1]
+MODEL_FOLDER = ROOT / "Tests" / "Fixtures" / "sd" / "sd1"
+DEFAULT_OUT = ROOT / "Tests" / "Fixtures" / "pilot"
+SIZE_LIMIT = 1_000_000  # bytes, the whole Tests/Fixtures/pilot/ folder
+CHECK_TOL = 1e-6        # --check: max|stored - recomputed| / max|stored| per tensor
+
+BOS, EOS = 49406, 49407
+PROMPT = "a red fox in the snow"
+NEGATIVE = ""
+SCALING_FACTOR = 0.18215
+IMAGE_SIZE = 128
+LATENT_SIZE = 16
+
+# Parameters of the fixtures: the reference's text configuration (100 steps, tau 10,
+# 10 SGD steps) scaled down to 20 steps.
+PARAMS = {
+    "steps": 20,
+    "interval": 5,            # tau
+    "inner_steps": 3,         # K_opt
+    "lr": 0.025,
+    "lr_warmup": 0.007,
+    "coef": 150.0,
+    "coef_divisor": 1499.0,   # the reference's `std`
+    "momentum": 0.7,
+    "guidance_scale": 7.5,
+    "eta": 0.0,
+    "lr_schedule": "exp: lr * 1.002**(1000 - t); lr_warmup at the first timestep",
+    "lambda_schedule": "0.1*C for t < 300, else 0.1*C + 0.9*C*(t - 300)/699; "
+                       "C = coef * (#keep latent cells) / 1499",
+}
+
+CONFIGS = {
+    "gamma1": {"gamma": 1.0, "sbc": True, "lambda_zero": False,
+               "desc": "gamma 1: optimise at every tau-th step, never blend; SBC on"},
+    "gamma05": {"gamma": 0.5, "sbc": True, "lambda_zero": False,
+                "desc": "gamma 0.5: optimise while t >= 500, blend (stored noise) while t < 500; SBC on"},
+    "sbc_off": {"gamma": 1.0, "sbc": False, "lambda_zero": False,
+                "desc": "gamma 1, SBC off everywhere (CFG and gradient passes); the semantic "
+                        "centralisation loss still uses the (unmasked) probabilities and F_s"},
+    "lambda0": {"gamma": 1.0, "sbc": True, "lambda_zero": True,
+                "desc": "gamma 1, lambda(t) = 0: L = L_bg only (L_sc still computed and dumped)"},
+}
+RECORD_OPT_STEPS = 2  # per-iteration losses are dumped for the first two optimisation steps
+
+X_T_SEED = 4242
+BLEND_NOISE_SEED = 4300  # + step index
+
+VERSIONS = sdfx.VERSIONS
+
+# --------------------------------------------------------------------------- models
+
+
+class Float64Timesteps(torch.nn.Module):
+    """diffusers' `Timesteps` (sinusoidal embedding) with the angles formed in float64.
+
+    diffusers builds the frequencies and t * f in float32 whatever the model dtype,
+    which would leave ~6e-5 absolute error in a float64 "truth"; the Swift port forms
+    the angles in Double too. The output is cast to `out_dtype`."""
+
+    def __init__(self, tp: torch.nn.Module, out_dtype: torch.dtype):
+        super().__init__()
+        self.num_channels = tp.num_channels
+        self.flip_sin_to_cos = tp.flip_sin_to_cos
+        self.shift = tp.downscale_freq_shift
+        self.scale = getattr(tp, "scale", 1)
+        self.out_dtype = out_dtype
+
+    def forward(self, timesteps: torch.Tensor) -> torch.Tensor:
+        half = self.num_channels // 2
+        exponent = -math.log(10000) * torch.arange(half, dtype=torch.float64) / (half - self.shift)
+        emb = self.scale * timesteps.to(torch.float64)[:, None] * torch.exp(exponent)[None, :]
+        emb = torch.cat([torch.sin(emb), torch.cos(emb)], dim=-1)
+        if self.flip_sin_to_cos:
+            emb = torch.cat([emb[:, half:], emb[:, :half]], dim=-1)
+        if self.num_channels % 2 == 1:
+            emb = F.pad(emb, (0, 1))
+        return emb.to(self.out_dtype)
+
+
+class Models:
+    def __init__(self, unet, vae, text, tokenizer, dtype):
+        self.unet, self.vae, self.text, self.tokenizer, self.dtype = unet, vae, text, tokenizer, dtype
+
+
+def load_models(tmp: Path, dtype: torch.dtype) -> Models:
+    folder = sdfx.unpacked_copy(MODEL_FOLDER, tmp / f"sd1_{str(dtype).split('.')[-1]}")
+    unet = UNet2DConditionModel.from_pretrained(str(folder / "unet"), torch_dtype=torch.float32,
+                                                local_files_only=True)
+    vae = AutoencoderKL.from_pretrained(str(folder / "vae"), torch_dtype=torch.float32,
+                                        local_files_only=True)
+    text = CLIPTextModel.from_pretrained(str(folder / "text_encoder"), torch_dtype=torch.float32,
+                                         local_files_only=True)
+    tok = CLIPTokenizer.from_pretrained(str(folder / "tokenizer"), local_files_only=True)
+    assert tok.fix_text is None, "ftfy is installed: the fixtures assume it is not"
+    unet, vae, text = unet.to(dtype).eval(), vae.to(dtype).eval(), text.to(dtype).eval()
+    for p in list(unet.parameters()) + list(vae.parameters()) + list(text.parameters()):
+        p.requires_grad_(False)
+    # Angles in float64 in both runs (the float32 run rounds the embedding to float32,
+    # as the Swift port does).
+    unet.time_proj = Float64Timesteps(unet.time_proj, dtype)
+    return Models(unet, vae, text, tok, dtype)
+
+
+def ddim_table() -> tuple[torch.Tensor, list[int]]:
+    """diffusers' float32 alphas_cumprod (the Swift scheduler builds the same float32
+    table) and the DDIM timesteps for PARAMS['steps']."""
+    cfg = json.loads((MODEL_FOLDER / "scheduler" / "scheduler_config.json").read_text())
+    sched = DDIMScheduler.from_config(cfg)
+    sched.set_timesteps(PARAMS["steps"])
+    return sched.alphas_cumprod.clone(), [int(t) for t in sched.timesteps]
+
+
+# --------------------------------------------------------------------------- attention control
+
+
+class PilotControl:
+    """State shared by the cross-attention processors of one UNet.
+
+    masks: query count N -> F_s flattened row-major ([N], 1 = hole); sbc: apply the
+    post-softmax multiplicative mask; capture: keep each layer's probabilities
+    (taken before the mask) for the semantic centralisation loss."""
+
+    def __init__(self):
+        self.masks: dict[int, torch.Tensor] = {}
+        self.sbc = False
+        self.capture = False
+        self.captured: dict[str, torch.Tensor] = {}
+        self.queries: dict[str, int] = {}
+        self.order: list[str] = []
+
+    def sbc_mask(self, n: int, keys: int, dtype) -> torch.Tensor | None:
+        if not self.sbc:
+            return None
+        f = self.masks[n].to(dtype)
+        m = f[:, None].expand(n, keys).clone()
+        m[:, 0] = 1  # BOS column always kept
+        return m
+
+
+class PilotCrossAttnProcessor:
+    """Cross-attention (attn2) with probabilities exposed and SBC:
+    A = softmax(Q K^T / sqrt(d)) per head; out = to_out((A * M) V), no renormalisation."""
+
+    def __init__(self, name: str, control: PilotControl):
+        self.name, self.control = name, control
+
+    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None,
+                 temb=None, **kwargs):
+        assert encoder_hidden_states is not None and attention_mask is None
+        assert hidden_states.ndim == 3 and attn.spatial_norm is None and attn.group_norm is None
+        assert not attn.norm_cross and not attn.residual_connection
+        assert attn.rescale_output_factor == 1.0
+        b, n, _ = hidden_states.shape
+        q = attn.head_to_batch_dim(attn.to_q(hidden_states))          # [B*heads, N, d]
+        k = attn.head_to_batch_dim(attn.to_k(encoder_hidden_states))  # [B*heads, L, d]
+        v = attn.head_to_batch_dim(attn.to_v(encoder_hidden_states))
+        probs = (torch.bmm(q, k.transpose(1, 2)) * attn.scale).softmax(dim=-1)
+        keys = probs.shape[-1]
+        c = self.control
+        c.queries[self.name] = n
+        if self.name not in c.order:
+            c.order.append(self.name)
+        if c.capture:
+            c.captured[self.name] = probs.view(b, attn.heads, n, keys)
+        m = c.sbc_mask(n, keys, probs.dtype)
+        if m is not None:
+            probs = probs * m
+        out = attn.batch_to_head_dim(torch.bmm(probs, v))
+        return attn.to_out[1](attn.to_out[0](out))
+
+
+def install_control(unet: UNet2DConditionModel) -> PilotControl:
+    control = PilotControl()
+    procs = {}
+    for name in unet.attn_processors:  # "<module path>.processor"
+        path = name[: -len(".processor")]
+        procs[name] = (PilotCrossAttnProcessor(path, control) if path.endswith("attn2")
+                       else AttnProcessor())  # self-attention: plain, never masked
+    unet.set_attn_processor(procs)
+    return control
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def procedural_image() -> torch.Tensor:
+    """Smooth gradients plus a soft-edged disc, RGB in [-0.95, 0.95], [1, 3, 128, 128],
+    rounded to float32 (the stored values are exactly the ones used)."""
+    n = IMAGE_SIZE
+    c = (torch.arange(n, dtype=torch.float64) + 0.5) / n
+    y, x = torch.meshgrid(c, c, indexing="ij")
+    r = 0.9 * (2 * x - 1) * (1 - 0.3 * y)
+    g = 0.8 * torch.cos(math.pi * (x + 1.5 * y))
+    b = 0.7 * (1 - 2 * y) + 0.2 * torch.sin(6 * math.pi * x)
+    d = torch.sqrt((x - 0.62) ** 2 + (y - 0.35) ** 2)
+    disc = torch.sigmoid((0.18 - d) * 60)  # soft edge, radius 0.18
+    img = torch.stack([r, g, b]) * (1 - disc) + torch.tensor([0.9, -0.6, 0.1],
+                                                            dtype=torch.float64)[:, None, None] * disc
+    return (img.clamp(-1, 1) * 0.95)[None].float().double()
+
+
+def procedural_mask() -> torch.Tensor:
+    """User-convention pixel mask (1 = white = inpaint), [1, 1, 128, 128]: an irregular
+    blob plus a thin horizontal bar that touches the right border."""
+    n = IMAGE_SIZE
+    c = (torch.arange(n, dtype=torch.float64) + 0.5) / n
+    y, x = torch.meshgrid(c, c, indexing="ij")
+    dy, dx = y - 0.42, x - 0.40
+    theta = torch.atan2(dy, dx)
+    radius = 0.27 + 0.06 * torch.sin(3 * theta) + 0.04 * torch.cos(5 * theta + 0.7)
+    blob = torch.sqrt(dy ** 2 + dx ** 2) < radius
+    bar = torch.zeros(n, n, dtype=torch.bool)
+    bar[100:112, 88:] = True  # 12 pixels tall, touching the right border
+    return (blob | bar).double()[None, None]
+
+
+def latent_keep_mask(pixel_mask: torch.Tensor, factor: int = 8) -> torch.Tensor:
+    """K (1 = keep) by nearest: latent cell (i, j) takes pixel (8i, 8j) of 1 - mask."""
+    return (1 - pixel_mask[:, :, ::factor, ::factor]).contiguous()
+
+
+def attention_masks(K: torch.Tensor, levels: int) -> list[torch.Tensor]:
+    """F_s for the latent size and its /2, /4, ... (levels of them): bilinear resize of
+    1 - K (align_corners False, no antialias), then every value below 1 set to 0."""
+    h, w = K.shape[-2:]
+    out = []
+    for lvl in range(levels):
+        size = (h >> lvl, w >> lvl)
+        f = F.interpolate((1 - K).to(torch.float64), size=size, mode="bilinear",
+                          align_corners=False)
+        f = torch.where(f < 1, torch.zeros_like(f), f)
+        out.append(f)
+    return out
+
+
+def word_token_indices(ids: list[int]) -> list[int]:
+    return [i for i, t in enumerate(ids) if t not in (BOS, EOS)]
+
+
+def gaussian(shape, seed: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(shape, generator=g, dtype=torch.float32).double()
+
+
+class Inputs:
+    pass
+
+
+def make_inputs(m: Models, timesteps: list[int]) -> Inputs:
+    """Everything the configurations share, in the models' dtype (float64 values that
+    are float32-exact where the input is stored: image, masks, noises)."""
+    dt = m.dtype
+    inp = Inputs()
+    inp.image = procedural_image()
+    inp.pixel_mask = procedural_mask()
+    inp.K = latent_keep_mask(inp.pixel_mask)
+    inp.F = attention_masks(inp.K, 3)  # 16, 8, 4
+    inp.prompt_ids = sdfx.padded_ids(m.tokenizer, PROMPT)
+    inp.negative_ids = sdfx.padded_ids(m.tokenizer, NEGATIVE)
+    inp.tokens = word_token_indices(inp.prompt_ids)
+    prev = torch.get_default_dtype()
+    torch.set_default_dtype(dt)  # transformers builds CLIP's causal mask in it
+    try:
+        with torch.no_grad():
+            inp.prompt_embeds = m.text(torch.tensor([inp.prompt_ids])).last_hidden_state
+            inp.negative_embeds = m.text(torch.tensor([inp.negative_ids])).last_hidden_state
+            dist = m.vae.encode(inp.image.to(dt)).latent_dist
+            inp.posterior_mean = dist.mean
+    finally:
+        torch.set_default_dtype(prev)
+    # [ours] posterior MEAN (the reference samples the posterior)
+    inp.z_src = SCALING_FACTOR * inp.posterior_mean
+    inp.x_T = gaussian([1, 4, LATENT_SIZE, LATENT_SIZE], X_T_SEED)
+    # one stored noise per step that blends under gamma = 0.5 (t < 500)
+    inp.blend_noise = {i: gaussian([1, 4, LATENT_SIZE, LATENT_SIZE], BLEND_NOISE_SEED + i)
+                       for i, t in enumerate(timesteps) if t < 1000 * (1 - 0.5)}
+    return inp
+
+
+# --------------------------------------------------------------------------- the algorithm
+
+
+def lambda_t(C: float, t: int) -> float:
+    return 0.1 * C if t < 300 else 0.1 * C + 0.9 * C * (t - 300) / 699
+
+
+def eta_t(i: int, t: int) -> float:
+    return PARAMS["lr_warmup"] if i == 0 else PARAMS["lr"] * 1.002 ** (1000 - t)
+
+
+def layer_terms(A: torch.Tensor, f: torch.Tensor, tokens: list[int]):
+    """(L_l, out_l, in_l) for probabilities A [1, heads, N, L] (before SBC) and F_s [N]:
+    out = sum_{heads, p in bg, k in T} A / (heads * #bg), in likewise over the hole,
+    L_l = out - in. A layer whose F_s is all 0 or all 1 contributes 0 (out = in = 0)."""
+    if bool((f == 0).all()) or bool((f == 1).all()):
+        z = torch.zeros((), dtype=A.dtype)
+        return z, z, z
+    heads = A.shape[1]
+    at = A[0][:, :, tokens].sum(dim=-1)  # [heads, N]
+    f = f.to(A.dtype)
+    out = (at * (1 - f)).sum() / (heads * (1 - f).sum())
+    inn = (at * f).sum() / (heads * f.sum())
+    return out - inn, out, inn
+
+
+class Run:
+    """One PILOT run; `dumps` collects the float tensors, `log` the schedule."""
+
+    def __init__(self):
+        self.dumps: dict[str, torch.Tensor] = {}
+        self.entries: dict[str, dict] = {}
+        self.opt_steps: list[dict] = []
+
+    def put(self, name: str, t, desc: str, **info) -> None:
+        assert name not in self.dumps, name
+        t = torch.as_tensor(t).detach().to(torch.float64)
+        if t.ndim == 0:
+            t = t.reshape(1)
+        self.dumps[name] = t.clone()
+        self.entries[name] = {"shape": list(t.shape), "desc": desc, **info}
+
+
+def pilot(m: Models, control: PilotControl, inp: Inputs, alphas: torch.Tensor,
+          timesteps: list[int], loss_layers: list[str], gamma: float, sbc: bool,
+          lambda_zero: bool, K: torch.Tensor | None = None, record: bool = True) -> Run:
+    """The whole sampling loop. K (default inp.K) may be replaced to exercise degenerate
+    masks; F_s is then recomputed from it."""
+    dt = m.dtype
+    unet = m.unet
+    K = (inp.K if K is None else K).to(dt)
+    Fs = attention_masks(K, 3)
+    control.masks = {f.shape[-2] * f.shape[-1]: f.reshape(-1) for f in Fs}
+    all_keep, all_hole = bool((K == 1).all()), bool((K == 0).all())
+    # Degenerate masks, as the authors' pipeline: all-hole (nothing to keep) ->
+    # no SBC and no optimisation; all-keep (nothing to inpaint) -> no SBC, L_sc = 0,
+    # the optimisation still runs on L_bg.
+    sbc_on = sbc and not (all_keep or all_hole)
+    inner = 0 if all_hole else PARAMS["inner_steps"]
+    z_src = inp.z_src.to(dt)
+    emb_c, emb_u = inp.prompt_embeds.to(dt), inp.negative_embeds.to(dt)
+    emb_cfg = torch.cat([emb_u, emb_c])
+    C = PARAMS["coef"] * float(K.sum()) / PARAMS["coef_divisor"]
+    ac = alphas.to(dt)
+    stride = 1000 // PARAMS["steps"]
+    mu, g_scale = PARAMS["momentum"], PARAMS["guidance_scale"]
+    run = Run()
+    run.C = C
+    x = inp.x_T.to(dt)
+    k_opt = 0
+    for i, t in enumerate(timesteps):
+        a = ac[t]
+        sa, sb = a.sqrt(), (1 - a).sqrt()
+        tt = torch.tensor([float(t)], dtype=dt)
+        blend = t < 1000 * (1 - gamma)
+        optimise = (i % PARAMS["interval"] == 0) and not blend
+        if blend:
+            eps_b = inp.blend_noise[i].to(dt)
+            x = (1 - K) * x + K * (sa * z_src + sb * eps_b)
+        if optimise:
+            lam = 0.0 if lambda_zero else lambda_t(C, t)
+            eta = eta_t(i, t)
+            mom = torch.zeros_like(x)
+            step_log = {"k": k_opt, "i": i, "t": t, "eta": eta, "lambda": lam, "iters": []}
+            for j in range(inner):
+                xg = x.detach().requires_grad_(True)
+                control.sbc, control.capture, control.captured = sbc_on, True, {}
+                eps_c = unet(xg, tt, encoder_hidden_states=emb_c).sample
+                control.capture = False
+                z0 = (xg - sb * eps_c) / sa
+                l_bg = (K * ((z_src + 1) / 2 - (z0 + 1) / 2) ** 2).sum()
+                terms = [layer_terms(control.captured[n], control.masks[control.queries[n]],
+                                     inp.tokens) for n in loss_layers]
+                layers = torch.stack([tr[0] for tr in terms])
+                l_sc = layers.sum() / len(loss_layers)
+                total = l_bg + lam * l_sc
+                # dL/dx = dL_bg/dx + lambda dL_sc/dx (two backward passes, so that the
+                # semantic-centralisation gradient can be dumped on its own)
+                (g_bg,) = torch.autograd.grad(l_bg, xg, retain_graph=True)
+                g_sc = (torch.autograd.grad(l_sc, xg)[0] if l_sc.requires_grad
+                        else torch.zeros_like(xg))
+                g = g_bg + lam * g_sc
+                mom = mu * mom - eta * g
+                x = x.detach() + mom
+                step_log["iters"].append({"loss_bg": float(l_bg), "loss_sc": float(l_sc),
+                                          "total": float(total)})
+                if record and k_opt < RECORD_OPT_STEPS:
+                    p = f"opt.{k_opt}.iter.{j}"
+                    run.put(f"{p}.loss_bg", l_bg, "L_bg")
+                    run.put(f"{p}.loss_sc", l_sc, "L_sc = sum(loss_sc_layers) / |layers|")
+                    run.put(f"{p}.loss_sc_layers", layers, "L_l = out_l - in_l per loss layer")
+                    run.put(f"{p}.loss_sc_out", torch.stack([tr[1] for tr in terms]), "out_l per loss layer")
+                    run.put(f"{p}.loss_sc_in", torch.stack([tr[2] for tr in terms]), "in_l per loss layer")
+                    run.put(f"{p}.lambda", lam, "lambda(t) (0 in lambda0)")
+                    run.put(f"{p}.eta", eta, "eta(t)")
+                    run.put(f"{p}.total", total, "L = L_bg + lambda L_sc")
+                    if j == 0:
+                        run.put(f"{p}.grad", g, "dL/dx")
+                        run.put(f"{p}.grad_sc", g_sc, "dL_sc/dx (unweighted)")
+            run.put(f"opt.{k_opt}.x_after", x, "latent after the inner loop", step=i, timestep=t)
+            run.opt_steps.append(step_log)
+            k_opt += 1
+        with torch.no_grad():
+            control.sbc = sbc_on
+            eps = unet(torch.cat([x, x]), tt.expand(2), encoder_hidden_states=emb_cfg).sample
+            eps_u, eps_cc = eps.chunk(2)
+            eps = eps_u + g_scale * (eps_cc - eps_u)
+            prev_t = t - stride
+            a_prev = ac[prev_t] if prev_t >= 0 else ac[0]  # set_alpha_to_one false
+            x0 = (x - sb * eps) / sa
+            x = a_prev.sqrt() * x0 + (1 - a_prev).sqrt() * eps
+        if record:
+            run.put(f"step.{i}.latent", x, "latent after the DDIM step", step=i, timestep=t)
+    run.final = x.detach()
+    if record:
+        run.put("final_latent", x, "latent after the last step (= step.19.latent)")
+    return run
+
+
+# --------------------------------------------------------------------------- probing
+
+
+def probe_layers(m: Models, control: PilotControl, inp: Inputs) -> tuple[list[dict], list[str]]:
+    """Cross-attention layers in forward order with their query grids; the loss layers
+    are those whose query resolution is below the full latent resolution."""
+    control.sbc, control.capture = False, False
+    with torch.no_grad():
+        m.unet(inp.x_T.to(m.dtype), torch.tensor([500.0], dtype=m.dtype),
+               encoder_hidden_states=inp.prompt_embeds.to(m.dtype))
+    full = LATENT_SIZE * LATENT_SIZE
+    layers = []
+    for name in control.order:
+        n = control.queries[name]
+        s = int(round(math.sqrt(n)))
+        layers.append({"name": name, "queries": n, "grid": [s, s], "in_loss": n < full})
+    return layers, [l["name"] for l in layers if l["in_loss"]]
+
+
+# --------------------------------------------------------------------------- edge-case masks
+
+EDGE_CASES = {
+    # name: (image [H, W], hole rectangles [y0, y1, x0, x1) in pixels, 1 = inpaint, description)
+    "empty": ((128, 128), [], "no hole (all-black mask): K all 1"),
+    "full": ((128, 128), [[0, 128, 0, 128]], "everything is hole (all-white mask): K all 0"),
+    "one_pixel": ((128, 128), [[40, 41, 72, 73]],
+                  "one hole pixel ON the nearest-sampling grid (pixel (40, 72) = latent cell (5, 9))"),
+    "one_pixel_off_grid": ((128, 128), [[43, 44, 75, 76]],
+                           "one hole pixel OFF the grid (pixel (43, 75)): no latent cell samples "
+                           "it, so K is all 1 (same as empty)"),
+    "border": ((128, 128), [[80, 128, 96, 128], [0, 20, 0, 128]],
+               "holes touching the borders: a bottom-right corner block and a top strip"),
+    "nonsquare": ((128, 192), [[24, 88, 40, 152], [100, 128, 0, 16]],
+                  "non-square 128x192 image (latent 16x24): a wide block and a block in the "
+                  "bottom-left corner"),
+}
+
+
+def edge_mask(size, rects) -> torch.Tensor:
+    h, w = size
+    msk = torch.zeros(1, 1, h, w, dtype=torch.float64)
+    for y0, y1, x0, x1 in rects:
+        msk[..., y0:y1, x0:x1] = 1
+    return msk
+
+
+def edge_cases() -> tuple[dict[str, torch.Tensor], dict]:
+    tensors, info = {}, {}
+    for name, (size, rects, desc) in EDGE_CASES.items():
+        K = latent_keep_mask(edge_mask(size, rects))
+        Fs = attention_masks(K, 4)
+        keep = int(K.sum())
+        C = PARAMS["coef"] * keep / PARAMS["coef_divisor"]
+        tensors[f"{name}.K"] = K
+        levels = []
+        for f in Fs:
+            s = f.shape[-2]
+            tensors[f"{name}.F.{s}"] = f
+            levels.append({"key": f"{name}.F.{s}", "grid": list(f.shape[-2:]),
+                           "holes": int(f.sum()), "all_zero": bool((f == 0).all()),
+                           "all_one": bool((f == 1).all())})
+        tensors[f"{name}.C"] = torch.tensor([C], dtype=torch.float64)
+        all_keep, all_hole = bool((K == 1).all()), bool((K == 0).all())
+        if all_hole:
+            behaviour = ("all hole: #keep = 0 so C = 0 and L_bg = 0; F_s all 1, so every layer "
+                         "contributes 0 to L_sc. The authors' pipeline sets attention_mask = None "
+                         "and num_gradient_ops = 0: no optimisation at all and no SBC (SBC with F "
+                         "all 1 would be the identity anyway). Blend steps are no-ops "
+                         "(K = 0). Result = plain text-to-image DDIM with CFG.")
+        elif all_keep:
+            behaviour = ("all keep (nothing to inpaint): F_s all 0 at every level, so every "
+                         "layer contributes 0 and L_sc = 0. The authors' pipeline sets "
+                         "attention_mask = None: NO SBC (with F all 0, SBC would mask every "
+                         "token column but BOS), but the optimisation steps still run on L_bg "
+                         "alone (num_gradient_ops unchanged). Blend steps replace the whole "
+                         "latent by the noised source.")
+        else:
+            degenerate = [l["key"] for l in levels if l["all_zero"] or l["all_one"]]
+            behaviour = ("ordinary: SBC and optimisation as usual"
+                         + (f"; degenerate levels {degenerate}: layers at those resolutions "
+                            "contribute 0 to L_sc (still counted in the divisor), and SBC there "
+                            "multiplies every token column but BOS by F = 0 (all 0) or 1 (all 1)"
+                            if degenerate else ""))
+        info[name] = {"desc": desc, "image_size": list(size), "hole_rects": rects,
+                      "latent_size": list(K.shape[-2:]), "keep_cells": keep, "C": C,
+                      "all_keep": all_keep, "all_hole": all_hole,
+                      "sbc_applied": not (all_keep or all_hole),
+                      "optimisation_runs": not all_hole, "levels": levels,
+                      "behaviour": behaviour}
+    return tensors, info
+
+
+# --------------------------------------------------------------------------- files
+
+META_ORDER = ("kind", "config", "params", "layers", "schedule", "entries", "degenerate_masks",
+              "cases", "tolerances", "versions", "notes")
+
+
+def canonical_safetensors(path: Path) -> None:
+    """Header re-emitted with metadata in META_ORDER and tensors in data order (see
+    make_sd_fixtures.canonical_safetensors)."""
+    blob = path.read_bytes()
+    n = int.from_bytes(blob[:8], "little")
+    header = json.loads(blob[8:8 + n])
+    meta = header.pop("__metadata__", None)
+    out = {}
+    if meta is not None:
+        key = lambda k: (META_ORDER.index(k) if k in META_ORDER else len(META_ORDER), k)  # noqa: E731
+        out["__metadata__"] = {k: meta[k] for k in sorted(meta, key=key)}
+    for name in sorted(header, key=lambda k: (header[k]["data_offsets"][0], k)):
+        out[name] = header[name]
+    text = json.dumps(out, separators=(",", ":"), ensure_ascii=False).encode()
+    assert len(text) <= n
+    path.write_bytes(blob[:8] + text + b" " * (n - len(text)) + blob[8 + n:])
+
+
+def write_file(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str, object]) -> None:
+    arrays = {k: np.ascontiguousarray(v.detach().to(torch.float64).numpy().astype(np.float32))
+              for k, v in tensors.items()}
+    smeta = {k: (v if isinstance(v, str) else json.dumps(v, ensure_ascii=False, allow_nan=False))
+             for k, v in meta.items()}
+    path.write_bytes(safetensors.numpy.save(arrays, metadata=smeta))
+    canonical_safetensors(path)
+
+
+DEGENERATE_NOTE = (
+    "Degenerate masks (what the authors' pipeline does, and this reference too): "
+    "(1) K all 0 (everything inpainted, nothing kept): `if torch.all(mask == 0): "
+    "attention_mask = None; num_gradient_ops = 0` -> no optimisation and no SBC; C = 0 and "
+    "L_bg = 0 anyway, and every F_s is all 1 (each layer would contribute 0, SBC would be the "
+    "identity), so this equals running the optimisation with a zero gradient. "
+    "(2) K all 1 (nothing inpainted): `if torch.all(mask == 1): attention_mask = None` -> NO SBC "
+    "(note: SBC by the formula with F all 0 would zero every token column but BOS, which the "
+    "reference avoids) and L_sc = 0 (the reference takes attn_loss = 0 when attention_mask is "
+    "None; by the per-layer rule every layer contributes 0 anyway), but the optimisation steps "
+    "still run, on L_bg alone. A hole too small to survive at a lower resolution (all-zero "
+    "F_s there) is NOT special-cased: those layers contribute 0 to L_sc (still counted in the "
+    "divisor) and SBC there keeps only the BOS column.")
+
+
+def inputs_tensors(inp: Inputs, timesteps: list[int], alphas: torch.Tensor) -> tuple[dict, dict]:
+    t, e = {}, {}
+
+    def put(name, v, desc, **kw):
+        v = torch.as_tensor(v).to(torch.float64)
+        t[name] = v
+        e[name] = {"shape": list(v.shape), "desc": desc, **kw}
+
+    put("image", inp.image, "procedural RGB image in [-1, 1], NCHW (float32-exact: the values used)")
+    put("pixel_mask", inp.pixel_mask, "user-convention pixel mask, 1 = white = inpaint, "
+        "0 = keep: an irregular blob plus a thin bar (rows 100-111, cols 88-127) touching the right border")
+    put("K", inp.K, "latent keep mask (1 = keep): K[i, j] = 1 - pixel_mask[8i, 8j]")
+    for f in inp.F:
+        s = f.shape[-1]
+        put(f"F.{s}", f, f"attention mask at {s}x{s} (1 = hole): bilinear(1 - K, {s}x{s}, "
+            "align_corners False), values < 1 set to 0")
+    put("posterior_mean", inp.posterior_mean, "VAE.encode(image).latent_dist.mean (unscaled)")
+    put("z_src", inp.z_src, "0.18215 * posterior_mean (the posterior MEAN, not a sample)")
+    put("x_T", inp.x_T, f"initial noise (torch.randn, Generator seed {X_T_SEED}, float32)")
+    for i, n in sorted(inp.blend_noise.items()):
+        put(f"blend_noise.{i}", n, f"blend noise for step {i} (t={timesteps[i]}) under gamma 0.5 "
+            f"(torch.randn, seed {BLEND_NOISE_SEED + i})", step=i, timestep=timesteps[i])
+    put("prompt_ids", torch.tensor([inp.prompt_ids]), "token ids of the prompt, 77, SD1 "
+        "end-token padding (exact integers as float32)", prompt=PROMPT)
+    put("negative_ids", torch.tensor([inp.negative_ids]), "token ids of the negative prompt ''",
+        prompt=NEGATIVE)
+    word = torch.zeros(1, 77)
+    word[0, inp.tokens] = 1
+    put("word_tokens", word, "1 at the positions in T (id not 49406/49407), 0 elsewhere")
+    put("prompt_embeds", inp.prompt_embeds, "text encoder last_hidden_state of the prompt")
+    put("negative_prompt_embeds", inp.negative_embeds, "text encoder last_hidden_state of ''")
+    put("timesteps", torch.tensor(timesteps), "DDIM timesteps, 20 steps, leading, offset 1")
+    put("alphas_cumprod", alphas, "diffusers' float32 alphas_cumprod table (used as is, "
+        "widened to float64)")
+    return t, e
+
+
+# --------------------------------------------------------------------------- main flow
+
+
+def compute_all(tmp: Path, dtype: torch.dtype) -> dict:
+    """Every run for one dtype: inputs, the four configurations, the probe."""
+    torch.manual_seed(0)
+    m = load_models(tmp, dtype)
+    control = install_control(m.unet)
+    alphas, timesteps = ddim_table()
+    inp = make_inputs(m, timesteps)
+    layers, loss_layers = probe_layers(m, control, inp)
+    runs = {}
+    for name, cfg in CONFIGS.items():
+        runs[name] = pilot(m, control, inp, alphas, timesteps, loss_layers, cfg["gamma"],
+                           cfg["sbc"], cfg["lambda_zero"])
+    return {"models": m, "control": control, "alphas": alphas, "timesteps": timesteps,
+            "inputs": inp, "layers": layers, "loss_layers": loss_layers, "runs": runs}
+
+
+def compare_precisions(r64: dict, r32: dict) -> dict:
+    """float32 run vs the float64 truth, per configuration: scalar losses (relative),
+    latents after each optimisation step and after the last step (max|d| / max|ref|)."""
+    out = {}
+    inp64, inp32 = r64["inputs"], r32["inputs"]
+    out["inputs"] = {
+        "z_src": sdfx.rel_err(inp32.z_src, inp64.z_src),
+        "prompt_embeds": sdfx.rel_err(inp32.prompt_embeds, inp64.prompt_embeds),
+    }
+    for name in CONFIGS:
+        a, b = r64["runs"][name].dumps, r32["runs"][name].dumps
+        rel_scalar = lambda k: abs(float(b[k][0]) - float(a[k][0])) / abs(float(a[k][0]))  # noqa: E731
+        bg = max(rel_scalar(k) for k in a if k.endswith((".loss_bg", ".total")))
+        terms = max(max(sdfx.rel_err(b[k], a[k]) for k in a if k.endswith((".loss_sc_out", ".loss_sc_in"))),
+                    0.0)
+        sc = 0.0  # L_sc and L_l are differences: measured against the size of their terms
+        for k in a:
+            if k.endswith(".loss_sc_layers") or k.endswith(".loss_sc"):
+                p = k.rsplit(".", 1)[0] if k.endswith(".loss_sc") else k[: -len(".loss_sc_layers")]
+                scale = float(np.maximum(np.abs(a[p + ".loss_sc_out"]), np.abs(a[p + ".loss_sc_in"])).max())
+                sc = max(sc, float(np.abs(b[k] - a[k]).max()) / scale)
+        xs = [sdfx.rel_err(b[k], a[k]) for k in sorted(a) if k.endswith(".x_after")]
+        steps = [sdfx.rel_err(b[f"step.{i}.latent"], a[f"step.{i}.latent"])
+                 for i in range(PARAMS["steps"])]
+        out[name] = {
+            "loss_bg_total_rel": bg, "loss_sc_out_in_rel": terms, "loss_sc_vs_terms": sc,
+            "losses_rel": max(bg, terms, sc),
+            "grad_rel": max(sdfx.rel_err(b[k], a[k]) for k in a if k.endswith(".grad")),
+            "grad_sc_rel": max(sdfx.rel_err(b[k], a[k]) for k in a if k.endswith(".grad_sc")),
+            "x_after_rel": xs, "step_latent_rel_max": max(steps),
+            "final_latent_rel": sdfx.rel_err(b["final_latent"], a["final_latent"])}
+    return out
+
+
+def separation(r64: dict) -> dict:
+    """How far the configurations are from gamma1 (float64): what a tolerance can see.
+    lambda0 vs gamma1 is the whole effect of the semantic-centralisation gradient."""
+    ref = r64["runs"]["gamma1"].dumps
+    out = {}
+    for name in ("lambda0", "sbc_off", "gamma05"):
+        d = r64["runs"][name].dumps
+        out[f"{name}_vs_gamma1"] = {
+            "x_after_rel": [sdfx.rel_err(d[k], ref[k]) for k in sorted(d) if k.endswith(".x_after")],
+            "grad_rel": [sdfx.rel_err(d[k], ref[k]) for k in sorted(d) if k.endswith(".grad")],
+            "final_latent_rel": sdfx.rel_err(d["final_latent"], ref["final_latent"])}
+    return out
+
+
+def build_files(r64: dict, precision: dict) -> dict[str, tuple[dict, dict]]:
+    inp, timesteps = r64["inputs"], r64["timesteps"]
+    files = {}
+    t, e = inputs_tensors(inp, timesteps, r64["alphas"])
+    layer_meta = {"all_cross_attention": r64["layers"], "loss_layers": r64["loss_layers"],
+                  "rule": "semantic centralisation loss over every cross-attention (attn2) layer "
+                          "whose query resolution is below the full latent resolution "
+                          "(SD1.5 gives the reference's 11 layers by the same rule); divisor = "
+                          f"|loss_layers| = {len(r64['loss_layers'])}. SBC applies to ALL "
+                          "cross-attention layers (full resolution included); self-attention "
+                          "(attn1) is never masked."}
+    files["inputs"] = (t, {
+        "kind": "pilot-inputs",
+        "params": {**PARAMS, "prompt": PROMPT, "negative_prompt": NEGATIVE,
+                   "scaling_factor": SCALING_FACTOR, "x_T_seed": X_T_SEED,
+                   "blend_noise_seed": f"{BLEND_NOISE_SEED} + step index",
+                   "model": "Tests/Fixtures/sd/sd1 (diffusers folder)"},
+        "layers": layer_meta,
+        "entries": e,
+        "versions": VERSIONS,
+        "notes": "Shared inputs of the PILOT reference (Tests/Reference/pilot_reference.py). "
+                 "Computed in float64, stored as F32. z_src is 0.18215 * the VAE posterior MEAN "
+                 "([ours]: the authors sample the posterior). Word tokens T: positions whose id "
+                 "is neither 49406 (BOS) nor 49407 (EOS/padding).",
+    })
+    for name, cfg in CONFIGS.items():
+        run = r64["runs"][name]
+        schedule = []
+        opt_by_i = {s["i"]: s for s in run.opt_steps}
+        for i, tstep in enumerate(timesteps):
+            blend = tstep < 1000 * (1 - cfg["gamma"])
+            row = {"i": i, "t": tstep, "blend": blend, "optimise": i in opt_by_i}
+            if i in opt_by_i:
+                s = opt_by_i[i]
+                row.update({"opt_index": s["k"], "eta": s["eta"], "lambda": s["lambda"]})
+            schedule.append(row)
+        files[name] = (run.dumps, {
+            "kind": "pilot-run",
+            "config": {"name": name, **cfg},
+            "params": {**PARAMS, "gamma": cfg["gamma"], "sbc": cfg["sbc"],
+                       "lambda_zero": cfg["lambda_zero"], "C": run.C,
+                       "keep_cells": int(inp.K.sum()), "word_tokens": inp.tokens,
+                       "ddim_stride": 1000 // PARAMS["steps"]},
+            "layers": layer_meta,
+            "schedule": {"timesteps": timesteps, "steps": schedule,
+                         "optimise_steps": [s["i"] for s in run.opt_steps],
+                         "blend_steps": [r["i"] for r in schedule if r["blend"]],
+                         "losses": [{"k": s["k"], "t": s["t"], "iters": s["iters"]}
+                                    for s in run.opt_steps]},
+            "entries": run.entries,
+            "degenerate_masks": DEGENERATE_NOTE,
+            "tolerances": {"suggested": SUGGESTED,
+                           "measured_float32_vs_float64": precision[name],
+                           "config_separation_float64": separation(r64),
+                           "reasoning": TOLERANCE_NOTE},
+            "versions": VERSIONS,
+            "notes": cfg["desc"] + ". " + ALGORITHM_NOTE,
+        })
+    et, info = edge_cases()
+    files["masks_edge_cases"] = (et, {
+        "kind": "pilot-masks",
+        "params": {"coef": PARAMS["coef"], "coef_divisor": PARAMS["coef_divisor"],
+                   "levels": "F at latent/1, /2, /4, /8",
+                   "K_rule": "K[i, j] = 1 - pixel_mask[8i, 8j] (nearest)",
+                   "F_rule": "bilinear(1 - K, size, align_corners False, no antialias), values < 1 "
+                             "set to 0. For a power-of-two ratio r every output cell is the mean "
+                             "of the 2x2 latent cells at rows r*i + r/2 - 1, r*i + r/2 (and the "
+                             "same columns), so a cell is hole only if those four are."},
+        "cases": info,
+        "degenerate_masks": DEGENERATE_NOTE,
+        "versions": VERSIONS,
+        "notes": "Edge-case masks: pixel masks (1 = inpaint) are the union of hole_rects "
+                 "[y0, y1, x0, x1) over an image_size [H, W] zero mask; <case>.K [1,1,h,w], "
+                 "<case>.F.<rows> for the 4 levels, <case>.C = coef * keep_cells / 1499.",
+    })
+    return files
+
+
+SUGGESTED = {"losses_rel": 1e-4, "grad_rel": 1e-4, "grad_sc_rel": 1e-3, "x_after_rel": 1e-3,
+             "final_latent_rel": 2e-3}
+
+ALGORITHM_NOTE = (
+    "Per step i (t): blend if t < 1000(1-gamma): x <- (1-K)x + K(sqrt(a_t) z_src + "
+    "sqrt(1-a_t) blend_noise.i); optimise if i % 5 == 0 and t >= 1000(1-gamma): m = 0, then 3x "
+    "{conditional UNet pass (batch 1, SBC as configured) capturing attn2 probabilities before "
+    "SBC; z0 = (x - sqrt(1-a_t) eps_c)/sqrt(a_t); L = L_bg + lambda(t) L_sc; g = dL/dx; "
+    "m <- 0.7 m - eta g; x <- x + m}; then CFG pass on [x, x] with [negative, prompt] "
+    "(SBC on both halves when on), eps = eps_u + 7.5 (eps_c - eps_u), DDIM eta 0 step to "
+    "t - 50 (a_prev = a_0 past the end). a_t = diffusers' float32 alphas_cumprod[t] in "
+    "float64 arithmetic; timestep embedding angles in float64.")
+
+TOLERANCE_NOTE = (
+    "The stored values are a float64 computation rounded to float32. "
+    "measured_float32_vs_float64 is this same script run in float32 (models and inputs "
+    "float32, sqrt(a_t) in float32, timestep-embedding angles in float64 then rounded, as the "
+    "Swift port does) against the float64 truth: loss_bg / total |d|/|ref|; loss_sc_out / "
+    "loss_sc_in max|d|/max|ref|; loss_sc and loss_sc_layers (differences out - in, which can "
+    "be near 0) |d| / max(|out_l|, |in_l|) of that iteration; tensors max|d|/max|ref|. "
+    "Suggested checks for a float32 port: losses 1e-4 (measured this way), grad 1e-4, "
+    "grad_sc 1e-3, x_after 1e-3, final latent 2e-3. config_separation_float64 shows what "
+    "those tolerances can see: with coef 150, lambda * dL_sc/dx is only ~3e-4 - 6e-4 of dL/dx "
+    "and moves the trajectory by ~5e-4 relative (lambda0 vs gamma1), under the latent "
+    "tolerances, so the L_sc path is checked through loss_sc*, grad_sc and grad (1e-4), not "
+    "through the latents; SBC on/off moves everything by ~30%.")
+
+
+def generate(out: Path) -> None:
+    with tempfile.TemporaryDirectory() as tmpd:
+        tmp = Path(tmpd)
+        r64 = compute_all(tmp, torch.float64)
+        r32 = compute_all(tmp, torch.float32)
+        precision = compare_precisions(r64, r32)
+        files = build_files(r64, precision)
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    for name, (tensors, meta) in files.items():
+        write_file(out / f"{name}.safetensors", tensors, meta)
+    print_summary(r64, precision)
+
+
+def print_summary(r64: dict, precision: dict) -> None:
+    print("loss layers:", ", ".join(r64["loss_layers"]))
+    for name in CONFIGS:
+        run = r64["runs"][name]
+        print(f"{name}: C = {run.C:.6f}")
+        for s in run.opt_steps:
+            for j, it in enumerate(s["iters"]):
+                print(f"  opt {s['k']} (i={s['i']:2d}, t={s['t']:3d}) iter {j}: "
+                      f"L_bg {it['loss_bg']:.9g}  L_sc {it['loss_sc']:+.9g}  lambda "
+                      f"{s['lambda']:.6g}  eta {s['eta']:.6g}  L {it['total']:.9g}")
+    print("float32 vs float64:")
+    print(json.dumps(precision, indent=1))
+    print("configuration separation (float64):")
+    print(json.dumps(separation(r64), indent=1))
+
+
+def report_sizes(out: Path) -> int:
+    total = 0
+    for p in sorted(out.glob("*")):
+        total += p.stat().st_size
+        print(f"{p.stat().st_size:>10,d}  {p.relative_to(ROOT)}")
+    print(f"{total:>10,d}  total")
+    return total
+
+
+def sanity_checks(r64: dict, expect) -> None:
+    """Independent checks of the building blocks against diffusers."""
+    m, control, inp = r64["models"], r64["control"], r64["inputs"]
+    alphas, timesteps = r64["alphas"], r64["timesteps"]
+    dt = m.dtype
+    x = inp.x_T.to(dt)
+    emb = torch.cat([inp.negative_embeds, inp.prompt_embeds]).to(dt)
+    tt = torch.tensor([701.0, 701.0], dtype=dt)
+    # 1. our processor without SBC == diffusers' own attention processors
+    with torch.no_grad():
+        control.sbc = False
+        ours = m.unet(torch.cat([x, x]), tt, encoder_hidden_states=emb).sample
+        procs = m.unet.attn_processors
+        m.unet.set_attn_processor(AttnProcessor())
+        theirs = m.unet(torch.cat([x, x]), tt, encoder_hidden_states=emb).sample
+        m.unet.set_attn_processor(procs)
+    e = sdfx.rel_err(ours, theirs)
+    expect(e < 1e-12, f"cross-attention processor without SBC == diffusers AttnProcessor "
+           f"(float64, rel {e:.2e})")
+    # 2. SBC with a mask of ones is the identity; with the real mask it changes the output
+    with torch.no_grad():
+        saved = control.masks
+        control.masks = {n: torch.ones_like(f) for n, f in saved.items()}
+        control.sbc = True
+        ones = m.unet(torch.cat([x, x]), tt, encoder_hidden_states=emb).sample
+        control.masks = saved
+        masked = m.unet(torch.cat([x, x]), tt, encoder_hidden_states=emb).sample
+        control.sbc = False
+    expect(torch.equal(ones, ours), "SBC with F = 1 everywhere leaves the UNet output unchanged")
+    expect(sdfx.rel_err(masked, ours) > 1e-3,
+           f"SBC with the fixture mask changes the UNet output (rel {sdfx.rel_err(masked, ours):.3g})")
+    # 3. DDIM step and one-step reconstruction == diffusers' DDIMScheduler
+    sched = DDIMScheduler.from_config(
+        json.loads((MODEL_FOLDER / "scheduler" / "scheduler_config.json").read_text()))
+    sched.set_timesteps(PARAMS["steps"])
+    expect([int(t) for t in sched.timesteps] == list(range(951, 0, -50)),
+           f"DDIM timesteps 951, 901, ..., 1 ({len(timesteps)})")
+    eps = torch.from_numpy(sdfx.detrand([1, 4, 16, 16], 9001)).double()
+    worst = 0.0
+    for t in (951, 451, 1):
+        o = sched.step(eps.float(), t, x.float())
+        a = alphas[t].double()
+        x0 = (x - (1 - a).sqrt() * eps) / a.sqrt()
+        ap = alphas[t - 50].double() if t - 50 >= 0 else alphas[0].double()
+        prev = ap.sqrt() * x0 + (1 - ap).sqrt() * eps
+        worst = max(worst, sdfx.rel_err(prev, o.prev_sample), sdfx.rel_err(x0, o.pred_original_sample))
+    expect(worst < 1e-5, f"DDIM step / z0_hat agree with DDIMScheduler.step (float32 there, rel {worst:.2e})")
+    # 4. masks: F_16 = 1 - K; F_s binary; T = the 6 word tokens
+    F16, F8, F4 = inp.F
+    expect(torch.equal(F16, 1 - inp.K), "F.16 == 1 - K")
+    expect(all(bool(((f == 0) | (f == 1)).all()) for f in inp.F), "every F_s is binary")
+    expect(all(not bool((f == 0).all()) and not bool((f == 1).all()) for f in inp.F),
+           "the fixture mask is non-degenerate at 16, 8 and 4 (every loss layer contributes)")
+    expect(inp.tokens == [1, 2, 3, 4, 5, 6], f"word tokens T = {inp.tokens}")
+    # 5. the time embedding in float64 == diffusers' within its float32 rounding
+    from diffusers.models.embeddings import get_timestep_embedding
+    tp = m.unet.time_proj
+    ref = get_timestep_embedding(torch.tensor([951.0, 1.0]), tp.num_channels, tp.flip_sin_to_cos,
+                                 tp.shift)
+    diff = float((tp(torch.tensor([951.0, 1.0])).double() - ref.double()).abs().max())
+    expect(diff < 1e-4, f"float64 timestep embedding == diffusers' float32 one (max |d| {diff:.2e})")
+    # 6. the layer rule
+    names = [l["name"] for l in r64["layers"]]
+    want = [f"down_blocks.1.attentions.{j}.transformer_blocks.0.attn2" for j in range(2)] + \
+           ["mid_block.attentions.0.transformer_blocks.0.attn2"] + \
+           [f"up_blocks.1.attentions.{j}.transformer_blocks.0.attn2" for j in range(3)]
+    expect(len(names) == 11 and r64["loss_layers"] == want,
+           f"11 cross-attention layers, loss layers = the 6 below 16x16: {r64['loss_layers']}")
+    # 7. degenerate masks behave as documented (short runs, no recording)
+    for label, K in (("all keep", torch.ones_like(inp.K)), ("all hole", torch.zeros_like(inp.K))):
+        run = pilot(m, control, inp, alphas, timesteps, r64["loss_layers"], 1.0, True, False,
+                    K=K, record=False)
+        its = [it for s in run.opt_steps for it in s["iters"]]
+        if label == "all keep":
+            ok = len(its) == 4 * PARAMS["inner_steps"] and all(it["loss_sc"] == 0 for it in its)
+            expect(ok and math.isfinite(float(run.final.abs().max())),
+                   f"{label}: optimisation runs on L_bg alone (L_sc = 0 in all {len(its)} iterations)")
+        else:
+            plain_run = pilot(m, control, inp, alphas, timesteps, r64["loss_layers"], 1.0, False,
+                              False, K=K, record=False)
+            expect(not its and torch.equal(run.final, plain_run.final),
+                   f"{label}: no optimisation iterations, no SBC (C = {run.C})")
+
+
+def check(out: Path) -> int:
+    problems: list[str] = []
+
+    def expect(cond: bool, msg: str) -> None:
+        print(("  ok    " if cond else "  FAIL  ") + msg)
+        if not cond:
+            problems.append(msg)
+
+    total = report_sizes(out)
+    expect(total <= SIZE_LIMIT, f"folder {total:,d} bytes <= {SIZE_LIMIT:,d}")
+    names = ["inputs", *CONFIGS, "masks_edge_cases"]
+    expect(sorted(p.stem for p in out.glob("*.safetensors")) == sorted(names),
+           f"files: {', '.join(names)}")
+    stored, metas = {}, {}
+    for n in names:
+        path = out / f"{n}.safetensors"
+        blob = path.read_bytes()
+        header = sdfx.strict_json(blob[8:8 + int.from_bytes(blob[:8], "little")].decode())
+        for v in header.get("__metadata__", {}).values():
+            if v[:1] in "[{":
+                sdfx.strict_json(v)
+        with safetensors.safe_open(str(path), "numpy") as f:
+            metas[n] = f.metadata()
+            stored[n] = {k: f.get_tensor(k) for k in f.keys()}
+            dtypes = {f.get_slice(k).get_dtype() for k in f.keys()}
+        expect(dtypes == {"F32"}, f"{n}: all tensors F32, strict JSON metadata")
+    with tempfile.TemporaryDirectory() as tmpd:
+        tmp = Path(tmpd)
+        r64 = compute_all(tmp, torch.float64)
+        print("sanity")
+        sanity_checks(r64, expect)
+        r32 = compute_all(tmp, torch.float32)
+        precision = compare_precisions(r64, r32)
+        files = build_files(r64, precision)
+    print("recomputed vs committed")
+    for n in names:
+        tensors, meta = files[n]
+        entries_ok = True
+        if "entries" in meta:
+            entries_ok = set(json.loads(metas[n]["entries"])) == set(stored[n])
+        expect(set(tensors) == set(stored[n]) and entries_ok,
+               f"{n}: same {len(stored[n])} tensors (and entries)")
+        worst, wname = 0.0, ""
+        for k, v in tensors.items():
+            if k in stored[n]:
+                e = sdfx.rel_err(stored[n][k], v.to(torch.float64).numpy().astype(np.float32))
+                if e > worst:
+                    worst, wname = e, k
+        expect(worst <= CHECK_TOL, f"{n}: max rel diff {worst:.3g} {wname}")
+        same_meta = all(metas[n].get(k) == (v if isinstance(v, str) else json.dumps(
+            v, ensure_ascii=False, allow_nan=False)) for k, v in meta.items() if k != "tolerances")
+        expect(same_meta, f"{n}: metadata identical (tolerances excepted)")
+    for name in CONFIGS:
+        p = precision[name]
+        tol = json.loads(metas[name]["tolerances"])["suggested"]
+        ok = (p["losses_rel"] <= tol["losses_rel"] and max(p["x_after_rel"]) <= tol["x_after_rel"]
+              and p["final_latent_rel"] <= tol["final_latent_rel"]
+              and p["grad_rel"] <= tol["grad_rel"] and p["grad_sc_rel"] <= tol["grad_sc_rel"])
+        expect(ok, f"{name}: float32 run within the suggested tolerances: losses "
+               f"{p['losses_rel']:.2e}, grad {p['grad_rel']:.2e}, grad_sc {p['grad_sc_rel']:.2e}, "
+               f"x_after {max(p['x_after_rel']):.2e}, final {p['final_latent_rel']:.2e}")
+    print_summary(r64, precision)
+    print("all checks passed" if not problems else f"FAILED: {len(problems)} problem(s)")
+    return 1 if problems else 0
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    ap.add_argument("--check", action="store_true", help="recompute and compare only")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    torch.use_deterministic_algorithms(True)
+    if not args.check:
+        generate(args.out)
+    return check(args.out)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
