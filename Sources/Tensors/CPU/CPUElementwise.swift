@@ -34,19 +34,20 @@ extension CPUBackend {
             let i = px + r.lowerBound, o = po + r.lowerBound, n = r.count
             switch op {
             case .neg: map(i, o, n) { -$0 }
-            case .exp: map(i, o, n) { FastMath.exp($0) }
+            case .exp: FastMath.map(i, o, n, { FastMath.exp($0) }, { FastMath.exp($0) })
             case .log: map(i, o, n) { Foundation.log($0) }
             case .sqrt: map(i, o, n) { $0.squareRoot() }
             case .rsqrt: map(i, o, n) { 1 / $0.squareRoot() }
             case .square: map(i, o, n) { $0 * $0 }
             case .abs: map(i, o, n) { Swift.abs($0) }
             case .relu: map(i, o, n) { Swift.max($0, 0) }
-            case .sigmoid: map(i, o, n) { FastMath.sigmoid($0) }
+            case .sigmoid: FastMath.map(i, o, n, { 1 / (1 + FastMath.exp(-$0)) }, { FastMath.sigmoid($0) })
             case .tanh: map(i, o, n) { Foundation.tanh($0) }
-            case .silu: map(i, o, n) { $0 * FastMath.sigmoid($0) }
+            case .silu: FastMath.map(i, o, n, { $0 / (1 + FastMath.exp(-$0)) }, { $0 * FastMath.sigmoid($0) })
             case .gelu: map(i, o, n) { 0.5 * $0 * (1 + erf($0 * 0.707_106_77)) }
             case .geluTanh: map(i, o, n) { 0.5 * $0 * (1 + Foundation.tanh(geluTanhInner($0))) }
-            case .quickGelu: map(i, o, n) { $0 * FastMath.sigmoid(1.702 * $0) }
+            case .quickGelu:
+                FastMath.map(i, o, n, { $0 / (1 + FastMath.exp(-1.702 * $0)) }, { $0 * FastMath.sigmoid(1.702 * $0) })
             case .scale(let c): map(i, o, n) { $0 * c }
             case .shift(let c): map(i, o, n) { $0 + c }
             case .pow(let c): map(i, o, n) { Foundation.pow($0, c) }

@@ -240,14 +240,6 @@ func meanVariance(_ p: UnsafeMutablePointer<Float>, _ n: Int) -> (Float, Float) 
 @inline(__always)
 func softmaxRow(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, _ n: Int, scale: Float) {
     let m = FastMath.max(x, n)
-    let s: Float
-    if scale == 1 {
-        s = FastMath.expShiftSum(x, out, n, shift: m)
-    } else {
-        let ms = m * scale
-        for k in 0..<n { out[k] = FastMath.exp(x[k] * scale - ms) }
-        s = FastMath.sum(out, n)
-    }
-    let inv = 1 / s
-    for k in 0..<n { out[k] *= inv }
+    let s = FastMath.expShiftSum(x, out, n, scale: scale, shift: m * scale)
+    FastMath.scale(out, out, n, by: 1 / s)
 }

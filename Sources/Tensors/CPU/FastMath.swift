@@ -25,6 +25,24 @@ enum FastMath {
     @inline(__always)
     static func sigmoid(_ x: Float) -> Float { 1 / (1 + exp(-x)) }
 
+    /// `exp` on 16 lanes, the same algorithm as the scalar version.
+    @inline(__always)
+    static func exp(_ x: SIMD16<Float>) -> SIMD16<Float> {
+        let xc = pointwiseMin(pointwiseMax(x, V(repeating: -87.33)), V(repeating: 88.72))
+        let magic = V(repeating: 12_582_912)
+        let n = (xc * 1.442_695_04 + magic) - magic
+        let r = (xc - n * 0.693_359_375) - n * -2.121_944_4e-4
+        var p = V(repeating: 1.0 / 720)
+        p = p * r + 1.0 / 120
+        p = p * r + 1.0 / 24
+        p = p * r + 1.0 / 6
+        p = p * r + 0.5
+        p = p * r + 1
+        p = p * r + 1
+        let bits = SIMD16<UInt32>(truncatingIfNeeded: SIMD16<Int32>(n, rounding: .towardZero) &+ 127) &<< 23
+        return p * unsafeBitCast(bits, to: V.self)
+    }
+
     typealias V = SIMD16<Float>
 
     /// Largest of `n` floats.
@@ -109,10 +127,53 @@ enum FastMath {
         return s
     }
 
-    /// out = exp(x − shift) elementwise; returns Σ out. `out` may alias `x`.
+    /// out = exp(x·scale − shift) elementwise; returns Σ out. `out` may alias `x`.
     @inline(__always)
-    static func expShiftSum(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, _ n: Int, shift: Float) -> Float {
-        for k in 0..<n { out[k] = exp(x[k] - shift) }
-        return sum(out, n)
+    static func expShiftSum(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, _ n: Int,
+                            scale: Float = 1, shift: Float) -> Float {
+        var k = 0
+        var acc = V()
+        let src = UnsafeRawPointer(x), dst = UnsafeMutableRawPointer(out)
+        let sv = V(repeating: shift)
+        while k + 16 <= n {
+            let e = exp(src.loadUnaligned(fromByteOffset: k * 4, as: V.self) * scale - sv)
+            dst.storeBytes(of: e, toByteOffset: k * 4, as: V.self)
+            acc += e
+            k += 16
+        }
+        var s = acc.sum()
+        while k < n {
+            let e = exp(x[k] * scale - shift)
+            out[k] = e
+            s += e
+            k += 1
+        }
+        return s
+    }
+
+    /// out = x·c elementwise (`out` may alias `x`).
+    @inline(__always)
+    static func scale(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, _ n: Int, by c: Float) {
+        var k = 0
+        let src = UnsafeRawPointer(x), dst = UnsafeMutableRawPointer(out)
+        while k + 16 <= n {
+            dst.storeBytes(of: src.loadUnaligned(fromByteOffset: k * 4, as: V.self) * c, toByteOffset: k * 4, as: V.self)
+            k += 16
+        }
+        while k < n { out[k] = x[k] * c; k += 1 }
+    }
+
+    /// Applies `f` to 16 lanes at a time (`out` may alias `x`); the scalar
+    /// tail uses `g`, which must compute the same function.
+    @inline(__always)
+    static func map(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, _ n: Int,
+                    _ f: (V) -> V, _ g: (Float) -> Float) {
+        var k = 0
+        let src = UnsafeRawPointer(x), dst = UnsafeMutableRawPointer(out)
+        while k + 16 <= n {
+            dst.storeBytes(of: f(src.loadUnaligned(fromByteOffset: k * 4, as: V.self)), toByteOffset: k * 4, as: V.self)
+            k += 16
+        }
+        while k < n { out[k] = g(x[k]); k += 1 }
     }
 }
