@@ -79,6 +79,8 @@ public final class PILOTSampler {
     public private(set) var records: [PILOTIterationRecord] = []
     /// The latent after each optimisation step, in order.
     public private(set) var optimisedLatents: [Tensor] = []
+    /// Called with (step index, latent) after every denoising step.
+    public var onStep: ((Int, Tensor) -> Void)?
 
     public init(unet: UNet2DConditionModel, schedule: NoiseScheduleConfig, parameters: PILOTParameters = PILOTParameters()) {
         self.unet = unet
@@ -154,6 +156,7 @@ public final class PILOTSampler {
         var scheduler = s.scheduler
         s.latent = scheduler.step(out, step: i, sample: s.latent, noise: nil)
         s.nextStep += 1
+        onStep?(i, s.latent)
         if let progress, !progress(PILOTProgress(phase: blending ? .blend : .optimise, step: i + 1, total: total,
                                                  timestep: t, inner: nil, innerTotal: 0, backgroundLoss: nil,
                                                  centralisationLoss: nil, totalLoss: nil)) {
