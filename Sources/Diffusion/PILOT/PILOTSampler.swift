@@ -26,6 +26,24 @@ public struct PILOTParameters: Sendable, Equatable {
 
     /// γ as a timestep rule: optimisation steps are those with t ≥ this.
     public var coherenceThreshold: Float { 1000 * (1 - coherence) }
+
+    /// The reference's text configuration (100 steps, τ 10, K 10, γ 1).
+    public static let text = PILOTParameters()
+
+    /// The reference's ControlNet configuration (γ 0.8, lr_warmup 0.01, lr 0.03).
+    public static let controlNet: PILOTParameters = {
+        var p = PILOTParameters()
+        p.coherence = 0.8; p.warmupLearningRate = 0.01; p.learningRate = 0.03
+        return p
+    }()
+
+    /// Baseline: blended latent diffusion (γ = 0: never optimise, blend the
+    /// re-noised background before every step).
+    public static let blendedLatentDiffusion: PILOTParameters = {
+        var p = PILOTParameters()
+        p.coherence = 0
+        return p
+    }()
 }
 
 /// Progress of a PILOT run; return `false` from the handler to cancel.
