@@ -52,8 +52,10 @@ struct CLIPEncoderLayer {
     let fc1, fc2: Linear
     let heads: Int
     let activation: Activation
+    let causal: Bool
 
-    init(_ w: WeightLoader, _ c: CLIPTextConfig) throws {
+    init(_ w: WeightLoader, _ c: CLIPTextConfig, causal: Bool = true) throws {
+        self.causal = causal
         let d = c.hiddenSize
         q = try Linear(w["self_attn"]["q_proj"], in: d, out: d)
         k = try Linear(w["self_attn"]["k_proj"], in: d, out: d)
@@ -69,7 +71,7 @@ struct CLIPEncoderLayer {
 
     func callAsFunction(_ x: Tensor) -> Tensor {
         let h = norm1(x)
-        let a = attention(q: q(h), k: k(h), v: v(h), heads: heads, causal: true)
+        let a = attention(q: q(h), k: k(h), v: v(h), heads: heads, causal: causal)
         let x = x + out(a)
         return x + fc2(activation(fc1(norm2(x))))
     }

@@ -66,6 +66,32 @@ enum LDMKeyMap {
         return map
     }
 
+    // MARK: ControlNet
+
+    /// Original ControlNet files: the UNet encoder under `control_model.`
+    /// (or no prefix), `input_hint_block` (convs at even indices, SiLU between),
+    /// `zero_convs.N.0` and `middle_block_out.0`.
+    static func controlNet(_ c: ControlNetConfig, keys: Set<String>) -> [String: Location] {
+        let prefix = keys.contains { $0.hasPrefix("control_model.") } ? "control_model." : ""
+        var map = unet(c.unet, keys: keys, prefix: prefix)
+        func add(_ diffusers: String, _ ldm: String) {
+            for suffix in ["weight", "bias"] where keys.contains("\(prefix)\(ldm).\(suffix)") {
+                map["\(diffusers).\(suffix)"] = Location(key: "\(prefix)\(ldm).\(suffix)")
+            }
+        }
+        let hintConvs = 2 * (c.embeddingChannels.count - 1)
+        add("controlnet_cond_embedding.conv_in", "input_hint_block.0")
+        for j in 0..<hintConvs { add("controlnet_cond_embedding.blocks.\(j)", "input_hint_block.\(2 * (j + 1))") }
+        add("controlnet_cond_embedding.conv_out", "input_hint_block.\(2 * (hintConvs + 1))")
+        var i = 0
+        while keys.contains("\(prefix)zero_convs.\(i).0.weight") {
+            add("controlnet_down_blocks.\(i)", "zero_convs.\(i).0")
+            i += 1
+        }
+        add("controlnet_mid_block", "middle_block_out.0")
+        return map
+    }
+
     // MARK: VAE
 
     static func vae(_ c: VAEConfig, keys: Set<String>, prefix: String = "first_stage_model.") -> [String: Location] {

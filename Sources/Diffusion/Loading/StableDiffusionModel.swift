@@ -19,6 +19,8 @@ public final class StableDiffusionModel {
     public let tokenizerFolder: URL?
     /// Where the weights came from.
     public let source: String
+    /// What merging LoRAs at load did (empty without LoRAs).
+    public internal(set) var loraReport = LoRAReport()
 
     init(family: ModelFamily, textEncoder: CLIPTextModel, unet: UNet2DConditionModel, vae: AutoencoderKL,
          schedule: NoiseScheduleConfig, tokenizerFolder: URL?, source: String) {
@@ -36,16 +38,23 @@ public final class StableDiffusionModel {
     /// folder whose config files describe a single file (head counts are not
     /// in the weights); without it the SD 1.x/2.x presets apply. `variant`
     /// picks `*.VARIANT.safetensors` files in a diffusers folder.
+    ///
+    /// `loras` are merged into the UNet and text-encoder weights as they
+    /// load (W + scale·(α/r)·up·down), so each call builds a fresh model from
+    /// the memory-mapped files and a LoRA-free model stays as it was. Entries
+    /// and keys that match nothing are listed in `loraReport.unknown`.
     public static func load(path: String, config: String? = nil, variant: String? = nil,
-                            prediction: PredictionType? = nil) throws -> StableDiffusionModel {
+                            prediction: PredictionType? = nil,
+                            loras: [(LoRA, Float)] = []) throws -> StableDiffusionModel {
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else {
             throw ModelLoadError.missingFile(path: path, what: "model (no such file or folder)")
         }
         if isDir.boolValue {
-            return try DiffusersFolder(path).load(variant: variant, prediction: prediction)
+            return try DiffusersFolder(path).load(variant: variant, prediction: prediction, loras: loras)
         }
-        return try SingleFileCheckpoint(path: path).load(configFolder: config.map(DiffusersFolder.init), prediction: prediction)
+        return try SingleFileCheckpoint(path: path).load(configFolder: config.map(DiffusersFolder.init), prediction: prediction,
+                                                         loras: loras)
     }
 }
 
@@ -86,23 +95,32 @@ struct DiffusersFolder {
         try NoiseScheduleConfig(config("scheduler", "scheduler_config.json"))
     }
 
-    func load(variant: String?, prediction: PredictionType?) throws -> StableDiffusionModel {
+    func load(variant: String?, prediction: PredictionType?, loras: [(LoRA, Float)]) throws -> StableDiffusionModel {
         let textConfig = try textConfig(), unetConfig = try unetConfig(), vaeConfig = try vaeConfig()
         var schedule = try scheduleConfig()
         if let prediction { schedule.prediction = prediction }
-        let text = try loadChecked(WeightSource(files: [weights("text_encoder", base: "model", variant: variant)]),
-                                   ignoring: { $0.hasSuffix("position_ids") }) { try CLIPTextModel(WeightLoader($0), config: textConfig) }
-        let unet = try loadChecked(WeightSource(files: [weights("unet", base: "diffusion_pytorch_model", variant: variant)])) {
+        var report = LoRAReport()
+        report.unknown = loras.flatMap { l in l.0.unrecognisedKeys.map { "\(l.0.source): \($0)" } }
+        let textSource = WeightSource(files: [try weights("text_encoder", base: "model", variant: variant)])
+        try textSource.merge(loras, target: .textEncoder, report: &report)
+        let unetSource = WeightSource(files: [try weights("unet", base: "diffusion_pytorch_model", variant: variant)])
+        try unetSource.merge(loras, target: .unet, report: &report)
+        let text = try loadChecked(textSource, ignoring: { $0.hasSuffix("position_ids") }) {
+            try CLIPTextModel(WeightLoader($0), config: textConfig)
+        }
+        let unet = try loadChecked(unetSource) {
             try UNet2DConditionModel(WeightLoader($0), config: unetConfig)
         }
         let vae = try loadChecked(WeightSource(files: [weights("vae", base: "diffusion_pytorch_model", variant: variant)])) {
             try AutoencoderKL(WeightLoader($0), config: vaeConfig)
         }
         let tok = root.appendingPathComponent("tokenizer")
-        return StableDiffusionModel(family: unetConfig.crossAttentionDim >= 1024 || textConfig.activation == .gelu ? .sd2 : .sd1,
-                                    textEncoder: text, unet: unet, vae: vae, schedule: schedule,
-                                    tokenizerFolder: FileManager.default.fileExists(atPath: tok.path) ? tok : nil,
-                                    source: root.path)
+        let model = StableDiffusionModel(family: unetConfig.crossAttentionDim >= 1024 || textConfig.activation == .gelu ? .sd2 : .sd1,
+                                         textEncoder: text, unet: unet, vae: vae, schedule: schedule,
+                                         tokenizerFolder: FileManager.default.fileExists(atPath: tok.path) ? tok : nil,
+                                         source: root.path)
+        model.loraReport = report
+        return model
     }
 }
 
@@ -134,7 +152,7 @@ struct SingleFileCheckpoint {
         return nil
     }
 
-    func load(configFolder: DiffusersFolder?, prediction: PredictionType?) throws -> StableDiffusionModel {
+    func load(configFolder: DiffusersFolder?, prediction: PredictionType?, loras: [(LoRA, Float)]) throws -> StableDiffusionModel {
         guard keys.contains("model.diffusion_model.input_blocks.0.0.weight") else {
             throw ModelLoadError.unrecognised(path: file.source, reason: "no model.diffusion_model.* UNet weights: not a Stable Diffusion checkpoint")
         }
@@ -165,11 +183,17 @@ struct SingleFileCheckpoint {
             }
             textSource = WeightSource(files: [file], locations: LDMKeyMap.openCLIPText(keys: keys, width: width))
         }
-        return StableDiffusionModel(
+        var report = LoRAReport()
+        report.unknown = loras.flatMap { l in l.0.unrecognisedKeys.map { "\(l.0.source): \($0)" } }
+        try textSource.merge(loras, target: .textEncoder, report: &report)
+        try unetSource.merge(loras, target: .unet, report: &report)
+        let model = StableDiffusionModel(
             family: family,
             textEncoder: try CLIPTextModel(WeightLoader(textSource), config: textConfig),
             unet: try UNet2DConditionModel(WeightLoader(unetSource), config: unetConfig),
             vae: try AutoencoderKL(WeightLoader(vaeSource), config: vaeConfig),
             schedule: schedule, tokenizerFolder: nil, source: file.source)
+        model.loraReport = report
+        return model
     }
 }

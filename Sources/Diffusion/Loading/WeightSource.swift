@@ -27,6 +27,8 @@ public final class WeightSource {
     public let description: String
     private let locations: [String: Location]
     private var used = Set<String>()
+    /// Additions applied as weights are read (merged LoRAs), by diffusers name.
+    public var deltas: [String: Tensor] = [:]
 
     /// Weights named exactly as in the files (diffusers folders).
     public convenience init(files: [SafeTensorsFile]) {
@@ -82,8 +84,34 @@ public final class WeightSource {
             }
             t = t.reshaped(shape)
         }
+        if let d = deltas[name] {
+            guard d.count == t.count else {
+                throw ModelLoadError.shapeMismatch(key: "\(name) (LoRA delta)", source: description, expected: shape, found: d.shape)
+            }
+            t = t + d.reshaped(shape)
+        }
         used.insert(name)
         return t
+    }
+
+    /// Every weight's stored shape, by diffusers name.
+    public func shapes() throws -> [String: [Int]] {
+        var out: [String: [Int]] = [:]
+        for name in names { out[name] = try shape(name) }
+        return out
+    }
+
+    /// Merges `loras` (each with its scale) into the weights of `target` as
+    /// they are read, recording what applied and what matched nothing.
+    func merge(_ loras: [(LoRA, Float)], target: LoRATarget, report: inout LoRAReport) throws {
+        guard !loras.isEmpty else { return }
+        let shapes = try self.shapes()
+        for (lora, scale) in loras {
+            let (d, unmatched) = try lora.deltas(for: target, scale: scale, weights: shapes)
+            for (k, v) in d { deltas[k] = deltas[k].map { $0 + v } ?? v }
+            report.appliedModules += d.count
+            report.unknown += unmatched.map { "\(lora.source): \($0)" }
+        }
     }
 
     /// Names that were never read, excluding those matching `ignoring`.

@@ -32,13 +32,17 @@ public struct UNetConditioning {
     /// `down_intrablock_additional_residuals`).
     public var adapterFeatures: [Tensor]?
     public var attentionControl: AttentionControl?
+    /// IP-Adapter image tokens and scale (decoupled cross-attention).
+    public var imagePrompt: ImagePromptConditioning?
 
     public init(context: Tensor, controlDown: [Tensor]? = nil, controlMid: Tensor? = nil,
-                adapterFeatures: [Tensor]? = nil, attentionControl: AttentionControl? = nil) {
+                adapterFeatures: [Tensor]? = nil, attentionControl: AttentionControl? = nil,
+                imagePrompt: ImagePromptConditioning? = nil) {
         self.context = context
         self.controlDown = controlDown
         self.controlMid = controlMid
         self.adapterFeatures = adapterFeatures
         self.attentionControl = attentionControl
+        self.imagePrompt = imagePrompt
     }
 }

@@ -20,17 +20,22 @@ struct CrossAttention {
         isCross = contextDim != nil
     }
 
-    func callAsFunction(_ x: Tensor, context: Tensor? = nil, control: AttentionControl? = nil) -> Tensor {
-        let c = context ?? x
+    func callAsFunction(_ x: Tensor, cond: UNetConditioning? = nil) -> Tensor {
+        let c = cond.map(\.context) ?? x
         let (qx, kx, vx) = (q(x), k(c), v(c))
         var mask: Tensor?
-        if isCross, let control {
+        if isCross, let control = cond?.attentionControl {
             if control.capturesProbabilities(layer: name) {
                 control.record(layer: name, probabilities: attentionProbabilities(q: qx, k: kx, heads: heads))
             }
             mask = control.crossAttentionMask(layer: name, queries: qx.dim(1), keys: kx.dim(1), batch: qx.dim(0))
         }
-        return out(attention(q: qx, k: kx, v: vx, heads: heads, mask: mask))
+        var h = attention(q: qx, k: kx, v: vx, heads: heads, mask: mask)
+        // IP-Adapter: decoupled attention over the image tokens, no SBC, added before to_out.
+        if isCross, let ip = cond?.imagePrompt, let (kIP, vIP) = ip.adapter.projections(layer: name) {
+            h = h + attention(q: qx, k: kIP(ip.tokens), v: vIP(ip.tokens), heads: heads) * ip.scale
+        }
+        return out(h)
     }
 }
 
@@ -67,9 +72,9 @@ struct BasicTransformerBlock {
         ff = try GEGLUFeedForward(w["ff"], dim: dim)
     }
 
-    func callAsFunction(_ x: Tensor, context: Tensor, control: AttentionControl?) -> Tensor {
+    func callAsFunction(_ x: Tensor, cond: UNetConditioning) -> Tensor {
         var x = x + attn1(norm1(x))
-        x = x + attn2(norm2(x), context: context, control: control)
+        x = x + attn2(norm2(x), cond: cond)
         return x + ff(norm3(x))
     }
 }
@@ -102,7 +107,7 @@ struct Transformer2D {
         }
     }
 
-    func callAsFunction(_ x: Tensor, context: Tensor, control: AttentionControl?) -> Tensor {
+    func callAsFunction(_ x: Tensor, cond: UNetConditioning) -> Tensor {
         let (b, c, h, w) = (x.dim(0), x.dim(1), x.dim(2), x.dim(3))
         var t = norm(x)
         func tokens(_ t: Tensor) -> Tensor { t.permuted([0, 2, 3, 1]).reshaped([b, h * w, c]) }
@@ -111,7 +116,7 @@ struct Transformer2D {
         case .conv(let p): t = tokens(p(t))
         case .linear(let p): t = p(tokens(t))
         }
-        for block in blocks { t = block(t, context: context, control: control) }
+        for block in blocks { t = block(t, cond: cond) }
         switch projOut {
         case .conv(let p): t = p(image(t))
         case .linear(let p): t = image(p(t))

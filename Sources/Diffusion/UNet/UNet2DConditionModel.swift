@@ -96,14 +96,17 @@ public final class UNet2DConditionModel {
         let tEmb = timestepEmbedding(timesteps, dim: config.blockOutChannels[0], flipSinToCos: config.flipSinToCos,
                                      downscaleFreqShift: config.freqShift)
         let time = timeLinear2(timeLinear1(tEmb).silu())
-        let control = cond.attentionControl
+        if let ip = cond.imagePrompt, ip.tokens.dim(0) != b || ip.tokens.dim(2) != config.crossAttentionDim {
+            throw ModelInputError.shape(what: "IP-Adapter image tokens", expected: "[\(b), n, \(config.crossAttentionDim)]",
+                                        found: ip.tokens.shape)
+        }
         var h = convIn(x)
         var skips = [h]
         var adapter = cond.adapterFeatures ?? []
         for block in down {
             let isCross = !block.attentions.isEmpty
             let feature = isCross && !adapter.isEmpty ? adapter.removeFirst() : nil
-            var (out, s) = block(h, time: time, context: ctx, control: control, adapter: feature)
+            var (out, s) = block(h, time: time, cond: cond, adapter: feature)
             if !isCross, !adapter.isEmpty {
                 // Plain down blocks get their feature after the block (diffusers).
                 out = out + adapter.removeFirst()
@@ -113,14 +116,14 @@ public final class UNet2DConditionModel {
             skips += s
         }
         if let cd = cond.controlDown { skips = zip(skips, cd).map { $0 + $1 } }
-        h = mid(h, time: time, context: ctx, control: control)
+        h = mid(h, time: time, cond: cond)
         if let first = adapter.first, first.shape == h.shape { h = h + first }
         if let cm = cond.controlMid { h = h + cm }
         for block in up {
             let n = block.skipCount
             let mine = Array(skips.suffix(n))
             skips.removeLast(n)
-            h = block(h, skips: mine, time: time, context: ctx, control: control)
+            h = block(h, skips: mine, time: time, cond: cond)
         }
         return convOut(normOut(h).silu())
     }

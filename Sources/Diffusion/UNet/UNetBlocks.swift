@@ -21,13 +21,12 @@ struct DownBlock {
 
     /// `adapter`: a T2I-Adapter feature added after the last resnet/transformer
     /// of a cross-attention block (diffusers' intrablock residual).
-    func callAsFunction(_ x: Tensor, time: Tensor, context: Tensor, control: AttentionControl?,
-                        adapter: Tensor?) -> (Tensor, [Tensor]) {
+    func callAsFunction(_ x: Tensor, time: Tensor, cond: UNetConditioning, adapter: Tensor?) -> (Tensor, [Tensor]) {
         var h = x
         var skips: [Tensor] = []
         for (j, resnet) in resnets.enumerated() {
             h = resnet(h, time: time)
-            if !attentions.isEmpty { h = attentions[j](h, context: context, control: control) }
+            if !attentions.isEmpty { h = attentions[j](h, cond: cond) }
             if j == resnets.count - 1, !attentions.isEmpty, let adapter { h = h + adapter }
             skips.append(h)
         }
@@ -53,8 +52,8 @@ struct MidBlock {
                                     groups: c.normGroups, eps: c.normEps)
     }
 
-    func callAsFunction(_ x: Tensor, time: Tensor, context: Tensor, control: AttentionControl?) -> Tensor {
-        resnet2(attention(resnet1(x, time: time), context: context, control: control), time: time)
+    func callAsFunction(_ x: Tensor, time: Tensor, cond: UNetConditioning) -> Tensor {
+        resnet2(attention(resnet1(x, time: time), cond: cond), time: time)
     }
 }
 
@@ -84,12 +83,12 @@ struct UpBlock {
 
     var skipCount: Int { resnets.count }
 
-    func callAsFunction(_ x: Tensor, skips: [Tensor], time: Tensor, context: Tensor, control: AttentionControl?) -> Tensor {
+    func callAsFunction(_ x: Tensor, skips: [Tensor], time: Tensor, cond: UNetConditioning) -> Tensor {
         var h = x
         var skips = skips
         for (j, resnet) in resnets.enumerated() {
             h = resnet(concat([h, skips.removeLast()], axis: 1), time: time)
-            if !attentions.isEmpty { h = attentions[j](h, context: context, control: control) }
+            if !attentions.isEmpty { h = attentions[j](h, cond: cond) }
         }
         if let upsampler { h = upsampler(h) }
         return h
