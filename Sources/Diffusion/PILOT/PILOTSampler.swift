@@ -93,6 +93,8 @@ public final class PILOTSampler {
     public let unet: UNet2DConditionModel
     public let schedule: NoiseScheduleConfig
     public var parameters: PILOTParameters
+    /// ControlNets, T2I-Adapters and IP-Adapter: in the gradient pass too.
+    public var adapters: AdapterStack?
     /// Every inner iteration's losses, in order.
     public private(set) var records: [PILOTIterationRecord] = []
     /// The latent after each optimisation step, in order.
@@ -168,9 +170,9 @@ public final class PILOTSampler {
             s.latent = try optimiseLatent(s, step: i, timestep: t, control: control, progress: progress)
             optimisedLatents.append(s.latent)
         }
-        let sampler = GuidedSampler(unet: unet, guidanceScale: parameters.guidanceScale)
+        let sampler = GuidedSampler(unet: unet, guidanceScale: parameters.guidanceScale, adapters: adapters)
         let out = try sampler.guidedOutput(s.latent, timestep: Float(t), positive: s.positive, negative: s.negative,
-                                           control: control)
+                                           control: control, step: i, steps: total)
         var scheduler = s.scheduler
         s.latent = scheduler.step(out, step: i, sample: s.latent, noise: nil)
         s.nextStep += 1
@@ -197,7 +199,10 @@ public final class PILOTSampler {
             let xw = tape.watch(x)
             control.reset()
             control.capturing = true
-            let eps = try unet(xw, timesteps: [Float(t)], conditioning: UNetConditioning(context: s.positive, attentionControl: control))
+            let gradientSampler = GuidedSampler(unet: unet, guidanceScale: 1, adapters: adapters)
+            let cond = try gradientSampler.conditioning(xw, timestep: Float(t), step: i, steps: s.scheduler.integerTimesteps.count,
+                                                        context: s.positive, control: control)
+            let eps = try unet(xw, timesteps: [Float(t)], conditioning: cond)
             control.capturing = false
             let x0 = (xw - eps * (1 - a).squareRoot()) / a.squareRoot()
             let lbg = PILOTLoss.background(reconstruction: x0, source: s.source, keep: s.masks.keep)

@@ -36,22 +36,35 @@ public struct CancelledError: Error, CustomStringConvertible {
 public struct GuidedSampler {
     public let unet: UNet2DConditionModel
     public var guidanceScale: Float
+    /// ControlNets, T2I-Adapters and IP-Adapter, when any.
+    public var adapters: AdapterStack?
 
-    public init(unet: UNet2DConditionModel, guidanceScale: Float = 7.5) {
+    public init(unet: UNet2DConditionModel, guidanceScale: Float = 7.5, adapters: AdapterStack? = nil) {
         self.unet = unet
         self.guidanceScale = guidanceScale
+        self.adapters = adapters
     }
 
-    /// The guided model output at one step for latent `x [1, C, h, w]`.
+    /// UNet conditioning for `x` (batch 1 or 2) with `context`.
+    func conditioning(_ x: Tensor, timestep: Float, step: Int, steps: Int, context: Tensor,
+                      control: AttentionControl?) throws -> UNetConditioning {
+        guard let adapters, !adapters.isEmpty else { return UNetConditioning(context: context, attentionControl: control) }
+        return try adapters.conditioning(x: x, timestep: timestep, step: step, steps: steps, context: context,
+                                         attentionControl: control)
+    }
+
+    /// The guided model output at step `step` of `steps` for latent `x [1, C, h, w]`
+    /// (the step position gates ControlNets).
     public func guidedOutput(_ x: Tensor, timestep: Float, positive: Tensor, negative: Tensor,
-                             control: AttentionControl? = nil) throws -> Tensor {
+                             control: AttentionControl? = nil, step: Int = 0, steps: Int = 1) throws -> Tensor {
         if guidanceScale == 1 {
-            return try unet(x, timesteps: [timestep], conditioning: UNetConditioning(context: positive, attentionControl: control))
+            return try unet(x, timesteps: [timestep],
+                            conditioning: conditioning(x, timestep: timestep, step: step, steps: steps, context: positive, control: control))
         }
         let batch = concat([x, x], axis: 0)
         let context = concat([negative, positive], axis: 0)
         let out = try unet(batch, timesteps: [timestep, timestep],
-                           conditioning: UNetConditioning(context: context, attentionControl: control))
+                           conditioning: conditioning(batch, timestep: timestep, step: step, steps: steps, context: context, control: control))
         let parts = out.chunked(2, axis: 0)
         return parts[0] + (parts[1] - parts[0]) * guidanceScale
     }
@@ -65,7 +78,7 @@ public struct GuidedSampler {
         let ts = scheduler.timesteps
         for (i, t) in ts.enumerated() {
             let input = scheduler.scaleModelInput(x, step: i)
-            let out = try guidedOutput(input, timestep: t, positive: positive, negative: negative)
+            let out = try guidedOutput(input, timestep: t, positive: positive, negative: negative, step: i, steps: ts.count)
             x = scheduler.step(out, step: i, sample: x, noise: stepNoise?(i))
             if let progress, !progress(SamplingProgress(step: i + 1, total: ts.count, timestep: t)) {
                 throw CancelledError()
