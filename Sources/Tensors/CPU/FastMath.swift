@@ -7,7 +7,7 @@ enum FastMath {
     /// loops over it vectorise even without SSE4.1.
     @inline(__always)
     static func exp(_ x: Float) -> Float {
-        let xc = Swift.min(Swift.max(x, -87.33), 88.72)
+        let xc = Swift.min(Swift.max(x, -87.33), 88.37)      // keeps 2ⁿ finite (n ≤ 127)
         let magic: Float = 12_582_912                      // 1.5·2²³
         let n = (xc * 1.442_695_04 + magic) - magic
         let r = (xc - n * 0.693_359_375) - n * -2.121_944_4e-4
@@ -25,12 +25,18 @@ enum FastMath {
     @inline(__always)
     static func sigmoid(_ x: Float) -> Float { 1 / (1 + exp(-x)) }
 
-    /// `exp` on 16 lanes, the same algorithm as the scalar version.
+    /// `exp` on 16 lanes, the same algorithm as the scalar version. 2ⁿ is
+    /// built from the rounding sum's bits (t = 1.5·2²³ + n holds n in its
+    /// mantissa), avoiding SIMD int/float conversions, which do not specialise.
     @inline(__always)
     static func exp(_ x: SIMD16<Float>) -> SIMD16<Float> {
-        let xc = pointwiseMin(pointwiseMax(x, V(repeating: -87.33)), V(repeating: 88.72))
-        let magic = V(repeating: 12_582_912)
-        let n = (xc * 1.442_695_04 + magic) - magic
+        typealias U = SIMD16<UInt32>
+        var xc = x
+        xc.replace(with: -87.33, where: xc .< -87.33)
+        xc.replace(with: 88.37, where: xc .> 88.37)
+        let magic: Float = 12_582_912
+        let t = xc * 1.442_695_04 + magic
+        let n = t - magic
         let r = (xc - n * 0.693_359_375) - n * -2.121_944_4e-4
         var p = V(repeating: 1.0 / 720)
         p = p * r + 1.0 / 120
@@ -39,8 +45,8 @@ enum FastMath {
         p = p * r + 0.5
         p = p * r + 1
         p = p * r + 1
-        let bits = SIMD16<UInt32>(truncatingIfNeeded: SIMD16<Int32>(n, rounding: .towardZero) &+ 127) &<< 23
-        return p * unsafeBitCast(bits, to: V.self)
+        let nBits = unsafeBitCast(t, to: U.self) &- U(repeating: magic.bitPattern)
+        return p * unsafeBitCast((nBits &+ 127) &<< 23, to: V.self)
     }
 
     typealias V = SIMD16<Float>
@@ -54,10 +60,11 @@ enum FastMath {
             var acc = V(repeating: -.infinity)
             let raw = UnsafeRawPointer(p)
             while k + 16 <= n {
-                acc = pointwiseMax(acc, raw.loadUnaligned(fromByteOffset: k * 4, as: V.self))
+                let v = raw.loadUnaligned(fromByteOffset: k * 4, as: V.self)
+                acc.replace(with: v, where: v .> acc)
                 k += 16
             }
-            m = acc.max()
+            for i in 0..<16 { m = Swift.max(m, acc[i]) }
         }
         while k < n { m = Swift.max(m, p[k]); k += 1 }
         return m
