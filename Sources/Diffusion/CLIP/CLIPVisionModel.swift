@@ -1,3 +1,5 @@
+import Foundation
+import SafeTensors
 import Tensors
 
 /// The CLIP vision tower's shape (`image_encoder/config.json`).
@@ -63,6 +65,17 @@ public final class CLIPVisionModel {
         layers = try (0..<c.layers).map { try CLIPEncoderLayer(v["encoder"]["layers"][$0], c.textLikeConfig, causal: false) }
         postNorm = try LayerNorm(v["post_layernorm"], dim: c.hiddenSize, eps: c.layerNormEps)
         projection = try Linear(w["visual_projection"], in: c.hiddenSize, out: c.projectionDim, bias: false)
+    }
+
+    /// Loads a transformers `CLIPVisionModelWithProjection` folder
+    /// (`config.json` + `model.safetensors`), e.g. an IP-Adapter `image_encoder/`.
+    public static func load(folder: String) throws -> CLIPVisionModel {
+        let root = URL(fileURLWithPath: folder)
+        let config = try CLIPVisionConfig(JSONConfig(path: root.appendingPathComponent("config.json").path))
+        let file = try SafeTensorsFile(path: root.appendingPathComponent("model.safetensors").path)
+        return try loadChecked(WeightSource(files: [file]), ignoring: { $0.hasSuffix("position_ids") }) {
+            try CLIPVisionModel(WeightLoader($0), config: config)
+        }
     }
 
     /// `image_embeds [B, projectionDim]` for preprocessed pixels `[B, 3, S, S]`.
