@@ -187,18 +187,75 @@ final class AdapterParityTests: XCTestCase {
         }
     }
 
-    func testUnknownLoRAKeysAreReported() throws {
+    func writeLoRA(_ body: (inout SafeTensorsWriter) throws -> Void) throws -> String {
         var w = SafeTensorsWriter()
-        try w.add("lora_unet_no_such_module.lora_down.weight", shape: [1, 8], floats: Array(repeating: 0.1, count: 8))
-        try w.add("lora_unet_no_such_module.lora_up.weight", shape: [8, 1], floats: Array(repeating: 0.1, count: 8))
-        try w.add("something_else.weight", shape: [1], floats: [1])
+        try body(&w)
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("lora-\(UUID().uuidString).safetensors")
         try w.write(to: url.path)
-        defer { try? FileManager.default.removeItem(at: url) }
-        let lora = try LoRA.load(path: url.path)
-        let m = try StableDiffusionModel.load(path: SDFixture("sd1").folder, loras: [(lora, 1)])
-        XCTAssertEqual(m.loraReport.appliedModules, 0)
+        addTeardownBlock { try? FileManager.default.removeItem(at: url) }
+        return url.path
+    }
+
+    func testUnknownLoRAKeysAreReported() throws {
+        let path = try writeLoRA { w in
+            try w.add("lora_unet_down_blocks_0_resnets_0_conv1.lora_down.weight", shape: [1, 8, 3, 3], floats: Array(repeating: 0.01, count: 72))
+            try w.add("lora_unet_down_blocks_0_resnets_0_conv1.lora_up.weight", shape: [8, 1, 1, 1], floats: Array(repeating: 0.1, count: 8))
+            try w.add("lora_unet_no_such_module.lora_down.weight", shape: [1, 8], floats: Array(repeating: 0.1, count: 8))
+            try w.add("lora_unet_no_such_module.lora_up.weight", shape: [8, 1], floats: Array(repeating: 0.1, count: 8))
+            try w.add("something_else.weight", shape: [1], floats: [1])
+        }
+        let m = try StableDiffusionModel.load(path: SDFixture("sd1").folder, loras: [(try LoRA.load(path: path), 1)])
+        XCTAssertEqual(m.loraReport.appliedModules, 1)
         XCTAssertTrue(m.loraReport.unknown.contains { $0.hasSuffix("unet: no_such_module") }, "\(m.loraReport.unknown)")
         XCTAssertTrue(m.loraReport.unknown.contains { $0.hasSuffix("something_else.weight") }, "\(m.loraReport.unknown)")
+    }
+
+    // MARK: Mismatched adapters
+
+    func testLoRAForAnotherArchitectureIsRefusedNamingBothSides() throws {
+        let foreign = try writeLoRA { w in
+            try w.add("lora_unet_input_blocks_1_1_proj_in.lora_down.weight", shape: [1, 320], floats: Array(repeating: 0, count: 320))
+            try w.add("lora_unet_input_blocks_1_1_proj_in.lora_up.weight", shape: [320, 1], floats: Array(repeating: 0, count: 320))
+        }
+        XCTAssertThrowsError(try StableDiffusionModel.load(path: SDFixture("sd1").folder, loras: [(try LoRA.load(path: foreign), 1)])) { e in
+            let m = "\(e)"
+            XCTAssertTrue(m.contains(foreign) && m.contains("diffusion_pytorch_model.safetensors") && m.contains("none of its modules"), m)
+        }
+        let wrongShape = try writeLoRA { w in
+            try w.add("lora_unet_down_blocks_0_resnets_0_conv1.lora_down.weight", shape: [1, 16, 3, 3], floats: Array(repeating: 0, count: 144))
+            try w.add("lora_unet_down_blocks_0_resnets_0_conv1.lora_up.weight", shape: [32, 1, 1, 1], floats: Array(repeating: 0, count: 32))
+        }
+        XCTAssertThrowsError(try StableDiffusionModel.load(path: SDFixture("sd1").folder, loras: [(try LoRA.load(path: wrongShape), 1)])) { e in
+            let m = "\(e)"
+            XCTAssertTrue(m.contains(wrongShape) && m.contains("down_blocks.0.resnets.0.conv1.weight [8, 8, 3, 3]"), m)
+        }
+    }
+
+    func testControlNetForAnotherUNetIsRefusedNamingBothSides() throws {
+        XCTAssertThrowsError(try ControlNetModel.checkCompatible(ControlNetConfig(unet: .sd2), source: "sd21-canny",
+                                                                  with: .sd1, unetSource: "sd15")) { e in
+            let m = "\(e)"
+            XCTAssertTrue(m.contains("sd21-canny") && m.contains("width 1024") && m.contains("sd15") && m.contains("width 768"), m)
+        }
+        let cn = try ControlNetModel.load(path: path("controlnet"))
+        XCTAssertNoThrow(try cn.checkCompatible(with: model.unet), "the fixture ControlNet fits the fixture UNet")
+        XCTAssertThrowsError(try ControlNetModel.checkCompatible(cn.config, source: cn.source, with: .sd1, unetSource: "sd15")) { e in
+            XCTAssertTrue("\(e)".contains(cn.source), "\(e)")
+        }
+    }
+
+    func testWrongVisionEncoderAndT2IShapesAreRefused() throws {
+        XCTAssertThrowsError(try IPAdapter(path: path("ip_adapter.safetensors"), unet: model.unet, imageEmbedDim: 1024)) { e in
+            let m = "\(e)"
+            XCTAssertTrue(m.contains("ip_adapter.safetensors") && m.contains("expects image embeddings of 8") && m.contains("1024")
+                          && m.contains("wrong vision encoder"), m)
+        }
+        let stack = AdapterStack()
+        try stack.addT2IAdapter(try T2IAdapter.load(path: path("t2i_full")), image: try input("cond_image").sliced(axis: 0, 0..<1), scale: 1)
+        XCTAssertNoThrow(try stack.checkCompatible(with: model.unet, height: 16, width: 16))
+        XCTAssertThrowsError(try stack.checkCompatible(with: model.unet, height: 32, width: 32, unetSource: "sd1 tiny")) { e in
+            let m = "\(e)"
+            XCTAssertTrue(m.contains("T2I-Adapter") && m.contains("sd1 tiny"), m)
+        }
     }
 }

@@ -59,6 +59,8 @@ struct ControlNetConditioningEmbedding {
 /// convolutions and scaled, are added to the UNet's.
 public final class ControlNetModel {
     public let config: ControlNetConfig
+    /// Where the weights came from.
+    public internal(set) var source = "<memory>"
     let timeLinear1, timeLinear2: Linear
     let convIn: Conv2d
     let hintEmbedding: ControlNetConditioningEmbedding
@@ -129,7 +131,9 @@ public final class ControlNetModel {
             let root = URL(fileURLWithPath: path)
             let cfg = try ControlNetConfig(JSONConfig(path: root.appendingPathComponent("config.json").path))
             let file = try SafeTensorsFile(path: root.appendingPathComponent("diffusion_pytorch_model.safetensors").path)
-            return try loadChecked(WeightSource(files: [file])) { try ControlNetModel(WeightLoader($0), config: cfg) }
+            let model = try loadChecked(WeightSource(files: [file])) { try ControlNetModel(WeightLoader($0), config: cfg) }
+            model.source = path
+            return model
         }
         let file = try SafeTensorsFile(path: path)
         let keys = Set(file.names)
@@ -138,6 +142,8 @@ public final class ControlNetModel {
         guard !map.isEmpty else {
             throw ModelLoadError.unrecognised(path: path, reason: "no control_model.* or ControlNet diffusers keys: not a ControlNet")
         }
-        return try ControlNetModel(WeightLoader(WeightSource(files: [file], locations: map)), config: cfg)
+        let model = try ControlNetModel(WeightLoader(WeightSource(files: [file], locations: map)), config: cfg)
+        model.source = path
+        return model
     }
 }

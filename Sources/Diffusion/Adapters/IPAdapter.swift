@@ -25,6 +25,10 @@ public struct ImagePromptConditioning {
 public final class IPAdapter {
     public let tokenCount: Int
     public let crossAttentionDim: Int
+    /// The CLIP image-embedding size the projection expects.
+    public let imageEmbedDim: Int
+    /// Where the weights came from.
+    public let source: String
     let projection: Linear
     let norm: LayerNorm
     let layers: [String: (k: Linear, v: Linear)]
@@ -37,11 +41,18 @@ public final class IPAdapter {
         let file = try SafeTensorsFile(path: path)
         let w = WeightLoader(WeightSource(files: [file]))
         let cross = unet.config.crossAttentionDim
+        source = path
         let projShape = try file.info("image_proj.proj.weight").shape
-        guard projShape.count == 2, projShape[1] == imageEmbedDim, projShape[0] % cross == 0 else {
-            throw ModelLoadError.shapeMismatch(key: "image_proj.proj.weight", source: file.source,
-                                               expected: [cross * 4, imageEmbedDim], found: projShape)
+        guard projShape.count == 2, projShape[0] % cross == 0 else {
+            throw AdapterMismatchError(adapter: "IP-Adapter \(path) (image_proj.proj.weight \(projShape))",
+                                       model: "the UNet (cross-attention width \(cross))",
+                                       reason: "the projection does not make tokens of the UNet's width")
         }
+        guard projShape[1] == imageEmbedDim else {
+            throw AdapterMismatchError(adapter: "IP-Adapter \(path) (expects image embeddings of \(projShape[1]))",
+                                       model: "the image encoder (projects to \(imageEmbedDim))", reason: "wrong vision encoder")
+        }
+        self.imageEmbedDim = imageEmbedDim
         tokenCount = projShape[0] / cross
         crossAttentionDim = cross
         projection = try Linear(w["image_proj"]["proj"], in: imageEmbedDim, out: tokenCount * cross)

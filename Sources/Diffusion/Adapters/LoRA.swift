@@ -78,7 +78,8 @@ public struct LoRA {
     /// The weight additions `scale·(α/r)·up·down` for the modules of `target`
     /// among `weights` (diffusers names with shapes), plus the entries that
     /// matched no weight.
-    func deltas(for target: LoRATarget, scale: Float, weights: [String: [Int]]) throws -> ([String: Tensor], [String]) {
+    func deltas(for target: LoRATarget, scale: Float, weights: [String: [Int]],
+                model: String = "the model") throws -> ([String: Tensor], [String]) {
         // Index the model's modules both by dotted and by kohya (underscored) name.
         var byName: [String: String] = [:]
         for name in weights.keys where name.hasSuffix(".weight") {
@@ -97,8 +98,8 @@ public struct LoRA {
             let up = e.up.reshaped([e.up.dim(0), r])
             let down = e.down.reshaped([r, e.down.count / r])
             guard up.dim(0) * down.dim(1) == shape.reduce(1, *) else {
-                throw ModelLoadError.shapeMismatch(key: "\(e.module) (LoRA up·down)", source: source,
-                                                   expected: shape, found: [up.dim(0), down.dim(1)])
+                throw AdapterMismatchError(adapter: "LoRA \(source) module \(e.module) (up·down \([up.dim(0), down.dim(1)]))",
+                                           model: "\(model) weight \(weight) \(shape)", reason: "shapes differ (another architecture?)")
             }
             let factor = scale * (e.alpha ?? Float(r)) / Float(r)
             let delta = (matmul(up, down) * factor).reshaped(shape)

@@ -107,7 +107,12 @@ public final class WeightSource {
         guard !loras.isEmpty else { return }
         let shapes = try self.shapes()
         for (lora, scale) in loras {
-            let (d, unmatched) = try lora.deltas(for: target, scale: scale, weights: shapes)
+            let (d, unmatched) = try lora.deltas(for: target, scale: scale, weights: shapes, model: description)
+            let entries = lora.entries.filter { $0.target == target }.count
+            if entries > 0, d.isEmpty {
+                throw AdapterMismatchError(adapter: "LoRA \(lora.source) (\(entries) \(target.rawValue) modules, e.g. \(unmatched.first ?? ""))",
+                                           model: description, reason: "none of its modules exists in this model (another architecture?)")
+            }
             for (k, v) in d { deltas[k] = deltas[k].map { $0 + v } ?? v }
             report.appliedModules += d.count
             report.unknown += unmatched.map { "\(lora.source): \($0)" }

@@ -116,6 +116,7 @@ public final class PILOTSampler {
                                         expected: "equal shapes [1, C, \(masks.latentHeight), \(masks.latentWidth)]",
                                         found: noise.shape)
         }
+        try adapters?.checkCompatible(with: unet, height: masks.latentHeight, width: masks.latentWidth)
         let scheduler = DDIMScheduler(config: schedule, steps: parameters.steps)
         records.removeAll()
         optimisedLatents.removeAll()

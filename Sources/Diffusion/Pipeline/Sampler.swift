@@ -74,6 +74,7 @@ public struct GuidedSampler {
     public func run(scheduler: inout some Scheduler, noise: Tensor, positive: Tensor, negative: Tensor,
                     stepNoise: ((Int) -> Tensor)? = nil,
                     progress: ((SamplingProgress) -> Bool)? = nil) throws -> Tensor {
+        try adapters?.checkCompatible(with: unet, height: noise.dim(2), width: noise.dim(3))
         var x = noise * scheduler.initNoiseSigma
         let ts = scheduler.timesteps
         for (i, t) in ts.enumerated() {
