@@ -5,7 +5,7 @@ import Diffusion
 struct Models: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Inspect Stable Diffusion models (diffusers folders and single-file checkpoints).",
-        subcommands: [InspectModel.self])
+        subcommands: [InspectModel.self, CreateTinyModel.self])
 }
 
 struct InspectModel: ParsableCommand {
@@ -26,5 +26,23 @@ struct InspectModel: ParsableCommand {
         let report = try ModelInspector.inspect(path: path, config: config, load: !noLoad)
         print(report)
         if report.loadError != nil { throw ExitCode(1) }
+    }
+}
+
+struct CreateTinyModel: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "create-tiny",
+        abstract: "Write a tiny random-weight SD 1.x-style model (diffusers layout) to try workflows without real weights.",
+        discussion: "Its images are coloured noise: it is for exercising workflows, the CLI and the daemon in seconds.")
+
+    @Argument(help: "An empty or new folder.")
+    var folder: String
+
+    @Option(help: "Seed for the random weights.")
+    var seed: UInt64 = 0
+
+    func run() throws {
+        let path = try TinyModel.create(at: folder, seed: seed)
+        print("wrote a tiny random-weight model to \(path) (its images are noise; it is for trying workflows)")
     }
 }

@@ -26,6 +26,11 @@ public final class WeightSource {
     public let files: [SafeTensorsFile]
     public let description: String
     private let locations: [String: Location]
+    /// When set, every requested weight is invented (seeded, scaled by fan-in)
+    /// and recorded: how `pilot models create-tiny` builds a random model
+    /// whose names and shapes are exactly what the model code asks for.
+    private var generator: SplitMix64?
+    public private(set) var generated: [(String, Tensor)] = []
     private var used = Set<String>()
     /// Additions applied as weights are read (merged LoRAs), by diffusers name.
     public var deltas: [String: Tensor] = [:]
@@ -46,6 +51,14 @@ public final class WeightSource {
         description = files.map(\.source).joined(separator: ", ")
     }
 
+    /// A source that invents every weight it is asked for (see `generated`).
+    public init(randomSeed: UInt64) {
+        files = []
+        locations = [:]
+        description = "<random weights, seed \(randomSeed)>"
+        generator = SplitMix64(seed: randomSeed)
+    }
+
     public var names: [String] { locations.keys.sorted() }
 
     public func contains(_ name: String) -> Bool { locations[name] != nil }
@@ -61,6 +74,19 @@ public final class WeightSource {
     /// Loads `name` as Float32 and checks its shape. A stored shape that
     /// differs only by trailing 1s (1×1 conv vs linear weights) is reshaped.
     public func tensor(_ name: String, shape: [Int]) throws -> Tensor {
+        if var g = generator {
+            // Norm scales near 1, biases and embeddings small, matrices ~ 1/√fan-in.
+            let n = shape.reduce(1, *)
+            let fanIn = shape.count > 1 ? shape.dropFirst().reduce(1, *) : 1
+            let isNormScale = shape.count == 1 && (name.contains("norm") || name.hasSuffix("ln_1.weight"))
+            let scale: Float = shape.count == 1 ? 0.05 : 1 / Float(fanIn).squareRoot()
+            let values = g.fixtureValues(n, scale: scale, offset: isNormScale ? 1 : 0)
+            generator = g
+            let t = Tensor(shape: shape, values: values)
+            generated.append((name, t))
+            used.insert(name)
+            return t
+        }
         guard let loc = locations[name] else {
             throw ModelLoadError.missingTensor(key: name, source: description)
         }
