@@ -12,11 +12,17 @@ details. It runs on the tiny random-weight SD1-style fixture model
 (Tests/Fixtures/sd/sd1/, latent 16x16 <-> image 128x128), entirely in float64
 (UNet, VAE, text encoder, inputs, timestep embedding), and stores float32 dumps
 that the Swift port is tested against. See README.md ("PILOT reference").
+
+The configuration `adapters` adds the adapter fixtures (Tests/Fixtures/adapters/):
+a kohya LoRA merged into the UNet and text encoder, a ControlNet (gradients flow
+through it in the gradient pass) and an IP-Adapter (decoupled attention, to_out
+once, scale honoured; SBC and the loss on the text attention only), with gamma 0.8.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import math
 import shutil
@@ -27,20 +33,23 @@ from pathlib import Path
 import numpy as np
 import safetensors
 import safetensors.numpy
+import safetensors.torch
 import torch
 import torch.nn.functional as F
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import make_sd_fixtures as sdfx  # noqa: E402  (pinned-environment setup, tokenizer, helpers)
-from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel  # noqa: E402
+import PIL  # noqa: E402
+from diffusers import AutoencoderKL, ControlNetModel, DDIMScheduler, UNet2DConditionModel  # noqa: E402
 from diffusers.models.attention_processor import AttnProcessor  # noqa: E402
-from transformers import CLIPTextModel, CLIPTokenizer  # noqa: E402
+from transformers import (CLIPImageProcessor, CLIPTextModel, CLIPTokenizer,  # noqa: E402
+                          CLIPVisionModelWithProjection)
 
 ROOT = HERE.parents[1]
 MODEL_FOLDER = ROOT / "Tests" / "Fixtures" / "sd" / "sd1"
 DEFAULT_OUT = ROOT / "Tests" / "Fixtures" / "pilot"
-SIZE_LIMIT = 1_000_000  # bytes, the whole Tests/Fixtures/pilot/ folder
+SIZE_LIMIT = 1_300_000  # bytes, the whole Tests/Fixtures/pilot/ folder
 CHECK_TOL = 1e-6        # --check: max|stored - recomputed| / max|stored| per tensor
 
 BOS, EOS = 49406, 49407
@@ -79,6 +88,24 @@ CONFIGS = {
     "lambda0": {"gamma": 1.0, "sbc": True, "lambda_zero": True,
                 "desc": "gamma 1, lambda(t) = 0: L = L_bg only (L_sc still computed and dumped)"},
 }
+# The configuration with adapters (Tests/Fixtures/adapters/): gamma 0.8 so that the last
+# four steps (t = 151 ... 1 < 200) blend with the stored blend noises; the optimisation
+# steps are gamma1's (t = 201 >= 200 still optimises). Everything else as gamma1.
+ADAPTER_FOLDER = ROOT / "Tests" / "Fixtures" / "adapters"
+ADAPTER_CONFIG = {"gamma": 0.8, "sbc": True, "lambda_zero": False,
+                  "desc": "gamma 0.8 with LoRA (kohya, merged), ControlNet and IP-Adapter: "
+                          "optimise at i = 0, 5, 10, 15 (t >= 200), blend (stored noise) at "
+                          "i = 16-19 (t < 200); SBC on (text attention only)"}
+ADAPTERS = {
+    "lora": {"file": "lora_kohya.safetensors", "scale": 1.0},
+    "controlnet": {"folder": "controlnet", "scale": 1.0, "image": "cond_image[0:1]",
+                   "guidance_start": 0.0, "guidance_end": 1.0},
+    "ip_adapter": {"file": "ip_adapter.safetensors", "image_encoder": "image_encoder",
+                   "feature_extractor": "feature_extractor", "scale": 0.6,
+                   "image": "ip_source_image"},
+}
+ADAPTER_SIZE_LIMIT = 300_000  # bytes, adapters.safetensors
+
 RECORD_OPT_STEPS = 2  # per-iteration losses are dumped for the first two optimisation steps
 
 X_T_SEED = 4242
@@ -166,6 +193,8 @@ class PilotControl:
         self.captured: dict[str, torch.Tensor] = {}
         self.queries: dict[str, int] = {}
         self.order: list[str] = []
+        self.ip_tokens: torch.Tensor | None = None  # IP-Adapter image tokens of this pass
+        self.ip_scale = 0.0
 
     def sbc_mask(self, n: int, keys: int, dtype) -> torch.Tensor | None:
         if not self.sbc:
@@ -185,6 +214,11 @@ class PilotCrossAttnProcessor:
 
     def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None,
                  temb=None, **kwargs):
+        _, out = self.text_branch(attn, hidden_states, encoder_hidden_states, attention_mask)
+        return attn.to_out[1](attn.to_out[0](out))
+
+    def text_branch(self, attn, hidden_states, encoder_hidden_states, attention_mask):
+        """(Q split into heads, (A * M) V merged back) — everything but to_out."""
         assert encoder_hidden_states is not None and attention_mask is None
         assert hidden_states.ndim == 3 and attn.spatial_norm is None and attn.group_norm is None
         assert not attn.norm_cross and not attn.residual_connection
@@ -205,16 +239,49 @@ class PilotCrossAttnProcessor:
         if m is not None:
             probs = probs * m
         out = attn.batch_to_head_dim(torch.bmm(probs, v))
+        return q, out
+
+
+class PilotIPCrossAttnProcessor(PilotCrossAttnProcessor):
+    """Cross-attention with an IP-Adapter image branch (decoupled attention):
+    out = to_out((A_text * M) V_text + s * softmax(Q K_ip^T / sqrt(d)) V_ip), to_out applied
+    ONCE and the scale s honoured ([ours]; the authors apply to_out twice and ignore s).
+    SBC masks only the text probabilities; the captured probabilities (for L_sc) are the
+    text ones, before SBC. Image tokens and scale come from the control
+    (control.ip_tokens [B, tokens, cross_dim], batch as the hidden states; None: text only)."""
+
+    def __init__(self, name: str, control: PilotControl, k_ip: torch.Tensor, v_ip: torch.Tensor):
+        super().__init__(name, control)
+        self.k_ip, self.v_ip = k_ip, v_ip
+
+    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None,
+                 temb=None, **kwargs):
+        q, out = self.text_branch(attn, hidden_states, encoder_hidden_states, attention_mask)
+        tokens = self.control.ip_tokens
+        if tokens is not None:
+            assert tokens.shape[0] == hidden_states.shape[0]
+            k = attn.head_to_batch_dim(F.linear(tokens, self.k_ip))  # [B*heads, tokens, d]
+            v = attn.head_to_batch_dim(F.linear(tokens, self.v_ip))
+            probs = (torch.bmm(q, k.transpose(1, 2)) * attn.scale).softmax(dim=-1)  # no SBC
+            out = out + self.control.ip_scale * attn.batch_to_head_dim(torch.bmm(probs, v))
         return attn.to_out[1](attn.to_out[0](out))
 
 
-def install_control(unet: UNet2DConditionModel) -> PilotControl:
+def install_control(unet: UNet2DConditionModel,
+                    ip_weights: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None
+                    ) -> PilotControl:
+    """Our processors on every attention layer. ip_weights: cross-attention module path ->
+    (to_k_ip, to_v_ip) weights; those layers get the IP-Adapter processor."""
     control = PilotControl()
     procs = {}
     for name in unet.attn_processors:  # "<module path>.processor"
         path = name[: -len(".processor")]
-        procs[name] = (PilotCrossAttnProcessor(path, control) if path.endswith("attn2")
-                       else AttnProcessor())  # self-attention: plain, never masked
+        if path.endswith("attn2") and ip_weights is not None:
+            procs[name] = PilotIPCrossAttnProcessor(path, control, *ip_weights[path])
+        elif path.endswith("attn2"):
+            procs[name] = PilotCrossAttnProcessor(path, control)
+        else:
+            procs[name] = AttnProcessor()  # self-attention: plain, never masked
     unet.set_attn_processor(procs)
     return control
 
@@ -349,6 +416,7 @@ class Run:
         self.dumps: dict[str, torch.Tensor] = {}
         self.entries: dict[str, dict] = {}
         self.opt_steps: list[dict] = []
+        self.probe: dict[int, dict[str, torch.Tensor]] = {}
 
     def put(self, name: str, t, desc: str, **info) -> None:
         assert name not in self.dumps, name
@@ -361,9 +429,12 @@ class Run:
 
 def pilot(m: Models, control: PilotControl, inp: Inputs, alphas: torch.Tensor,
           timesteps: list[int], loss_layers: list[str], gamma: float, sbc: bool,
-          lambda_zero: bool, K: torch.Tensor | None = None, record: bool = True) -> Run:
+          lambda_zero: bool, K: torch.Tensor | None = None, record: bool = True,
+          adapters: "AdapterSetup | None" = None) -> Run:
     """The whole sampling loop. K (default inp.K) may be replaced to exercise degenerate
-    masks; F_s is then recomputed from it."""
+    masks; F_s is then recomputed from it. adapters: the `adapters` configuration (its
+    UNet must be m.unet and its control `control`): prompt embeddings from its (LoRA) text
+    encoder, ControlNet residuals and IP-Adapter tokens in the gradient and CFG passes."""
     dt = m.dtype
     unet = m.unet
     K = (inp.K if K is None else K).to(dt)
@@ -377,6 +448,9 @@ def pilot(m: Models, control: PilotControl, inp: Inputs, alphas: torch.Tensor,
     inner = 0 if all_hole else PARAMS["inner_steps"]
     z_src = inp.z_src.to(dt)
     emb_c, emb_u = inp.prompt_embeds.to(dt), inp.negative_embeds.to(dt)
+    if adapters is not None:
+        assert adapters.models.unet is unet and adapters.control is control
+        emb_c, emb_u = adapters.prompt_embeds.to(dt), adapters.negative_embeds.to(dt)
     emb_cfg = torch.cat([emb_u, emb_c])
     C = PARAMS["coef"] * float(K.sum()) / PARAMS["coef_divisor"]
     ac = alphas.to(dt)
@@ -386,6 +460,31 @@ def pilot(m: Models, control: PilotControl, inp: Inputs, alphas: torch.Tensor,
     run.C = C
     x = inp.x_T.to(dt)
     k_opt = 0
+
+    def losses(xg, tt, sa, sb, detach_control=False):
+        """Conditional UNet pass (batch 1) on xg -> (L_bg, L_sc, L_l stacked, (L_l, out_l,
+        in_l) per loss layer)."""
+        control.sbc, control.capture, control.captured = sbc_on, True, {}
+        extra = ({} if adapters is None
+                 else adapters.gradient_pass(xg, tt, emb_c, detach_control=detach_control))
+        eps_c = unet(xg, tt, encoder_hidden_states=emb_c, **extra).sample
+        control.capture = False
+        z0 = (xg - sb * eps_c) / sa
+        l_bg = (K * ((z_src + 1) / 2 - (z0 + 1) / 2) ** 2).sum()
+        terms = [layer_terms(control.captured[n], control.masks[control.queries[n]],
+                             inp.tokens) for n in loss_layers]
+        layers = torch.stack([tr[0] for tr in terms])
+        l_sc = layers.sum() / len(loss_layers)
+        return l_bg, l_sc, layers, terms
+
+    def gradients(xg, l_bg, l_sc):
+        # dL/dx = dL_bg/dx + lambda dL_sc/dx (two backward passes, so that the
+        # semantic-centralisation gradient can be dumped on its own)
+        (g_bg,) = torch.autograd.grad(l_bg, xg, retain_graph=True)
+        g_sc = (torch.autograd.grad(l_sc, xg)[0] if l_sc.requires_grad
+                else torch.zeros_like(xg))
+        return g_bg, g_sc
+
     for i, t in enumerate(timesteps):
         a = ac[t]
         sa, sb = a.sqrt(), (1 - a).sqrt()
@@ -402,22 +501,19 @@ def pilot(m: Models, control: PilotControl, inp: Inputs, alphas: torch.Tensor,
             step_log = {"k": k_opt, "i": i, "t": t, "eta": eta, "lambda": lam, "iters": []}
             for j in range(inner):
                 xg = x.detach().requires_grad_(True)
-                control.sbc, control.capture, control.captured = sbc_on, True, {}
-                eps_c = unet(xg, tt, encoder_hidden_states=emb_c).sample
-                control.capture = False
-                z0 = (xg - sb * eps_c) / sa
-                l_bg = (K * ((z_src + 1) / 2 - (z0 + 1) / 2) ** 2).sum()
-                terms = [layer_terms(control.captured[n], control.masks[control.queries[n]],
-                                     inp.tokens) for n in loss_layers]
-                layers = torch.stack([tr[0] for tr in terms])
-                l_sc = layers.sum() / len(loss_layers)
+                l_bg, l_sc, layers, terms = losses(xg, tt, sa, sb)
+                residuals = None if adapters is None else adapters.residuals
                 total = l_bg + lam * l_sc
-                # dL/dx = dL_bg/dx + lambda dL_sc/dx (two backward passes, so that the
-                # semantic-centralisation gradient can be dumped on its own)
-                (g_bg,) = torch.autograd.grad(l_bg, xg, retain_graph=True)
-                g_sc = (torch.autograd.grad(l_sc, xg)[0] if l_sc.requires_grad
-                        else torch.zeros_like(xg))
+                g_bg, g_sc = gradients(xg, l_bg, l_sc)
                 g = g_bg + lam * g_sc
+                if (adapters is not None and adapters.probe_detached and j == 0
+                        and k_opt < RECORD_OPT_STEPS):
+                    # the same gradient with the ControlNet residuals treated as constants
+                    # (not part of the run: shows that dL/dx goes through the ControlNet)
+                    xd = x.detach().requires_grad_(True)
+                    d_bg, d_sc, _, _ = losses(xd, tt, sa, sb, detach_control=True)
+                    dg_bg, dg_sc = gradients(xd, d_bg, d_sc)
+                    run.probe[k_opt] = {"grad": dg_bg + lam * dg_sc, "grad_sc": dg_sc}
                 mom = mu * mom - eta * g
                 x = x.detach() + mom
                 step_log["iters"].append({"loss_bg": float(l_bg), "loss_sc": float(l_sc),
@@ -435,12 +531,21 @@ def pilot(m: Models, control: PilotControl, inp: Inputs, alphas: torch.Tensor,
                     if j == 0:
                         run.put(f"{p}.grad", g, "dL/dx")
                         run.put(f"{p}.grad_sc", g_sc, "dL_sc/dx (unweighted)")
+                    if j == 0 and k_opt == 0 and residuals is not None:
+                        down, mid = residuals
+                        for r, res in enumerate(down):
+                            run.put(f"{p}.controlnet.down.{r}", res, f"ControlNet down residual "
+                                    f"{r} of this gradient pass (x conditioning_scale)")
+                        run.put(f"{p}.controlnet.mid", mid, "ControlNet mid residual of this "
+                                "gradient pass (x conditioning_scale)")
             run.put(f"opt.{k_opt}.x_after", x, "latent after the inner loop", step=i, timestep=t)
             run.opt_steps.append(step_log)
             k_opt += 1
         with torch.no_grad():
             control.sbc = sbc_on
-            eps = unet(torch.cat([x, x]), tt.expand(2), encoder_hidden_states=emb_cfg).sample
+            x2 = torch.cat([x, x])
+            extra = {} if adapters is None else adapters.cfg_pass(x2, tt.expand(2), emb_cfg)
+            eps = unet(x2, tt.expand(2), encoder_hidden_states=emb_cfg, **extra).sample
             eps_u, eps_cc = eps.chunk(2)
             eps = eps_u + g_scale * (eps_cc - eps_u)
             prev_t = t - stride
@@ -453,6 +558,200 @@ def pilot(m: Models, control: PilotControl, inp: Inputs, alphas: torch.Tensor,
     if record:
         run.put("final_latent", x, "latent after the last step (= step.19.latent)")
     return run
+
+
+# --------------------------------------------------------------------------- adapters
+
+
+def adapter_inputs() -> dict[str, torch.Tensor]:
+    """The adapter fixtures' shared images (Tests/Fixtures/adapters/inputs.safetensors)."""
+    with safetensors.safe_open(str(ADAPTER_FOLDER / "inputs.safetensors"), "pt") as f:
+        return {"cond_image": f.get_tensor("cond_image"),
+                "ip_source_image": f.get_tensor("ip_source_image")}
+
+
+def read_kohya_lora(path: Path, unet, text) -> list[dict]:
+    """kohya/webui LoRA -> one record per layer: lora_unet_<path with . -> _> /
+    lora_te_<path> resolved against the models' Linear and Conv2d modules (the
+    underscores are ambiguous, so the name is looked up, not split)."""
+    sd = safetensors.torch.load_file(str(path))
+    modules: dict[str, tuple[str, str]] = {}
+    for comp, model, prefix in (("unet", unet, "lora_unet_"), ("text_encoder", text, "lora_te_")):
+        for name, mod in model.named_modules():
+            if isinstance(mod, (torch.nn.Linear, torch.nn.Conv2d)):
+                key = prefix + name.replace(".", "_")
+                assert key not in modules, f"ambiguous kohya name {key}"
+                modules[key] = (comp, name)
+    records = []
+    stems = sorted({k.split(".", 1)[0] for k in sd})
+    for stem in stems:
+        comp, name = modules[stem]  # KeyError: names no module
+        down = sd[f"{stem}.lora_down.weight"].double()
+        up = sd[f"{stem}.lora_up.weight"].double()
+        rank = down.shape[0]
+        alpha = float(sd[f"{stem}.alpha"]) if f"{stem}.alpha" in sd else float(rank)
+        records.append({"component": comp, "module": name, "down": down, "up": up,
+                        "rank": rank, "alpha": alpha})
+    assert sum(2 + (f"{r}.alpha" in sd) for r in stems) == len(sd), "unused LoRA keys"
+    return records
+
+
+def merge_lora(unet, text, records: list[dict], scale: float) -> dict[str, torch.Tensor]:
+    """'<component>.<module>.weight' -> W + scale (alpha / rank) up . down, in float64
+    (up [out, rank(, 1, 1)] times down [rank, in(, kh, kw)] flattened, reshaped to W)."""
+    merged = {}
+    for r in records:
+        model = unet if r["component"] == "unet" else text
+        w = model.get_submodule(r["module"]).weight.detach().double()
+        rank = r["rank"]
+        delta = (r["up"].reshape(r["up"].shape[0], rank) @ r["down"].reshape(rank, -1)).reshape(w.shape)
+        key = f"{r['component']}.{r['module']}.weight"
+        assert key not in merged
+        merged[key] = w + scale * (r["alpha"] / rank) * delta
+    return merged
+
+
+def ip_layer_weights(unet, sd: dict[str, torch.Tensor], dtype
+                     ) -> tuple[dict[str, tuple[torch.Tensor, torch.Tensor]], dict[str, int]]:
+    """ip_adapter.<i>.to_k_ip / to_v_ip -> cross-attention layer: i is the layer's position
+    in diffusers' unet.attn_processors (registration order: down, up, then mid blocks;
+    self-attention counted too, so 1, 3, 5, ...)."""
+    weights, index = {}, {}
+    for i, name in enumerate(unet.attn_processors):
+        path = name[: -len(".processor")]
+        if path.endswith("attn2"):
+            weights[path] = (sd[f"ip_adapter.{i}.to_k_ip.weight"].to(dtype),
+                             sd[f"ip_adapter.{i}.to_v_ip.weight"].to(dtype))
+            index[path] = i
+    used = {f"ip_adapter.{i}.{w}.weight" for i in index.values() for w in ("to_k_ip", "to_v_ip")}
+    assert used == {k for k in sd if k.startswith("ip_adapter.")}, "unused IP-Adapter weights"
+    return weights, index
+
+
+def ip_image_tokens(sd: dict[str, torch.Tensor], embeds: torch.Tensor) -> torch.Tensor:
+    """Image projection of the SD 1.x IP-Adapter: Linear -> reshape [B, tokens, cross_dim]
+    -> LayerNorm (eps 1e-5)."""
+    dt = embeds.dtype
+    w, b = sd["image_proj.proj.weight"].to(dt), sd["image_proj.proj.bias"].to(dt)
+    nw, nb = sd["image_proj.norm.weight"].to(dt), sd["image_proj.norm.bias"].to(dt)
+    cross = nw.shape[0]
+    h = F.linear(embeds, w, b).reshape(embeds.shape[0], -1, cross)
+    return F.layer_norm(h, (cross,), nw, nb, eps=1e-5)
+
+
+class AdapterSetup:
+    """The `adapters` configuration for one dtype; any adapter may be left out (the
+    sensitivity runs). Owns a copy of the UNet and text encoder (LoRA merged), its own
+    PilotControl (IP processors when the IP-Adapter is on), the prompt embeddings, the
+    ControlNet and control image, and the IP image tokens.
+
+    gradient_pass / cfg_pass return the UNet's extra keyword arguments (ControlNet
+    residuals) and set the IP tokens for the pass; `residuals` keeps the last ones."""
+
+    def __init__(self, m: Models, inp: Inputs, lora: bool = True, controlnet: bool = True,
+                 ip: bool = True):
+        dt = m.dtype
+        self.dtype, self.flags = dt, {"lora": lora, "controlnet": controlnet, "ip_adapter": ip}
+        # copies; the original's PilotControl (whose captured tensors belong to autograd
+        # graphs) is shared, not copied: install_control below replaces it
+        memo = {id(p.control): p.control for p in m.unet.attn_processors.values()
+                if isinstance(p, PilotCrossAttnProcessor)}
+        unet, text = copy.deepcopy(m.unet, memo), copy.deepcopy(m.text)
+        self.merged: dict[str, torch.Tensor] = {}
+        self.lora_records: list[dict] = []
+        if lora:
+            self.lora_records = read_kohya_lora(ADAPTER_FOLDER / ADAPTERS["lora"]["file"], unet, text)
+            self.merged = merge_lora(unet, text, self.lora_records, ADAPTERS["lora"]["scale"])
+            with torch.no_grad():
+                for key, w in self.merged.items():
+                    comp, rest = key.split(".", 1)
+                    (unet if comp == "unet" else text).get_parameter(rest).copy_(w.to(dt))
+        images = adapter_inputs()
+        self.ip_embeds = self.ip_tokens = None
+        ip_weights = None
+        if ip:
+            cfg = ADAPTERS["ip_adapter"]
+            sd = safetensors.torch.load_file(str(ADAPTER_FOLDER / cfg["file"]))
+            ip_weights, self.ip_index = ip_layer_weights(unet, sd, dt)
+            processor = CLIPImageProcessor.from_pretrained(str(ADAPTER_FOLDER / cfg["feature_extractor"]))
+            src = images["ip_source_image"].numpy().astype(np.uint8)
+            self.pixel_values = processor(src, return_tensors="pt").pixel_values
+            enc = CLIPVisionModelWithProjection.from_pretrained(
+                str(ADAPTER_FOLDER / cfg["image_encoder"]), torch_dtype=torch.float32,
+                local_files_only=True).to(dt).eval()
+            with torch.no_grad():
+                self.ip_embeds = enc(self.pixel_values.to(dt)).image_embeds  # [1, 8]
+                # CFG rows [uncond, cond]: the zero embedding through the projection (as
+                # diffusers' prepare_ip_adapter_image_embeds), then the image's
+                self.ip_tokens = ip_image_tokens(
+                    sd, torch.cat([torch.zeros_like(self.ip_embeds), self.ip_embeds]))
+        self.control = install_control(unet, ip_weights)
+        self.control.ip_scale = ADAPTERS["ip_adapter"]["scale"] if ip else 0.0
+        for p in list(unet.parameters()) + list(text.parameters()):
+            p.requires_grad_(False)
+        self.models = Models(unet, m.vae, text, m.tokenizer, dt)
+        prev = torch.get_default_dtype()
+        torch.set_default_dtype(dt)  # transformers builds CLIP's causal mask in it
+        try:
+            with torch.no_grad():
+                self.prompt_embeds = text(torch.tensor([inp.prompt_ids])).last_hidden_state
+                self.negative_embeds = text(torch.tensor([inp.negative_ids])).last_hidden_state
+        finally:
+            torch.set_default_dtype(prev)
+        self.cn = None
+        if controlnet:
+            cfg = ADAPTERS["controlnet"]
+            cn = ControlNetModel.from_pretrained(str(ADAPTER_FOLDER / cfg["folder"]),
+                                                 torch_dtype=torch.float32, local_files_only=True)
+            cn = cn.to(dt).eval()
+            for p in cn.parameters():
+                p.requires_grad_(False)
+            cn.time_proj = Float64Timesteps(cn.time_proj, dt)  # as the UNet's
+            cn.set_attn_processor(AttnProcessor())  # plain attention, no SBC, no IP
+            self.cn, self.cn_scale = cn, cfg["scale"]
+            self.control_image = images["cond_image"][0:1].to(dt)
+        self.residuals = None
+        self.probe_detached = False   # also compute dL/dx with the residuals detached
+        self.always_detached = False  # the run's own gradient without the ControlNet path
+
+    def _controlnet(self, x, tt, emb, image, detach: bool) -> dict:
+        if self.cn is None:
+            self.residuals = None
+            return {}
+        down, mid = self.cn(x, tt, encoder_hidden_states=emb, controlnet_cond=image,
+                            conditioning_scale=self.cn_scale, return_dict=False)
+        if detach:
+            down, mid = [r.detach() for r in down], mid.detach()
+        self.residuals = (list(down), mid)
+        return {"down_block_additional_residuals": list(down),
+                "mid_block_additional_residual": mid}
+
+    def gradient_pass(self, x, tt, emb_c, detach_control: bool = False) -> dict:
+        """Batch 1, conditional: ControlNet on the traced x (gradients flow through it
+        unless detached) with the conditional embeddings; the conditional IP tokens."""
+        self.control.ip_tokens = None if self.ip_tokens is None else self.ip_tokens[1:2]
+        return self._controlnet(x, tt, emb_c, self.control_image if self.cn else None,
+                                detach_control or self.always_detached)
+
+    def cfg_pass(self, x2, tt2, emb_cfg) -> dict:
+        """Batch 2 [uncond, cond]: ControlNet on [x, x] with [negative, prompt] and the
+        control image repeated; IP tokens [zero-embedding tokens, image tokens]."""
+        self.control.ip_tokens = self.ip_tokens
+        image = self.control_image.expand(2, -1, -1, -1) if self.cn else None
+        return self._controlnet(x2, tt2, emb_cfg, image, False)
+
+
+def run_adapters(m: Models, inp: Inputs, alphas, timesteps, loss_layers, record=True,
+                 **kw) -> tuple[Run, AdapterSetup]:
+    """The `adapters` configuration; keyword flags as AdapterSetup, plus probe_detached /
+    always_detached."""
+    probe, always = kw.pop("probe_detached", False), kw.pop("always_detached", False)
+    ad = AdapterSetup(m, inp, **kw)
+    ad.probe_detached, ad.always_detached = probe, always
+    cfg = ADAPTER_CONFIG
+    run = pilot(ad.models, ad.control, inp, alphas, timesteps, loss_layers, cfg["gamma"],
+                cfg["sbc"], cfg["lambda_zero"], record=record, adapters=ad)
+    return run, ad
 
 
 # --------------------------------------------------------------------------- probing
@@ -647,8 +946,32 @@ def compute_all(tmp: Path, dtype: torch.dtype) -> dict:
     for name, cfg in CONFIGS.items():
         runs[name] = pilot(m, control, inp, alphas, timesteps, loss_layers, cfg["gamma"],
                            cfg["sbc"], cfg["lambda_zero"])
+    run, ad = run_adapters(m, inp, alphas, timesteps, loss_layers)
+    add_adapter_tensors(run, ad)
+    runs["adapters"] = run
     return {"models": m, "control": control, "alphas": alphas, "timesteps": timesteps,
-            "inputs": inp, "layers": layers, "loss_layers": loss_layers, "runs": runs}
+            "inputs": inp, "layers": layers, "loss_layers": loss_layers, "runs": runs,
+            "adapter_setup": ad}
+
+
+def add_adapter_tensors(run: Run, ad: AdapterSetup) -> None:
+    """The adapters' own values, stored with the run."""
+    run.put("prompt_embeds", ad.prompt_embeds, "prompt embeddings from the LoRA-merged text "
+            "encoder (last_hidden_state)", prompt=PROMPT)
+    run.put("negative_prompt_embeds", ad.negative_embeds, "negative ('') embeddings from the "
+            "LoRA-merged text encoder", prompt=NEGATIVE)
+    run.put("ip_image_embeds", ad.ip_embeds, "image_encoder(CLIPImageProcessor(ip_source_image))"
+            ".image_embeds")
+    run.put("ip_image_tokens", ad.ip_tokens, "IP-Adapter image tokens: image_proj of [zeros, "
+            "image_embeds] (Linear, reshape [4, 6], LayerNorm); row 0 = CFG uncond (from the zero "
+            "embedding), row 1 = cond (the CFG cond row and the gradient pass)")
+    for key in sorted(ad.merged):
+        run.put(f"lora.merged.{key}", ad.merged[key], "W + 1.0 (alpha / rank) up . down (kohya "
+                "file, this layer's own alpha), float64 then rounded")
+
+
+ADAPTER_RUN = "adapters"
+RUN_NAMES = [*CONFIGS, ADAPTER_RUN]
 
 
 def compare_precisions(r64: dict, r32: dict) -> dict:
@@ -660,7 +983,7 @@ def compare_precisions(r64: dict, r32: dict) -> dict:
         "z_src": sdfx.rel_err(inp32.z_src, inp64.z_src),
         "prompt_embeds": sdfx.rel_err(inp32.prompt_embeds, inp64.prompt_embeds),
     }
-    for name in CONFIGS:
+    for name in RUN_NAMES:
         a, b = r64["runs"][name].dumps, r32["runs"][name].dumps
         rel_scalar = lambda k: abs(float(b[k][0]) - float(a[k][0])) / abs(float(a[k][0]))  # noqa: E731
         bg = max(rel_scalar(k) for k in a if k.endswith((".loss_bg", ".total")))
@@ -682,6 +1005,16 @@ def compare_precisions(r64: dict, r32: dict) -> dict:
             "grad_sc_rel": max(sdfx.rel_err(b[k], a[k]) for k in a if k.endswith(".grad_sc")),
             "x_after_rel": xs, "step_latent_rel_max": max(steps),
             "final_latent_rel": sdfx.rel_err(b["final_latent"], a["final_latent"])}
+        if name == ADAPTER_RUN:
+            out[name].update({
+                "prompt_embeds_rel": max(sdfx.rel_err(b[k], a[k]) for k in
+                                         ("prompt_embeds", "negative_prompt_embeds")),
+                "ip_image_embeds_rel": sdfx.rel_err(b["ip_image_embeds"], a["ip_image_embeds"]),
+                "ip_image_tokens_rel": sdfx.rel_err(b["ip_image_tokens"], a["ip_image_tokens"]),
+                "controlnet_residuals_rel": max(sdfx.rel_err(b[k], a[k]) for k in a
+                                                if ".controlnet." in k),
+                "lora_merged_rel": max(sdfx.rel_err(b[k], a[k]) for k in a
+                                       if k.startswith("lora.merged."))})
     return out
 
 
@@ -724,8 +1057,13 @@ def build_files(r64: dict, precision: dict) -> dict[str, tuple[dict, dict]]:
                  "([ours]: the authors sample the posterior). Word tokens T: positions whose id "
                  "is neither 49406 (BOS) nor 49407 (EOS/padding).",
     })
-    for name, cfg in CONFIGS.items():
-        run = r64["runs"][name]
+    def run_params(run: Run, cfg: dict) -> dict:
+        return {**PARAMS, "gamma": cfg["gamma"], "sbc": cfg["sbc"],
+                "lambda_zero": cfg["lambda_zero"], "C": run.C,
+                "keep_cells": int(inp.K.sum()), "word_tokens": inp.tokens,
+                "ddim_stride": 1000 // PARAMS["steps"]}
+
+    def run_schedule(run: Run, cfg: dict) -> dict:
         schedule = []
         opt_by_i = {s["i"]: s for s in run.opt_steps}
         for i, tstep in enumerate(timesteps):
@@ -735,19 +1073,20 @@ def build_files(r64: dict, precision: dict) -> dict[str, tuple[dict, dict]]:
                 s = opt_by_i[i]
                 row.update({"opt_index": s["k"], "eta": s["eta"], "lambda": s["lambda"]})
             schedule.append(row)
+        return {"timesteps": timesteps, "steps": schedule,
+                "optimise_steps": [s["i"] for s in run.opt_steps],
+                "blend_steps": [r["i"] for r in schedule if r["blend"]],
+                "losses": [{"k": s["k"], "t": s["t"], "iters": s["iters"]}
+                           for s in run.opt_steps]}
+
+    for name, cfg in CONFIGS.items():
+        run = r64["runs"][name]
         files[name] = (run.dumps, {
             "kind": "pilot-run",
             "config": {"name": name, **cfg},
-            "params": {**PARAMS, "gamma": cfg["gamma"], "sbc": cfg["sbc"],
-                       "lambda_zero": cfg["lambda_zero"], "C": run.C,
-                       "keep_cells": int(inp.K.sum()), "word_tokens": inp.tokens,
-                       "ddim_stride": 1000 // PARAMS["steps"]},
+            "params": run_params(run, cfg),
             "layers": layer_meta,
-            "schedule": {"timesteps": timesteps, "steps": schedule,
-                         "optimise_steps": [s["i"] for s in run.opt_steps],
-                         "blend_steps": [r["i"] for r in schedule if r["blend"]],
-                         "losses": [{"k": s["k"], "t": s["t"], "iters": s["iters"]}
-                                    for s in run.opt_steps]},
+            "schedule": run_schedule(run, cfg),
             "entries": run.entries,
             "degenerate_masks": DEGENERATE_NOTE,
             "tolerances": {"suggested": SUGGESTED,
@@ -757,6 +1096,22 @@ def build_files(r64: dict, precision: dict) -> dict[str, tuple[dict, dict]]:
             "versions": VERSIONS,
             "notes": cfg["desc"] + ". " + ALGORITHM_NOTE,
         })
+    run, ad = r64["runs"][ADAPTER_RUN], r64["adapter_setup"]
+    files[ADAPTER_RUN] = (run.dumps, {
+        "kind": "pilot-run",
+        "config": {"name": ADAPTER_RUN, **ADAPTER_CONFIG},
+        "params": {**run_params(run, ADAPTER_CONFIG), "adapters": adapter_params(ad)},
+        "layers": {**layer_meta, "ip_adapter_index": ad.ip_index},
+        "schedule": run_schedule(run, ADAPTER_CONFIG),
+        "entries": run.entries,
+        "degenerate_masks": DEGENERATE_NOTE,
+        "tolerances": {"suggested": SUGGESTED,
+                       "measured_float32_vs_float64": precision[ADAPTER_RUN],
+                       "adapter_sensitivity_float64": r64["adapter_sensitivity"],
+                       "reasoning": TOLERANCE_NOTE_ADAPTERS},
+        "versions": ADAPTER_VERSIONS,
+        "notes": ADAPTER_CONFIG["desc"] + ". " + ALGORITHM_NOTE + " " + ADAPTER_NOTE,
+    })
     et, info = edge_cases()
     files["masks_edge_cases"] = (et, {
         "kind": "pilot-masks",
@@ -805,10 +1160,125 @@ TOLERANCE_NOTE = (
     "through the latents; SBC on/off moves everything by ~30%.")
 
 
+ADAPTER_VERSIONS = {**VERSIONS, "pillow": PIL.__version__}
+
+ADAPTER_NOTE = (
+    "Adapters (Tests/Fixtures/adapters/), all active at every step: LoRA lora_kohya.safetensors "
+    "x 1.0 merged into the UNet and text encoder before anything (W + scale (alpha/rank) "
+    "up.down, each layer its own alpha; prompt and negative embeddings re-encoded with the "
+    "merged text encoder and stored; the ControlNet is not touched). ControlNet controlnet/ "
+    "with control image cond_image[0:1] of the adapter fixtures' inputs.safetensors (128x128 "
+    "in [0, 1]), conditioning_scale 1.0: gradient pass ControlNet(x traced, t, prompt embeds, "
+    "image) -> residuals added to the UNet's skip connections / mid block, gradients flow "
+    "through the ControlNet; CFG pass ControlNet([x, x], t, [negative, prompt], [image, "
+    "image]). The ControlNet's own attention is plain (no SBC, no IP tokens); its timestep "
+    "angles are float64 like the UNet's. IP-Adapter ip_adapter.safetensors with "
+    "image_encoder/, image ip_source_image (uint8) through CLIPImageProcessor "
+    "(feature_extractor/), scale 0.6: in every UNet cross-attention layer "
+    "out = to_out((A_text * M) V_text + 0.6 softmax(Q K_ip^T / sqrt(d)) V_ip) with to_out "
+    "applied once ([ours]), K_ip/V_ip = to_k_ip/to_v_ip(image tokens), no SBC on the image "
+    "branch; L_sc uses the text probabilities A_text (before SBC). Tokens: ip_image_tokens "
+    "row 1 (cond) in the gradient pass; [row 0, row 1] in the CFG pass (row 0 = the zero "
+    "image embedding through the projection, as diffusers).")
+
+TOLERANCE_NOTE_ADAPTERS = (
+    TOLERANCE_NOTE.split(" config_separation_float64")[0] + " adapter_sensitivity_float64 "
+    "(float64) shows that each adapter matters: final_latent_rel_without.<adapter> is "
+    "max|d|/max|ref| of the final latent when that adapter is left out (all: no adapters, "
+    "which equals the plain gamma 0.8 run exactly); controlnet_gradient_path compares dL/dx "
+    "(and dL_sc/dx) at the SAME latent with the ControlNet residuals detached (constants), "
+    "and the final latent of a run whose gradient ignores the ControlNet path.")
+
+
+def adapter_params(ad: AdapterSetup) -> dict:
+    lora = ADAPTERS["lora"]
+    cn = ADAPTERS["controlnet"]
+    ip = ADAPTERS["ip_adapter"]
+    return {
+        "folder": "Tests/Fixtures/adapters",
+        "lora": {
+            "file": lora["file"], "format": "kohya/webui", "scale": lora["scale"],
+            "merge": "W <- W + scale * (alpha / rank) * up.reshape(out, rank) @ "
+                     "down.reshape(rank, -1), reshaped to W (per-layer alpha); biases untouched; "
+                     "UNet and text encoder, before anything",
+            "layers": [{"component": r["component"], "module": r["module"], "rank": r["rank"],
+                        "alpha": r["alpha"], "weight_shape": list(ad.merged[
+                            f"{r['component']}.{r['module']}.weight"].shape)}
+                       for r in ad.lora_records],
+            "stored": "lora.merged.<component>.<module>.weight; prompt_embeds, "
+                      "negative_prompt_embeds from the merged text encoder"},
+        "controlnet": {
+            "folder": cn["folder"], "conditioning_scale": cn["scale"],
+            "image": f"{cn['image']} of Tests/Fixtures/adapters/inputs.safetensors (NCHW, [0, 1])",
+            "control_guidance_start": cn["guidance_start"],
+            "control_guidance_end": cn["guidance_end"],
+            "gradient_pass": "ControlNet(x, t, prompt_embeds, image) on the traced latent "
+                             "(batch 1); residuals added to the UNet's 9 skip connections and "
+                             "the mid-block output; dL/dx includes the ControlNet path",
+            "cfg_pass": "ControlNet([x, x], t, [negative, prompt], [image, image])",
+            "own_attention": "plain (no SBC, no IP-Adapter tokens)",
+            "stored": "opt.0.iter.0.controlnet.down.0-8 / .mid: residuals of the first gradient "
+                      "pass (x = x_T, t = 951)"},
+        "ip_adapter": {
+            "file": ip["file"], "image_encoder": ip["image_encoder"],
+            "feature_extractor": ip["feature_extractor"], "scale": ip["scale"],
+            "image": f"{ip['image']} of Tests/Fixtures/adapters/inputs.safetensors (uint8 values "
+                     "as F32, HWC) as a uint8 array through CLIPImageProcessor",
+            "tokens": int(ad.ip_tokens.shape[1]),
+            "attention": "to_out((A_text * M) V_text + scale * softmax(Q K_ip^T / sqrt(d)) V_ip), "
+                         "to_out once, scale honoured ([ours]); no SBC on the image branch; "
+                         "L_sc from A_text before SBC",
+            "gradient_pass": "ip_image_tokens[1:2] (conditional)",
+            "cfg_pass": "ip_image_tokens (row 0 from the zero embedding, row 1 the image)",
+            "index_rule": "ip_adapter.<i> -> the cross-attention layer at position i of "
+                          "unet.attn_processors (layers.ip_adapter_index)"},
+    }
+
+
+def adapter_sensitivity(r64: dict) -> dict:
+    """How much each adapter and the ControlNet gradient path move the adapters run (float64)."""
+    args = (r64["models"], r64["inputs"], r64["alphas"], r64["timesteps"], r64["loss_layers"])
+    ref = r64["runs"][ADAPTER_RUN].dumps
+    rel = sdfx.rel_err
+    out: dict = {"final_latent_rel_without": {}, "x_after_rel_without": {},
+                 "grad_opt0_rel_without": {}}
+    variants = {"lora": {"lora": False}, "controlnet": {"controlnet": False},
+                "ip_adapter": {"ip": False},
+                "all": {"lora": False, "controlnet": False, "ip": False}}
+    runs = {}
+    for label, flags in variants.items():
+        run, _ = run_adapters(*args, **flags)
+        d = runs[label] = run.dumps
+        out["final_latent_rel_without"][label] = rel(d["final_latent"], ref["final_latent"])
+        out["x_after_rel_without"][label] = [rel(d[k], ref[k]) for k in sorted(ref)
+                                             if k.endswith(".x_after")]
+        out["grad_opt0_rel_without"][label] = rel(d["opt.0.iter.0.grad"], ref["opt.0.iter.0.grad"])
+    plain = pilot(r64["models"], r64["control"], r64["inputs"], r64["alphas"], r64["timesteps"],
+                  r64["loss_layers"], ADAPTER_CONFIG["gamma"], ADAPTER_CONFIG["sbc"],
+                  ADAPTER_CONFIG["lambda_zero"])
+    out["without_all_equals_plain_run"] = all(torch.equal(v, runs["all"][k])
+                                              for k, v in plain.dumps.items())
+    probe, _ = run_adapters(*args, probe_detached=True)
+    detached, _ = run_adapters(*args, always_detached=True)
+    out["controlnet_gradient_path"] = {
+        "grad_rel_detached_same_x": [rel(probe.probe[k]["grad"], ref[f"opt.{k}.iter.0.grad"])
+                                     for k in sorted(probe.probe)],
+        "grad_sc_rel_detached_same_x": [rel(probe.probe[k]["grad_sc"],
+                                            ref[f"opt.{k}.iter.0.grad_sc"])
+                                        for k in sorted(probe.probe)],
+        "x_after_rel_detached_run": [rel(detached.dumps[k], ref[k]) for k in sorted(ref)
+                                     if k.endswith(".x_after")],
+        "final_latent_rel_detached_run": rel(detached.final, ref["final_latent"]),
+        "probe_leaves_run_unchanged": all(torch.equal(v, ref[k]) for k, v in probe.dumps.items())}
+    out["lora_prompt_embeds_rel"] = rel(ref["prompt_embeds"], r64["inputs"].prompt_embeds)
+    return out
+
+
 def generate(out: Path) -> None:
     with tempfile.TemporaryDirectory() as tmpd:
         tmp = Path(tmpd)
         r64 = compute_all(tmp, torch.float64)
+        r64["adapter_sensitivity"] = adapter_sensitivity(r64)
         r32 = compute_all(tmp, torch.float32)
         precision = compare_precisions(r64, r32)
         files = build_files(r64, precision)
@@ -822,7 +1292,7 @@ def generate(out: Path) -> None:
 
 def print_summary(r64: dict, precision: dict) -> None:
     print("loss layers:", ", ".join(r64["loss_layers"]))
-    for name in CONFIGS:
+    for name in RUN_NAMES:
         run = r64["runs"][name]
         print(f"{name}: C = {run.C:.6f}")
         for s in run.opt_steps:
@@ -834,6 +1304,8 @@ def print_summary(r64: dict, precision: dict) -> None:
     print(json.dumps(precision, indent=1))
     print("configuration separation (float64):")
     print(json.dumps(separation(r64), indent=1))
+    print("adapter sensitivity (float64):")
+    print(json.dumps(r64["adapter_sensitivity"], indent=1))
 
 
 def report_sizes(out: Path) -> int:
@@ -929,6 +1401,78 @@ def sanity_checks(r64: dict, expect) -> None:
                    f"{label}: no optimisation iterations, no SBC (C = {run.C})")
 
 
+def adapter_sanity_checks(r64: dict, expect) -> None:
+    """The adapter pieces against the adapter fixtures (Tests/Fixtures/adapters/, PyTorch
+    float32 results of diffusers / transformers) and the fixtures' own LoRA merge."""
+    import make_adapter_fixtures as adfx  # diffusers pipelines, peft: only for the checks
+    m, inp, ad = r64["models"], r64["inputs"], r64["adapter_setup"]
+    dt = m.dtype
+    ref = {}
+    for f in ("inputs", "controlnet_reference", "ip_adapter_reference"):
+        with safetensors.safe_open(str(ADAPTER_FOLDER / f"{f}.safetensors"), "pt") as h:
+            ref.update({k: h.get_tensor(k) for k in h.keys()})
+            if f == "ip_adapter_reference":
+                ip_layers = json.loads(h.metadata()["layers"])["cross_attention_layers"]
+    # LoRA: own kohya reader + merge == the adapter fixtures' (kohya only, scale 1)
+    base = type("Base", (), {"unet": m.unet, "text": m.text})()
+    theirs = adfx.lora_merge(base, adfx.read_kohya(ADAPTER_FOLDER / ADAPTERS["lora"]["file"], base),
+                             {"kohya": 1.0})
+    same = set(theirs) == set(ad.merged) and all(torch.equal(theirs[k], ad.merged[k])
+                                                  for k in theirs)
+    expect(same and len(ad.merged) == 10,
+           f"LoRA merge == make_adapter_fixtures.lora_merge (kohya x 1.0, {len(ad.merged)} layers)")
+    untouched = True
+    for comp, mine, orig in (("unet", ad.models.unet, m.unet), ("text_encoder", ad.models.text, m.text)):
+        o = orig.state_dict()
+        for k, v in mine.state_dict().items():
+            if f"{comp}.{k}" in ad.merged:
+                untouched &= torch.equal(v, ad.merged[f"{comp}.{k}"].to(dt))
+            else:
+                untouched &= torch.equal(v, o[k])
+    expect(untouched, "merged weights in place, every other UNet / text-encoder weight unchanged")
+    # IP-Adapter: index rule, preprocessing, encoder, projection
+    expect(ad.ip_index == {l["module"]: l["ip_index"] for l in ip_layers},
+           f"ip_adapter.<i> -> layer as in ip_adapter_reference `layers`: {sorted(ad.ip_index.values())}")
+    expect(torch.equal(ad.pixel_values, ref["ip.pixel_values"]),
+           "CLIPImageProcessor(ip_source_image) == ip.pixel_values (exact)")
+    e1 = sdfx.rel_err(ad.ip_embeds, ref["ip.image_embeds"])
+    e2 = sdfx.rel_err(ad.ip_tokens, ref["ip.image_tokens"])
+    expect(e1 < 1e-5 and e2 < 1e-5, f"image embeds / tokens == ip.image_embeds / ip.image_tokens "
+           f"(diffusers, float32): {e1:.2g}, {e2:.2g}")
+    # IP processor (no LoRA, no SBC) == diffusers' UNet with the IP-Adapter (ip.unet_out)
+    ip_only = AdapterSetup(m, inp, lora=False, controlnet=False, ip=True)
+    x, ctx = ref["latents"].to(dt), ref["context"].to(dt)
+    tt = ref["timestep"].to(dt)
+    with torch.no_grad():
+        ip_only.control.sbc, ip_only.control.ip_tokens = False, ip_only.ip_tokens
+        out = ip_only.models.unet(x, tt, encoder_hidden_states=ctx).sample
+    e = sdfx.rel_err(out, ref["ip.unet_out"])
+    expect(e < 1e-5, f"IP processor (to_out once, scale 0.6) == diffusers ip.unet_out: {e:.2g}")
+    # ControlNet call (timestep angles in float64) == diffusers controlnet.unet_out (scale 0.8)
+    cn_only = AdapterSetup(m, inp, lora=False, controlnet=True, ip=False)
+    with torch.no_grad():
+        cn_only.control.sbc = False
+        down, mid = cn_only.cn(x, tt, encoder_hidden_states=ctx,
+                               controlnet_cond=ref["cond_image"].to(dt), conditioning_scale=0.8,
+                               return_dict=False)
+        out = cn_only.models.unet(x, tt, encoder_hidden_states=ctx,
+                                  down_block_additional_residuals=list(down),
+                                  mid_block_additional_residual=mid).sample
+    e = sdfx.rel_err(out, ref["controlnet.unet_out"])
+    e_res = max(sdfx.rel_err(r, ref[f"controlnet.down_residual.{j}"]) for j, r in enumerate(down))
+    expect(e < 1e-5 and e_res < 1e-5, f"ControlNet residuals / UNet with them == diffusers "
+           f"controlnet.* (scale 0.8): {e_res:.2g}, {e:.2g}")
+    # the stored residuals are the ControlNet at x_T, t 951, prompt embeds, the control image
+    with torch.no_grad():
+        down, mid = ad.cn(inp.x_T.to(dt), torch.tensor([951.0], dtype=dt),
+                          encoder_hidden_states=ad.prompt_embeds, controlnet_cond=ad.control_image,
+                          conditioning_scale=1.0, return_dict=False)
+    d = r64["runs"][ADAPTER_RUN].dumps
+    ok = all(torch.equal(r, d[f"opt.0.iter.0.controlnet.down.{j}"]) for j, r in enumerate(down))
+    expect(ok and torch.equal(mid, d["opt.0.iter.0.controlnet.mid"]),
+           "opt.0.iter.0.controlnet.* == ControlNet(x_T, 951, LoRA prompt embeds, cond_image[0:1])")
+
+
 def check(out: Path) -> int:
     problems: list[str] = []
 
@@ -939,7 +1483,10 @@ def check(out: Path) -> int:
 
     total = report_sizes(out)
     expect(total <= SIZE_LIMIT, f"folder {total:,d} bytes <= {SIZE_LIMIT:,d}")
-    names = ["inputs", *CONFIGS, "masks_edge_cases"]
+    adapter_size = (out / f"{ADAPTER_RUN}.safetensors").stat().st_size
+    expect(adapter_size <= ADAPTER_SIZE_LIMIT,
+           f"{ADAPTER_RUN}.safetensors {adapter_size:,d} bytes <= {ADAPTER_SIZE_LIMIT:,d}")
+    names = ["inputs", *RUN_NAMES, "masks_edge_cases"]
     expect(sorted(p.stem for p in out.glob("*.safetensors")) == sorted(names),
            f"files: {', '.join(names)}")
     stored, metas = {}, {}
@@ -960,6 +1507,21 @@ def check(out: Path) -> int:
         r64 = compute_all(tmp, torch.float64)
         print("sanity")
         sanity_checks(r64, expect)
+        print("adapters")
+        adapter_sanity_checks(r64, expect)
+        r64["adapter_sensitivity"] = sens = adapter_sensitivity(r64)
+        without = sens["final_latent_rel_without"]
+        expect(min(without.values()) > 0.05,
+               "leaving out any adapter moves the final latent by > 5%: " +
+               ", ".join(f"{k} {v:.3g}" for k, v in without.items()))
+        expect(sens["without_all_equals_plain_run"],
+               "adapters run with every adapter left out == the plain gamma 0.8 run (bitwise)")
+        cgp = sens["controlnet_gradient_path"]
+        expect(min(cgp["grad_rel_detached_same_x"]) > 1e-2 and cgp["probe_leaves_run_unchanged"],
+               "dL/dx goes through the ControlNet: detaching its residuals changes grad at the "
+               "same x by " + ", ".join(f"{v:.3g}" for v in cgp["grad_rel_detached_same_x"]) +
+               f"; final latent of a run without that path moves by "
+               f"{cgp['final_latent_rel_detached_run']:.3g}")
         r32 = compute_all(tmp, torch.float32)
         precision = compare_precisions(r64, r32)
         files = build_files(r64, precision)
@@ -981,7 +1543,7 @@ def check(out: Path) -> int:
         same_meta = all(metas[n].get(k) == (v if isinstance(v, str) else json.dumps(
             v, ensure_ascii=False, allow_nan=False)) for k, v in meta.items() if k != "tolerances")
         expect(same_meta, f"{n}: metadata identical (tolerances excepted)")
-    for name in CONFIGS:
+    for name in RUN_NAMES:
         p = precision[name]
         tol = json.loads(metas[name]["tolerances"])["suggested"]
         ok = (p["losses_rel"] <= tol["losses_rel"] and max(p["x_after_rel"]) <= tol["x_after_rel"]
