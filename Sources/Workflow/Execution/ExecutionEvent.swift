@@ -17,6 +17,14 @@ public struct NodeProgress: Sendable, Equatable {
     public var total: Int
     /// Named numbers a node wants shown (losses, learning rate).
     public var extra: [String: Double]
+
+    public init(nodeID: String, nodeType: String, step: Int, total: Int, extra: [String: Double] = [:]) {
+        self.nodeID = nodeID
+        self.nodeType = nodeType
+        self.step = step
+        self.total = total
+        self.extra = extra
+    }
 }
 
 /// How one node fared in a run.
@@ -28,4 +36,12 @@ public struct NodeRun: Sendable, Equatable {
     public var cacheHit: Bool
     /// The node's cache key (SHA-256 hex).
     public var cacheKey: String
+
+    public init(nodeID: String, nodeType: String, milliseconds: Double, cacheHit: Bool, cacheKey: String) {
+        self.nodeID = nodeID
+        self.nodeType = nodeType
+        self.milliseconds = milliseconds
+        self.cacheHit = cacheHit
+        self.cacheKey = cacheKey
+    }
 }
