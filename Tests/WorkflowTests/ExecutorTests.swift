@@ -161,4 +161,20 @@ final class ExecutorTests: XCTestCase {
         }
         XCTAssertEqual(runner.log.runs, [])
     }
+
+    func testMissingFileFailsNamingTheNodeBeforeAnythingRuns() throws {
+        let runner = try Runner()
+        let workflow = try runner.workflow("""
+            version: 1
+            nodes:
+              first: {type: Constant}
+              read: {type: ReadFile, params: {path: missing.txt}}
+            outputs: {a: first.value, text: read.text}
+            """)
+        XCTAssertThrowsError(try runner.run(workflow)) { error in
+            let path = runner.folder.resolvingSymlinksInPath().appendingPathComponent("missing.txt").path
+            XCTAssertEqual("\(error)", "node 'read' (ReadFile) failed: no such file or folder: \(path)")
+        }
+        XCTAssertEqual(runner.log.runs, [])
+    }
 }

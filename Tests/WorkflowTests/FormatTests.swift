@@ -110,6 +110,16 @@ final class FormatTests: XCTestCase {
         XCTAssertEqual(parse(saved.yaml).canonicalJSON, saved.canonicalJSON)
     }
 
+    func testBoundValuesBecomeDefaultsSoTheGraphAloneReruns() throws {
+        let graph = parse("version: 1\ninputs: {n: {type: Int, default: 1}}\nnodes: {one: {type: Constant, params: {value: $n}}}\noutputs: {r: one.value}\n")
+        let saved = graph.withDefaults(["n": .int(42), "unknown": .int(1)])
+        XCTAssertEqual(saved.inputs["n"]?.defaultValue, .int(42))
+        XCTAssertNil(saved.inputs["unknown"])
+        let runner = try Runner()
+        let result = try runner.run(try runner.workflow(saved.yaml))
+        XCTAssertEqual(try result.outputs["r"]?.asInt(), 42)
+    }
+
     func testScalarsReadAsYAML12CoreSchema() {
         let graph = parse("""
             version: 1

@@ -49,7 +49,7 @@ struct CacheKeyBuilder {
             case nil:
                 text += spec.defaultValue.flatMap(Literal.init).map { "value \($0.json.compact)\n" } ?? "absent\n"
             }
-            if spec.readsFile, let path = try pathValue(spec.name, of: id, entry: entry, spec: spec) {
+            if spec.readsFile, let path = try pathValue(of: spec, in: entry) {
                 let url = try paths.resolveForReading(path)
                 let print = try files[url.path] ?? FileFingerprint.of(url)
                 files[url.path] = print
@@ -62,8 +62,8 @@ struct CacheKeyBuilder {
     }
 
     /// The path text a file parameter is given, if any.
-    private func pathValue(_ port: String, of id: String, entry: NodeEntry, spec: PortSpec) throws -> String? {
-        switch (entry.params[port] ?? entry.inputs[port])?.source {
+    private func pathValue(of spec: PortSpec, in entry: NodeEntry) throws -> String? {
+        switch (entry.params[spec.name] ?? entry.inputs[spec.name])?.source {
         case let .literal(.string(text))?: return text
         case let .parameter(name)?: return try workflow.parameters[name]?.asString()
         case .edge?: return nil  // a path computed by another node is keyed by that node

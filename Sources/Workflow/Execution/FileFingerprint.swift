@@ -37,6 +37,7 @@ public struct FileFingerprint: Sendable, Equatable, CustomStringConvertible {
 
     /// Fingerprints the file or folder at `url`.
     public static func of(_ url: URL) throws -> FileFingerprint {
+        guard FileManager.default.fileExists(atPath: url.path) else { throw FileFingerprintError.missing(url.path) }
         let attributes = try FileManager.default.attributesOfItem(atPath: url.path)
         let modified = (attributes[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
         if attributes[.type] as? FileAttributeType == .typeDirectory {
@@ -74,5 +75,16 @@ public struct FileFingerprint: Sendable, Equatable, CustomStringConvertible {
             partial = partial || print.isPartial
         }
         return FileFingerprint(size: total, modified: newest, sha256: Digest.hex(hash.finalize()), isPartial: partial)
+    }
+}
+
+/// A file a node reads cannot be fingerprinted.
+public enum FileFingerprintError: Error, Sendable, Equatable, CustomStringConvertible {
+    case missing(String)
+
+    public var description: String {
+        switch self {
+        case let .missing(path): "no such file or folder: \(path)"
+        }
     }
 }

@@ -24,6 +24,17 @@ extension WorkflowGraph {
     /// SHA-256 of the canonical JSON's UTF-8 bytes, lowercase hex.
     public var sha256: String { Digest.sha256Hex(Data(canonicalJSON.utf8)) }
 
+    /// The same graph with each template input's default set to the value
+    /// a run bound, so the graph alone re-runs that run (SaveImage embeds
+    /// this). Object inputs (images) have no literal and keep no default.
+    public func withDefaults(_ parameters: [String: Literal]) -> WorkflowGraph {
+        var copy = self
+        for (name, value) in parameters where copy.inputs[name] != nil {
+            copy.inputs[name]?.defaultValue = value
+        }
+        return copy
+    }
+
     /// The same graph with each node's `version` set to its type's version in
     /// `registry`, so a saved workflow records what it was made with.
     public func recordingVersions(from registry: NodeRegistry) -> WorkflowGraph {

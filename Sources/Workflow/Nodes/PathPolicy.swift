@@ -21,6 +21,12 @@ public struct PathPolicy: Sendable, Equatable {
         self.outputDirectory = outputDirectory
     }
 
+    /// Relative paths resolve against `workflowFile`'s folder.
+    public init(workflowFile: URL, allowedReadDirectories: [URL]? = nil, outputDirectory: URL) {
+        self.init(baseDirectory: workflowFile.deletingLastPathComponent(),
+                  allowedReadDirectories: allowedReadDirectories, outputDirectory: outputDirectory)
+    }
+
     /// The current directory for everything, reads unrestricted.
     public static var currentDirectory: PathPolicy {
         let here = URL(fileURLWithPath: FileManager.default.currentDirectoryPath, isDirectory: true)
