@@ -101,6 +101,29 @@ final class FormatTests: XCTestCase {
         XCTAssertEqual(graph.sha256, "02fb9d260fd3d1fd7f92ebae3b77f5dc87af30d8e202b9362f7721d67227c9d4")
     }
 
+    func testYAMLLayoutIsOneLinePerEntryTypeFirst() {
+        let graph = parse("""
+            version: 1
+            inputs: {n: {max: 9, type: Int, default: 2}}
+            nodes:
+              sum: {inputs: {b: one.value, a: one.value}, type: Add}
+              one: {params: {value: $n}, type: Constant}
+            outputs: {total: sum.sum}
+            """)
+        XCTAssertEqual(graph.yaml, """
+            version: 1
+            name: ""
+            inputs:
+              n: {type: Int, default: 2, max: 9}
+            nodes:
+              one: {type: Constant, params: {value: $n}}
+              sum: {type: Add, inputs: {a: one.value, b: one.value}}
+            outputs:
+              total: sum.sum
+
+            """)
+    }
+
     func testRecordingNodeVersionsChangesTheDigest() throws {
         let graph = parse("version: 1\nnodes: {one: {type: Constant}}\noutputs: {r: one.value}\n")
         let saved = graph.recordingVersions(from: TestNodes.registry())

@@ -23,7 +23,11 @@ extension WorkflowGraph {
     private static func flow(_ value: JSONValue) -> String {
         switch value {
         case let .object(members):
-            let keys = members.keys.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+            // `type` first reads best (`{type: Add, inputs: …}`); the rest sorted.
+            let keys = members.keys.sorted { a, b in
+                if (a == "type") != (b == "type") { return a == "type" }
+                return a.utf8.lexicographicallyPrecedes(b.utf8)
+            }
             return "{" + keys.map { "\($0): " + flow(members[$0]!) }.joined(separator: ", ") + "}"
         case let .array(items):
             return "[" + items.map(flow).joined(separator: ", ") + "]"
