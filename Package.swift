@@ -31,6 +31,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
     ],
     targets: [
         // System libraries (Debian: libopenblas-dev, libzmq3-dev, zlib1g-dev).
@@ -49,6 +50,8 @@ let package = Package(
             dependencies: ["Tensors", "SafeTensors", "CZlib", .product(name: "Crypto", package: "swift-crypto")],
             resources: [.copy("Resources")],
             swiftSettings: hotSettings),
+        // The workflow engine: knows graphs, not models (Nodes → Workflow, Nodes → Diffusion).
+        .target(name: "Workflow", dependencies: ["Yams", .product(name: "Crypto", package: "swift-crypto")]),
         .executableTarget(
             name: "pilot",
             dependencies: [
@@ -64,5 +67,7 @@ let package = Package(
         .testTarget(name: "TensorsTests", dependencies: ["Tensors", "SafeTensors"]),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging"]),
         .testTarget(name: "DiffusionTests", dependencies: ["Diffusion", "Tensors", "SafeTensors"]),
+        // Broken/ holds the invalid workflows the validator tests read by path.
+        .testTarget(name: "WorkflowTests", dependencies: ["Workflow"], exclude: ["Broken"]),
     ]
 )

@@ -1,0 +1,105 @@
+import Foundation
+
+/// What a running node may use besides its inputs: progress reporting,
+/// cancellation, where files are read and written, and what is being run
+/// (for Save* nodes that embed the workflow in their output).
+public final class NodeContext: Sendable {
+    /// The node's id in the workflow (`pilot`, `decode`).
+    public let nodeID: String
+    /// The node's type name (`PILOTOptimize`).
+    public let nodeType: String
+    public let paths: PathPolicy
+    /// The workflow and parameters of this run, and the files it read.
+    public let record: RunRecord
+    let cancellation: CancellationToken
+    let emit: @Sendable (ExecutionEvent) -> Void
+
+    init(nodeID: String, nodeType: String, paths: PathPolicy, record: RunRecord,
+         cancellation: CancellationToken, emit: @escaping @Sendable (ExecutionEvent) -> Void) {
+        self.nodeID = nodeID
+        self.nodeType = nodeType
+        self.paths = paths
+        self.record = record
+        self.cancellation = cancellation
+        self.emit = emit
+    }
+
+    /// A context for calling a node outside the executor (tests, tools).
+    public static func standalone(nodeID: String = "node", nodeType: String = "Node",
+                                  paths: PathPolicy = .currentDirectory,
+                                  cancellation: CancellationToken = CancellationToken(),
+                                  onEvent: @escaping @Sendable (ExecutionEvent) -> Void = { _ in }) -> NodeContext {
+        NodeContext(nodeID: nodeID, nodeType: nodeType, paths: paths, record: RunRecord(),
+                    cancellation: cancellation, emit: onEvent)
+    }
+
+    /// Reports progress within this node: sampler step `step` of `total`,
+    /// with optional named numbers (losses, learning rate).
+    public func report(step: Int, total: Int, extra: [String: Double] = [:]) {
+        emit(.progress(NodeProgress(nodeID: nodeID, nodeType: nodeType, step: step, total: total, extra: extra)))
+    }
+
+    /// True once the run was asked to stop.
+    public var isCancelled: Bool { cancellation.isCancelled }
+
+    /// Throws `CancellationError` once the run was asked to stop; call it
+    /// between steps of long loops.
+    public func checkCancelled() throws {
+        if cancellation.isCancelled { throw CancellationError() }
+    }
+
+    /// The workflow file's folder; relative paths resolve against it.
+    public var workflowDirectory: URL { paths.baseDirectory }
+    /// Where Save* nodes write.
+    public var outputDirectory: URL { paths.outputDirectory }
+    /// Folders reads must stay inside; nil allows any path.
+    public var allowedReadDirectories: [URL]? { paths.allowedReadDirectories }
+
+    /// See ``PathPolicy/resolveForReading(_:)``.
+    public func resolveForReading(_ path: String) throws(PathError) -> URL {
+        try paths.resolveForReading(path)
+    }
+
+    /// See ``PathPolicy/outputFile(named:extension:)``.
+    public func outputFile(named name: String, extension ext: String) throws(PathError) -> URL {
+        try paths.outputFile(named: name, extension: ext)
+    }
+}
+
+/// What a run is, for nodes that record it in their output (SaveImage
+/// writes these into PNG text chunks).
+public struct RunRecord: Sendable {
+    /// The workflow in canonical JSON (see ``WorkflowGraph/canonicalJSON``).
+    public var workflowJSON: String
+    /// SHA-256 (lowercase hex) of ``workflowJSON``'s UTF-8 bytes.
+    public var workflowSHA256: String
+    /// The template inputs this run bound, scalars only, by name.
+    public var parameters: [String: Literal]
+    /// Every file the run's needed nodes read through `readsFile`
+    /// parameters, by resolved path.
+    public var files: [String: FileFingerprint]
+
+    public init(workflowJSON: String = "", workflowSHA256: String = "",
+                parameters: [String: Literal] = [:], files: [String: FileFingerprint] = [:]) {
+        self.workflowJSON = workflowJSON
+        self.workflowSHA256 = workflowSHA256
+        self.parameters = parameters
+        self.files = files
+    }
+}
+
+/// A flag one side sets and the other polls; safe across threads.
+public final class CancellationToken: @unchecked Sendable {
+    private let lock = NSLock()
+    private var cancelled = false
+
+    public init() {}
+
+    public func cancel() {
+        lock.withLock { cancelled = true }
+    }
+
+    public var isCancelled: Bool {
+        lock.withLock { cancelled }
+    }
+}
