@@ -121,6 +121,14 @@ public final class SafeTensorsFile: Sendable {
 
 extension SafeTensorsFile {
     /// What keeps the bytes alive: a mapping of a file, or caller-provided data.
+    /// Whether the bytes come from a file mapping, whose addresses stay valid
+    /// for this object's lifetime (in-memory `Data` may not be addressable
+    /// outside `withUnsafeRawBytes`).
+    public var isMapped: Bool {
+        if case .mapped = storage { return true }
+        return false
+    }
+
     fileprivate enum Storage: Sendable {
         case mapped(MappedFile)
         case memory(Data)

@@ -41,6 +41,16 @@ public final class TensorStorage: @unchecked Sendable {
         self.owner = nil
     }
 
+    /// Storage over memory someone else owns (e.g. a read-only file
+    /// mapping), kept alive by `owner`. Tensors never write into existing
+    /// storage, so a read-only mapping is safe to wrap.
+    public init(borrowing pointer: UnsafeMutablePointer<Float>, count: Int, owner: AnyObject) {
+        self.pointer = pointer
+        self.count = count
+        self.device = .cpu
+        self.owner = owner
+    }
+
     deinit {
         if owner == nil { free(pointer) }
     }
