@@ -325,6 +325,12 @@ def peak_rss() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
+def cpu_seconds() -> float:
+    """User + system time of the whole process (all threads), as ours reads it."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 def current_rss() -> int | None:
     try:
         with open("/proc/self/status") as f:
@@ -372,18 +378,20 @@ def main() -> int:
               f"(loader's peak {load_peak / 2**30:.2f} GiB)", file=sys.stderr)
         for _ in range(warmups):
             call()
-        samples, phases = [], []
+        samples, cpu_samples, phases = [], [], []
         for _ in range(fixed_reps or args.reps):
-            t0 = now()
+            t0, c0 = now(), cpu_seconds()
             phases = call()
             samples.append((now() - t0) * 1e3)
+            cpu_samples.append((cpu_seconds() - c0) * 1e3)
     run_peak = peak_rss()
     ms = statistics.median(samples)
     print(f"{args.case}: {ms / 1e3:.2f} s (median of {len(samples)}), peak RSS "
           f"{max(load_peak, run_peak) / 2**30:.2f} GiB", file=sys.stderr)
 
     result = {"case": args.case, "shape": shape, "warmups": warmups, "reps": len(samples), "median_ms": ms,
-              "samples_ms": samples, "load_ms": load_ms, "loaded_rss_bytes": loaded,
+              "samples_ms": samples, "cpu_median_ms": statistics.median(cpu_samples),
+              "cpu_samples_ms": cpu_samples, "load_ms": load_ms, "loaded_rss_bytes": loaded,
               "load_peak_rss_bytes": load_peak, "run_peak_rss_bytes": run_peak, "peak_reset": reset,
               "peak_rss_bytes": max(load_peak, run_peak)}
     if phases:

@@ -37,12 +37,13 @@ enum ModelBench {
             + "(loader's peak \(gib(loadPeak)) GiB)")
 
         for _ in 0..<c.warmups { _ = try call() }
-        var samples: [Double] = []
+        var samples: [Double] = [], cpuSamples: [Double] = []
         var phases: [Phase] = []
         for _ in 0..<(c.fixedReps ?? reps) {
-            let start = Stopwatch.now()
+            let start = Stopwatch.now(), cpuStart = ResidentMemory.cpuSeconds()
             phases = try call()
             samples.append((Stopwatch.now() - start) * 1e3)
+            cpuSamples.append((ResidentMemory.cpuSeconds() - cpuStart) * 1e3)
         }
         let runPeak = ResidentMemory.peak()
         let ms = median(samples)
@@ -50,6 +51,7 @@ enum ModelBench {
 
         let result = ModelCaseResult(
             name: c.name, shape: c.shape, warmups: c.warmups, reps: samples.count, medianMs: ms, samplesMs: samples,
+            cpuMedianMs: median(cpuSamples), cpuSamplesMs: cpuSamples,
             phases: phases.isEmpty ? nil : phases, timeRatioTarget: c.timeRatioTarget,
             rssRatioTarget: 1,   // every case: peak RSS ≤ PyTorch's (the project's issues)
             loadMs: loadMs, loadedRssBytes: loadedRSS,

@@ -34,6 +34,11 @@ struct ModelCaseResult: Codable {
     var reps: Int
     var medianMs: Double
     var samplesMs: [Double]
+    /// CPU time (user + system, all threads) of each timed call: less moved
+    /// by neighbours on shared cores than wall time, though it also counts
+    /// the thread pools' spin-waiting.
+    var cpuMedianMs: Double
+    var cpuSamplesMs: [Double]
     /// Sub-steps of the last timed call, where the case reports them.
     var phases: [Phase]?
     /// Target for ours ÷ the peer's time (ours only; absent: report only).
@@ -57,7 +62,7 @@ struct ModelCaseResult: Codable {
     enum CodingKeys: String, CodingKey {
         // "case" in the JSON; the others follow the snake_case strategy.
         case name = "case"
-        case shape, warmups, reps, medianMs, samplesMs, phases, timeRatioTarget, rssRatioTarget
+        case shape, warmups, reps, medianMs, samplesMs, cpuMedianMs, cpuSamplesMs, phases, timeRatioTarget, rssRatioTarget
         case loadMs, loadedRssBytes, loadPeakRssBytes, runPeakRssBytes, peakReset, peakRssBytes
     }
 }

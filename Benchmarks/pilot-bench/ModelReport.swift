@@ -55,6 +55,10 @@ struct ModelReport {
                   "s: median over rounds of each round's median. peak RSS: the process's peak (getrusage "
                   + "ru_maxrss at exit; loading included), median over rounds."
                   + (withPeer ? " Ratios: ours ÷ PyTorch, below 1 means ours is faster or smaller." : ""),
+                  "", cpuTable(withPeer: withPeer), "",
+                  "CPU s: user + system time of the process per call (all threads; spin-waiting thread pools "
+                  + "count too), median over rounds of each round's median. Neighbours on shared cores move "
+                  + "it far less than wall time.",
                   "", memoryTable(withPeer: withPeer), "",
                   "after load: resident set once the folder is loaded and the inputs made (weights as the "
                   + "implementation holds them). load peak: the peak up to then. run peak: the peak while "
@@ -86,6 +90,25 @@ struct ModelReport {
             rows.append(row)
         }
         return MarkdownTable(header: header, rows: rows, leftAligned: [0, 1]).text
+    }
+
+    private func cpuTable(withPeer: Bool) -> String {
+        var header = ["case", "ours CPU s", "ours CPU/wall"]
+        if withPeer { header += ["PyTorch CPU s", "PyTorch CPU/wall", "CPU ours/PyTorch"] }
+        let rows = cases.map { c -> [String] in
+            func readings(_ records: [ModelRecord]) -> (cpu: Double?, wall: Double?) {
+                (ModelReport.median(records, c.name, { $0.cpuMedianMs }), ModelReport.median(records, c.name, { $0.medianMs }))
+            }
+            let mine = readings(ours), theirs = readings(peer)
+            func perWall(_ r: (cpu: Double?, wall: Double?)) -> String {
+                guard let cpu = r.cpu, let wall = r.wall else { return "—" }
+                return ratio(cpu, wall)
+            }
+            var row = [c.name, mine.cpu.map(seconds) ?? "—", perWall(mine)]
+            if withPeer { row += [theirs.cpu.map(seconds) ?? "—", perWall(theirs), mine.cpu.map { ratio($0, theirs.cpu) } ?? "—"] }
+            return row
+        }
+        return MarkdownTable(header: header, rows: rows, leftAligned: [0]).text
     }
 
     private func memoryTable(withPeer: Bool) -> String {

@@ -1,7 +1,7 @@
 import Foundation
 
-/// Resident-set readings for the model cases' memory columns. Linux-only in
-/// what it can tell: elsewhere `current` is nil and the peak cannot be reset.
+/// Resident-set and CPU-time readings for the model cases. Linux-only in
+/// part: elsewhere `current` is nil and the peak cannot be reset.
 enum ResidentMemory {
     /// The peak resident set of this process, in bytes: `getrusage`'s
     /// `ru_maxrss` (KiB on Linux), since the process started or since the
@@ -16,6 +16,18 @@ enum ResidentMemory {
         getrusage(RUSAGE_SELF, &usage)
         return usage.ru_maxrss   // bytes on Darwin
         #endif
+    }
+
+    /// User plus system CPU time of the whole process (all threads), in seconds.
+    static func cpuSeconds() -> Double {
+        var usage = rusage()
+        #if os(Linux)
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        #else
+        getrusage(RUSAGE_SELF, &usage)
+        #endif
+        func seconds(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_usec) * 1e-6 }
+        return seconds(usage.ru_utime) + seconds(usage.ru_stime)
     }
 
     /// The resident set now (`VmRSS` of /proc/self/status), in bytes.
