@@ -60,7 +60,7 @@ let package = Package(
             ]),
 
         .executableTarget(
-            name: "pilot-bench", dependencies: ["Tensors", "CBLAS"], path: "Benchmarks/pilot-bench",
+            name: "pilot-bench", dependencies: ["Tensors", "Diffusion", "CBLAS"], path: "Benchmarks/pilot-bench",
             swiftSettings: hotSettings),
 
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors"]),

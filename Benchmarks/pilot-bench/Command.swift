@@ -1,7 +1,8 @@
 import Foundation
 
-/// What `pilot-bench` was asked to do, parsed from its arguments by hand so
-/// the target depends on nothing but Tensors and CBLAS.
+/// What `pilot-bench` was asked to do for the tensor ops, parsed from its
+/// arguments by hand (no argument-parser dependency); `models` has its own
+/// (ModelCommand.swift).
 enum Command {
     /// Time the cases and print a table, or the JSON record with `json`.
     case run(threads: Int, reps: Int, only: Set<String>?, json: Bool)
@@ -14,6 +15,7 @@ enum Command {
         usage: pilot-bench [--threads N] [--reps N] [--only OP,OP…] [--json]
                pilot-bench report --ours FILE… [--peer FILE…]
                pilot-bench --list
+               pilot-bench models …   (model-level cases: pilot-bench models --help)
 
           --threads N   compute threads (default: all cores); sets ComputeThreads.count,
                         which also sets OpenBLAS's thread count

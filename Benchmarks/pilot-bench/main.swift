@@ -5,16 +5,23 @@ import Tensors
 // pilot-bench: times the tensor ops against this machine's own raw sgemm and
 // memcpy, and merges rounds of ours and the PyTorch peer. The driver is
 // Benchmarks/tensor_ops.sh; Benchmarks/README.md says what each row measures.
+// `pilot-bench models …` times whole Stable Diffusion components and PILOT
+// (ModelBench.swift; driver Benchmarks/models.sh).
 
 /// Progress and errors go to stderr, so `--json` output stays clean on stdout.
 func log(_ line: String) {
     FileHandle.standardError.write(Data((line + "\n").utf8))
 }
 
+/// OpenBLAS's config string and the kernels it picked, for the records' `library`.
+func blasDescription() -> String {
+    (openblas_get_config().map { String(cString: $0) } ?? "OpenBLAS (unknown config)")
+        + ", kernels \(BLASRuntime.coreName)"
+}
+
 func runCases(threads: Int, reps: Int, only: Set<String>?) -> BenchRecord {
     ComputeThreads.count = threads
-    let blas = (openblas_get_config().map { String(cString: $0) } ?? "OpenBLAS (unknown config)")
-        + ", kernels \(BLASRuntime.coreName)"
+    let blas = blasDescription()
     var results: [CaseResult] = []
     for c in TensorOpCases.all where only?.contains(c.op) ?? true {
         let call = c.prepare()
@@ -35,7 +42,12 @@ func runCases(threads: Int, reps: Int, only: Set<String>?) -> BenchRecord {
 }
 
 do {
-    switch try Command.parse(Array(CommandLine.arguments.dropFirst())) {
+    let arguments = Array(CommandLine.arguments.dropFirst())
+    if arguments.first == "models" {
+        try ModelBench.main(Array(arguments.dropFirst()))
+        exit(0)
+    }
+    switch try Command.parse(arguments) {
     case .help:
         print(Command.usage)
     case .list:

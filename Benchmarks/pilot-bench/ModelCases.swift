@@ -1,0 +1,85 @@
+import Diffusion
+import Tensors
+
+/// One model-level case. `Benchmarks/peers/models.py` mirrors every case
+/// under the same name; keep the two in step.
+struct ModelCase {
+    /// Stable identifier, shared with the peer script and the driver.
+    let name: String
+    /// Human-readable shapes and settings.
+    let shape: String
+    /// Untimed calls before the timed ones.
+    let warmups: Int
+    /// A fixed number of timed calls (the long PILOT run), else `--reps`.
+    let fixedReps: Int?
+    /// Target for ours ÷ PyTorch's time, from the project's issues; nil: report only.
+    var timeRatioTarget: Double? = nil
+    /// Makes the inputs from the loaded model and returns the call to time;
+    /// the call returns its sub-steps (empty for most cases).
+    let prepare: (StableDiffusionModel) throws -> () throws -> [Phase]
+}
+
+/// The Stable Diffusion 1.5 component cases at 512×512 (64×64 latents), and
+/// the two PILOT cases (PILOTCases.swift).
+enum ModelCases {
+    static var all: [ModelCase] {
+        [unet(), vaeDecode(), vaeEncode(), text(), PILOTCases.innerIteration(), PILOTCases.run256()]
+    }
+
+    static func named(_ name: String) -> ModelCase? { all.first { $0.name == name } }
+
+    /// One UNet forward as classifier-free guidance runs it: batch 2.
+    static func unet() -> ModelCase {
+        ModelCase(name: "unet", shape: "x[2,4,64,64] t=500 context[2,77,768]", warmups: 1, fixedReps: nil,
+                  timeRatioTarget: 1) { model in
+            let x = normal([2, 4, 64, 64], seed: 1)
+            let context = normal([2, 77, 768], seed: 2)
+            return {
+                _ = try model.unet(x, timesteps: [500, 500], conditioning: UNetConditioning(context: context))
+                return []
+            }
+        }
+    }
+
+    static func vaeDecode() -> ModelCase {
+        ModelCase(name: "vae_decode", shape: "latent[1,4,64,64] -> [1,3,512,512]", warmups: 1, fixedReps: nil,
+                  timeRatioTarget: 1) { model in
+            let z = normal([1, 4, 64, 64], seed: 3)
+            return {
+                _ = try model.vae.decode(z)
+                return []
+            }
+        }
+    }
+
+    /// The posterior's moments (mean and clamped log-variance), no sampling.
+    static func vaeEncode() -> ModelCase {
+        ModelCase(name: "vae_encode", shape: "[1,3,512,512] -> latent[1,4,64,64]", warmups: 1, fixedReps: nil,
+                  timeRatioTarget: 1) { model in
+            var rng = SplitMix64(seed: 4)
+            let image = Tensor.uniform([1, 3, 512, 512], low: -1, high: 1, using: &rng)
+            return {
+                _ = try model.vae.encode(image)
+                return []
+            }
+        }
+    }
+
+    /// The prompt and the empty negative prompt in one batch.
+    static func text() -> ModelCase {
+        ModelCase(name: "text", shape: "ids[2,77] -> [2,77,768]", warmups: 1, fixedReps: nil) { model in
+            let ids = [PILOTCases.promptIDs, PILOTCases.negativeIDs]
+            return {
+                _ = model.textEncoder(ids: ids)
+                return []
+            }
+        }
+    }
+
+    /// Standard-normal values from SplitMix64, reproducible per seed (the
+    /// peer draws the same distribution from torch.randn, not the same values).
+    static func normal(_ shape: [Int], seed: UInt64) -> Tensor {
+        var rng = SplitMix64(seed: seed)
+        return Tensor.randn(shape, using: &rng)
+    }
+}

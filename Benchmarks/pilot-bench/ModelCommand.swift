@@ -1,0 +1,83 @@
+import Foundation
+
+/// What `pilot-bench models …` was asked to do.
+enum ModelCommand {
+    /// Load the folder and time one case (one per process, so the peak RSS is the case's).
+    case run(name: String, model: String, threads: Int, reps: Int, json: Bool)
+    /// Merge records written by `--json` runs (ours and optionally the peer's).
+    case report(ours: [String], peer: [String])
+    case list
+    case help
+
+    static let defaultModel = "/work/bench-models/sd15-random"
+
+    static let usage = """
+        usage: pilot-bench models CASE [--model DIR] [--threads N] [--reps N] [--json]
+               pilot-bench models report --ours FILE… [--peer FILE…]
+               pilot-bench models --list
+
+          CASE          one of --list; one case per process, so the peak RSS is that case's
+          --model DIR   diffusers folder, e.g. from Benchmarks/models/make_random_sd15.py
+                        (default: $PILOT_BENCH_MODEL or \(defaultModel))
+          --threads N   compute threads (default: all cores); sets ComputeThreads.count,
+                        which also sets OpenBLAS's thread count
+          --reps N      timed calls after one warm-up (default 3); each case reports the
+                        median. pilot_run_256 always runs once, without a warm-up
+          --json        print the run as a JSON record instead of a table
+          report        merge rounds: each case's time is the median of the rounds' medians,
+                        its peak RSS the median of the rounds' peaks
+        """
+
+    static func parse(_ arguments: [String]) throws -> ModelCommand {
+        var args = arguments[...]
+        if args.first == "report" {
+            args = args.dropFirst()
+            var ours: [String] = [], peer: [String] = []
+            var addingPeer: Bool?   // which list the file names that follow go to
+            for arg in args {
+                switch (arg, addingPeer) {
+                case ("--ours", _): addingPeer = false
+                case ("--peer", _): addingPeer = true
+                case (_, false?) where !arg.hasPrefix("--"): ours.append(arg)
+                case (_, true?) where !arg.hasPrefix("--"): peer.append(arg)
+                default: throw BenchError.usage("models report: unexpected \(arg)\n\(usage)")
+                }
+            }
+            guard !ours.isEmpty else { throw BenchError.noRecords }
+            return .report(ours: ours, peer: peer)
+        }
+
+        var name: String?
+        var model = ProcessInfo.processInfo.environment["PILOT_BENCH_MODEL"] ?? defaultModel
+        var threads = ProcessInfo.processInfo.activeProcessorCount
+        var reps = 3
+        var json = false
+        while let arg = args.popFirst() {
+            switch arg {
+            case "--model":
+                guard let dir = args.popFirst() else { throw BenchError.usage("--model needs a folder") }
+                model = dir
+            case "--threads": threads = try positive(args.popFirst(), for: arg)
+            case "--reps": reps = try positive(args.popFirst(), for: arg)
+            case "--json": json = true
+            case "--list": return .list
+            case "-h", "--help": return .help
+            case _ where !arg.hasPrefix("-") && name == nil:
+                guard ModelCases.named(arg) != nil else {
+                    throw BenchError.usage("unknown case \(arg); known: \(ModelCases.all.map(\.name))")
+                }
+                name = arg
+            default: throw BenchError.usage("unexpected argument \(arg)\n\(usage)")
+            }
+        }
+        guard let name else { throw BenchError.usage("models: name one case\n\(usage)") }
+        return .run(name: name, model: model, threads: threads, reps: reps, json: json)
+    }
+
+    private static func positive(_ value: String?, for flag: String) throws -> Int {
+        guard let value, let n = Int(value), n > 0 else {
+            throw BenchError.usage("\(flag) needs a positive integer")
+        }
+        return n
+    }
+}
