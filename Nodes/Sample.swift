@@ -71,9 +71,12 @@ struct Sample: Node, DefaultConstructible {
                 return ["latent": .object(LatentPayload(latent), type: .latent)]
             case (nil, nil):
                 var scheduler = kind.scheduler(unet.schedule, steps: steps, eta: eta)
+                let shape = noise.shape
+                let stepNoise: ((Int) -> Tensor)? = eta > 0
+                    ? { i in SeededNoise.step(seed: seed, stream: SeededNoise.etaStream, step: i, shape: shape) }
+                    : nil
                 let latent = try sample(&scheduler, unet: unet, conditioning: conditioning, noise: noise, cfg: cfg,
-                                        stepNoise: eta > 0 ? { i in SeededNoise.step(seed: seed, stream: SeededNoise.etaStream, step: i, shape: noise.shape) } : nil,
-                                        report: report)
+                                        stepNoise: stepNoise, report: report)
                 return ["latent": .object(LatentPayload(latent), type: .latent)]
             default:
                 throw NodeError("blended inpainting needs both 'source' and 'mask'; only one was given")

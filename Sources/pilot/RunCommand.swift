@@ -91,6 +91,9 @@ struct Run: ParsableCommand {
         } catch let failure as ExecutionError {
             printError(failure.description)
             throw ExitCode(2)
+        } catch {
+            printError("pilot: \(error)")
+            throw ExitCode(2)
         }
         print(Self.timingTable(result))
     }
