@@ -65,7 +65,7 @@ struct Run: ParsableCommand {
 
     @OptionGroup var templateOptions: TemplateOptions
 
-    @Flag(help: "No progress lines.")
+    @Flag(name: [.short, .long], help: "No progress lines.")
     var quiet = false
 
     func run() throws {
