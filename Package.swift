@@ -52,10 +52,13 @@ let package = Package(
             swiftSettings: hotSettings),
         // The workflow engine: knows graphs, not models (Nodes → Workflow, Nodes → Diffusion).
         .target(name: "Workflow", dependencies: ["Yams", .product(name: "Crypto", package: "swift-crypto")]),
+        // The node library: one file per workflow node, over the models and imaging.
+        .target(name: "Nodes", dependencies: ["Workflow", "Diffusion", "Imaging", "Tensors", "SafeTensors"],
+                path: "Nodes", exclude: ["README.md"], swiftSettings: hotSettings),
         .executableTarget(
             name: "pilot",
             dependencies: [
-                "Tensors", "SafeTensors", "Imaging", "Diffusion", "CBLAS", "CZeroMQ",
+                "Tensors", "SafeTensors", "Imaging", "Diffusion", "CBLAS", "CZeroMQ", "Nodes", "Workflow",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
@@ -69,5 +72,6 @@ let package = Package(
         .testTarget(name: "DiffusionTests", dependencies: ["Diffusion", "Tensors", "SafeTensors"]),
         // Broken/ holds the invalid workflows the validator tests read by path.
         .testTarget(name: "WorkflowTests", dependencies: ["Workflow"], exclude: ["Broken"]),
+        .testTarget(name: "NodesTests", dependencies: ["Nodes", "Workflow", "Diffusion", "Imaging", "SafeTensors", "Tensors"]),
     ]
 )

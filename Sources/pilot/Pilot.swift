@@ -1,4 +1,5 @@
 import ArgumentParser
+import Nodes
 
 @main
 struct Pilot: ParsableCommand {
@@ -7,14 +8,15 @@ struct Pilot: ParsableCommand {
         abstract: "Multi-modal image inpainting with PILOT, from YAML workflows.",
         discussion: """
             PILOT fills the masked region of an image coherently by optimising the
-            diffusion latent during sampling. This build carries the numerical
-            foundation (tensors, autograd, safetensors and PNG I/O); the models,
-            workflow engine and daemon arrive in later releases.
+            diffusion latent during sampling. Workflows are YAML graphs of typed
+            nodes (`pilot nodes`); templates ship in Workflows/ (`pilot templates`).
+            Try them on a tiny random-weight model: `pilot models create-tiny DIR`.
             """,
         version: PilotVersion.string,
-        subcommands: [Info.self, Inspect.self, Models.self])
+        subcommands: [Run.self, Validate.self, NodesCommand.self, Templates.self, WorkflowFrom.self,
+                      Info.self, Inspect.self, Models.self])
 }
 
 enum PilotVersion {
-    static let string = "0.1.0"
+    static let string = NodeLibrary.programVersion
 }

@@ -1,0 +1,68 @@
+import Diffusion
+import Imaging
+import Tensors
+import Workflow
+
+/// PILOT's first stage: latent optimisation.
+struct PILOTOptimize: Node, DefaultConstructible {
+    static let nodeDescription = NodeDescription(
+        type: "PILOTOptimize", category: "pilot",
+        doc: """
+            PILOT's first stage. Runs DDIM steps from the initial noise while t ≥ 1000·(1 − coherence), and at \
+            every `interval`-th step optimises the latent for `inner_steps` heavy-ball iterations against the \
+            background loss (keep the unmasked region equal to the source) plus the attention-centralisation \
+            loss (draw the prompt's words inside the hole), with semantic-based conditioning (`sbc`) in every \
+            cross-attention layer. Its `state` goes to Blend, which finishes the remaining steps.
+            """,
+        inputs: [
+            .connection("unet", .unet, doc: "The UNet (LoadCheckpoint.unet)."),
+            .connection("conditioning", .conditioning, doc: "Prompt embeddings with word tokens (TextEncode)."),
+            .connection("source", .latent, doc: "The encoded source image (VAEEncode)."),
+            .connection("mask", .mask, doc: "White = inpaint; the same size as the source image."),
+            .connection("noise", .latent, optional: true, doc: "Initial noise (standard normal); seeded noise when absent."),
+            .parameter("steps", .int, default: .int(100), min: 1, max: 1000, doc: "DDIM steps in all (both stages)."),
+            .parameter("cfg", .float, default: .float(7.5), min: 0, max: 100, doc: "Classifier-free guidance scale."),
+            .parameter("interval", .int, default: .int(10), min: 1, max: 1000, doc: "Optimise at every interval-th step (τ)."),
+            .parameter("inner_steps", .int, default: .int(10), min: 0, max: 1000, doc: "Optimisation iterations per optimised step (K)."),
+            .parameter("coherence", .float, default: .float(1.0), min: 0, max: 1,
+                       doc: "γ: the share of the schedule that optimises; 0 = blended latent diffusion."),
+            .parameter("lr", .float, default: .float(0.025), min: 0, max: 10, doc: "Learning rate."),
+            .parameter("lr_warmup", .float, default: .float(0.007), min: 0, max: 10, doc: "Learning rate at the first step."),
+            .parameter("coef", .float, default: .float(150), min: 0, max: 100_000, doc: "Weight of the centralisation loss (λ scale)."),
+            .parameter("momentum", .float, default: .float(0.7), min: 0, max: 1, doc: "Heavy-ball momentum."),
+            .parameter("sbc", .bool, default: .bool(true), doc: "Semantic-based conditioning: mask cross-attention to the hole."),
+            .parameter("seed", .int, default: .int(0), doc: "Seed of the initial noise (when `noise` is absent) and of the blend noise."),
+        ],
+        outputs: [.output("state", .samplerState, doc: "The optimised state; Blend finishes it.")])
+
+    func run(_ inputs: NodeInputs, _ context: NodeContext) throws -> [String: Value] {
+        let unet = try inputs.object("unet", as: UNetPayload.self)
+        let conditioning = try inputs.object("conditioning", as: ConditioningPayload.self)
+        let source = try inputs.object("source", as: LatentPayload.self).latent
+        let mask = try inputs.object("mask", as: Mask.self)
+        let seed = try inputs.int("seed")
+        var parameters = PILOTParameters()
+        parameters.steps = try inputs.int("steps")
+        parameters.guidanceScale = Float(try inputs.float("cfg"))
+        parameters.interval = try inputs.int("interval")
+        parameters.innerSteps = try inputs.int("inner_steps")
+        parameters.coherence = Float(try inputs.float("coherence"))
+        parameters.learningRate = Float(try inputs.float("lr"))
+        parameters.warmupLearningRate = Float(try inputs.float("lr_warmup"))
+        parameters.coef = Float(try inputs.float("coef"))
+        parameters.momentum = Float(try inputs.float("momentum"))
+        parameters.sbc = try inputs.bool("sbc")
+        let noise = try inputs.optionalObject("noise", as: LatentPayload.self)?.latent
+            ?? SeededNoise.latent(seed: seed, height: source.dim(2), width: source.dim(3), channels: source.dim(1))
+        let masks = try PILOTNodeSupport.masks(mask, for: source)
+        let sampler = PILOTSampler(unet: unet.unet, schedule: unet.schedule, parameters: parameters)
+        do {
+            let start = try sampler.start(noise: noise, source: source, masks: masks, positive: conditioning.positive,
+                                          negative: conditioning.negative, wordTokens: conditioning.wordTokens)
+            let state = try sampler.optimise(start, progress: PILOTNodeSupport.progress(context))
+            return ["state": .object(PILOTStatePayload(state: state, sampler: sampler, seed: seed), type: .samplerState)]
+        } catch is CancelledError {
+            throw CancellationError()
+        }
+    }
+}

@@ -1,0 +1,139 @@
+import Diffusion
+import Imaging
+import Tensors
+import Workflow
+
+/// Plain classifier-free-guided sampling: text-to-image, or blended-latent
+/// inpainting when a source latent and a mask are given.
+struct Sample: Node, DefaultConstructible {
+    static let schedulerType = PortType.enumeration(name: "Scheduler", cases: SamplerKind.allCases.map(\.rawValue))
+
+    static let nodeDescription = NodeDescription(
+        type: "Sample", category: "sampling",
+        doc: """
+            Denoises a latent with classifier-free guidance (DDIM, Euler or DPM++ 2M), as diffusers' \
+            StableDiffusionPipeline does. The initial noise is `latent` when given, else seeded noise of \
+            width/8 × height/8 (the size of `source` when that is given). With `source` and `mask` it does \
+            blended latent diffusion (ddim only): before every step the masked-out background is replaced by \
+            the source re-noised to that step, so only the white region of the mask is generated.
+            """,
+        inputs: [
+            .connection("unet", .unet, doc: "The UNet (LoadCheckpoint.unet)."),
+            .connection("conditioning", .conditioning, doc: "Prompt embeddings (TextEncode)."),
+            .connection("latent", .latent, optional: true, doc: "Initial noise (unscaled standard normal); seeded noise when absent."),
+            .connection("source", .latent, optional: true, doc: "Blended inpainting: the encoded source image (VAEEncode)."),
+            .connection("mask", .mask, optional: true, doc: "Blended inpainting: white = generate, black = keep the source."),
+            .parameter("steps", .int, default: .int(30), min: 1, max: 1000, doc: "Denoising steps."),
+            .parameter("cfg", .float, default: .float(7.5), min: 0, max: 100, doc: "Classifier-free guidance scale."),
+            .parameter("scheduler", schedulerType, default: .string("ddim"), doc: "The sampler."),
+            .parameter("eta", .float, default: .float(0), min: 0, max: 1, doc: "DDIM η (0 = deterministic)."),
+            .parameter("seed", .int, default: .int(0), doc: "Seed of the initial noise (and of η and blend noise)."),
+            .parameter("width", .int, default: .int(512), min: 8, max: 4096, doc: "Image width in pixels (multiple of 8) when no latent or source is given."),
+            .parameter("height", .int, default: .int(512), min: 8, max: 4096, doc: "Image height in pixels (multiple of 8) when no latent or source is given."),
+        ],
+        outputs: [.output("latent", .latent, doc: "The denoised (scaled) latent; VAEDecode makes it an image.")])
+
+    func run(_ inputs: NodeInputs, _ context: NodeContext) throws -> [String: Value] {
+        let unet = try inputs.object("unet", as: UNetPayload.self)
+        let conditioning = try inputs.object("conditioning", as: ConditioningPayload.self)
+        let source = try inputs.optionalObject("source", as: LatentPayload.self)?.latent
+        let mask = try inputs.optionalObject("mask", as: Mask.self)
+        let steps = try inputs.int("steps"), seed = try inputs.int("seed")
+        let cfg = Float(try inputs.float("cfg")), eta = Float(try inputs.float("eta"))
+        guard let kind = SamplerKind(rawValue: try inputs.string("scheduler")) else {
+            throw NodeError("unknown scheduler")
+        }
+        let noise: Tensor
+        if let given = try inputs.optionalObject("latent", as: LatentPayload.self)?.latent {
+            noise = given
+        } else if let source {
+            noise = SeededNoise.latent(seed: seed, height: source.dim(2), width: source.dim(3), channels: source.dim(1))
+        } else {
+            let width = try inputs.int("width"), height = try inputs.int("height")
+            guard width % 8 == 0, height % 8 == 0 else {
+                throw NodeError("width and height must be multiples of 8, found \(width)×\(height)")
+            }
+            noise = SeededNoise.latent(seed: seed, height: height / 8, width: width / 8,
+                                       channels: unet.unet.config.inChannels)
+        }
+        let report: (Int, Int) -> Bool = { step, total in
+            context.report(step: step, total: total)
+            return !context.isCancelled
+        }
+        do {
+            switch (source, mask) {
+            case let (source?, mask?):
+                guard kind == .ddim else {
+                    throw NodeError("blended inpainting (source and mask given) runs with scheduler ddim only, found \(kind.rawValue)")
+                }
+                let latent = try blended(unet: unet, conditioning: conditioning, noise: noise, source: source, mask: mask,
+                                         steps: steps, cfg: cfg, seed: seed, report: report)
+                return ["latent": .object(LatentPayload(latent), type: .latent)]
+            case (nil, nil):
+                var scheduler = kind.scheduler(unet.schedule, steps: steps, eta: eta)
+                let shape = noise.shape
+                let stepNoise: ((Int) -> Tensor)? = eta > 0
+                    ? { i in SeededNoise.step(seed: seed, stream: SeededNoise.etaStream, step: i, shape: shape) }
+                    : nil
+                let latent = try sample(&scheduler, unet: unet, conditioning: conditioning, noise: noise, cfg: cfg,
+                                        stepNoise: stepNoise, report: report)
+                return ["latent": .object(LatentPayload(latent), type: .latent)]
+            default:
+                throw NodeError("blended inpainting needs both 'source' and 'mask'; only one was given")
+            }
+        } catch is CancelledError {
+            throw CancellationError()
+        }
+    }
+
+    private func sample(_ scheduler: inout some Scheduler, unet: UNetPayload, conditioning: ConditioningPayload,
+                        noise: Tensor, cfg: Float, stepNoise: ((Int) -> Tensor)?, report: @escaping (Int, Int) -> Bool) throws -> Tensor {
+        let sampler = GuidedSampler(unet: unet.unet, guidanceScale: cfg)
+        return try sampler.run(scheduler: &scheduler, noise: noise, positive: conditioning.positive,
+                               negative: conditioning.negative, stepNoise: stepNoise,
+                               progress: { report($0.step, $0.total) })
+    }
+
+    private func blended(unet: UNetPayload, conditioning: ConditioningPayload, noise: Tensor, source: Tensor, mask: Mask,
+                         steps: Int, cfg: Float, seed: Int, report: @escaping (Int, Int) -> Bool) throws -> Tensor {
+        var parameters = PILOTParameters.blendedLatentDiffusion
+        parameters.steps = steps
+        parameters.guidanceScale = cfg
+        let sampler = PILOTSampler(unet: unet.unet, schedule: unet.schedule, parameters: parameters)
+        let masks = try PILOTNodeSupport.masks(mask, for: source)
+        return try sampler.run(noise: noise, source: source, masks: masks, positive: conditioning.positive,
+                               negative: conditioning.negative, wordTokens: conditioning.wordTokens,
+                               blendNoise: PILOTNodeSupport.blendNoise(seed: seed, shape: source.shape),
+                               progress: { report($0.step, $0.total) })
+    }
+}
+
+/// Shared by Sample, PILOTOptimize and Blend.
+enum PILOTNodeSupport {
+    /// PILOT's masks for a pixel mask over a source latent; sizes must agree.
+    static func masks(_ mask: Mask, for source: Tensor) throws -> InpaintingMasks {
+        guard source.rank == 4, mask.width == source.dim(3) * 8, mask.height == source.dim(2) * 8 else {
+            throw NodeError("mask is \(mask.width)×\(mask.height) but the source latent \(source.shape) is an image of \(source.dim(-1) * 8)×\(source.dim(-2) * 8)")
+        }
+        return try InpaintingMasks(pixelMask: Tensor(shape: [mask.height, mask.width], values: mask.values))
+    }
+
+    /// Blend noise ε for step i: seeded per step, so it is the same whichever
+    /// stage or run asks for it.
+    static func blendNoise(seed: Int, shape: [Int]) -> (Int) -> Tensor {
+        { i in SeededNoise.step(seed: seed, stream: SeededNoise.blendStream, step: i, shape: shape) }
+    }
+
+    /// Forwards PILOT progress (with losses) to the node context; false cancels.
+    static func progress(_ context: NodeContext) -> (PILOTProgress) -> Bool {
+        { p in
+            var extra: [String: Double] = [:]
+            if let inner = p.inner { extra["inner"] = Double(inner) }
+            if let loss = p.totalLoss { extra["loss"] = Double(loss) }
+            if let loss = p.backgroundLoss { extra["loss_bg"] = Double(loss) }
+            if let loss = p.centralisationLoss { extra["loss_sc"] = Double(loss) }
+            context.report(step: p.step, total: p.total, extra: extra)
+            return !context.isCancelled
+        }
+    }
+}

@@ -1,0 +1,23 @@
+import SafeTensors
+import Workflow
+
+/// Writes a latent to a safetensors file.
+struct SaveLatent: Node, DefaultConstructible {
+    static let nodeDescription = NodeDescription(
+        type: "SaveLatent", category: "latent",
+        doc: "Writes a latent to NAME.safetensors under the output folder: the tensor `latent`, [1, 4, h, w], F32.",
+        inputs: [
+            .connection("latent", .latent, doc: "The latent to write."),
+            .parameter("name", .string, default: .string("latent"), doc: "File name without extension (no '/')."),
+        ],
+        isOutput: true)
+
+    func run(_ inputs: NodeInputs, _ context: NodeContext) throws -> [String: Value] {
+        let latent = try inputs.object("latent", as: LatentPayload.self).latent
+        let url = try context.outputFile(named: inputs.string("name"), extension: "safetensors")
+        var writer = SafeTensorsWriter()
+        try writer.add("latent", shape: latent.shape, floats: latent.scalars)
+        try writer.write(to: url.path)
+        return [:]
+    }
+}

@@ -1,0 +1,52 @@
+import Foundation
+import Imaging
+import SafeTensors
+import Tensors
+import Workflow
+
+extension NodeRegistry {
+    /// Every node type of this program.
+    public static let standard: NodeRegistry = {
+        var registry = NodeRegistry()
+        registry.register(LoadCheckpoint.self)
+        registry.register(LoadImage.self)
+        registry.register(LoadMask.self)
+        registry.register(SaveImage.self)
+        registry.register(LoadLatent.self)
+        registry.register(SaveLatent.self)
+        registry.register(TextEncode.self)
+        registry.register(VAEEncode.self)
+        registry.register(VAEDecode.self)
+        registry.register(Sample.self)
+        registry.register(PILOTOptimize.self)
+        registry.register(Blend.self)
+        registry.register(CompositeMasked.self)
+        registry.register(ResizeImage.self)
+        return registry
+    }()
+}
+
+/// What the node library offers the CLI and the daemon besides the nodes.
+public enum NodeLibrary {
+    /// Recorded in saved images (`pilot:version`).
+    public static let programVersion = "0.1.0"
+
+    /// Loads object template inputs given as files (`--input image=cat.png`):
+    /// Image and Mask from PNG, Latent from safetensors (key `latent`).
+    /// Relative paths resolve against `base`.
+    public static func objectLoader(base: URL) -> ObjectLoader {
+        { type, text in
+            let path = text.hasPrefix("/") ? text : base.appendingPathComponent(text).path
+            switch type {
+            case .image: return .object(try PNG.read(path: path).image, type: .image)
+            case .mask: return .object(try Mask(from: PNG.read(path: path)), type: .mask)
+            case .latent:
+                let file = try SafeTensorsFile(path: path)
+                let latent = Tensor(shape: try file.info("latent").shape, values: try file.floats("latent"))
+                return .object(LatentPayload(latent), type: .latent)
+            default:
+                throw NodeError("\(type.spelling) cannot be loaded from a file; connect it from a node instead")
+            }
+        }
+    }
+}

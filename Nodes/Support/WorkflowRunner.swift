@@ -1,0 +1,98 @@
+import Foundation
+import Workflow
+
+/// Finds workflow templates: `NAME` is `DIR/NAME.yaml` in the templates
+/// folder; anything that names an existing file is that file.
+public struct TemplateLibrary: Sendable {
+    public let directory: URL?
+
+    /// `explicit` (`--templates DIR`), else `$PILOT_TEMPLATES`, else the
+    /// `Workflows/` folder of the checkout the executable was built in or
+    /// of the current directory (searched upwards).
+    public init(explicit: String? = nil, environment: [String: String] = ProcessInfo.processInfo.environment) {
+        if let explicit {
+            directory = URL(fileURLWithPath: explicit, isDirectory: true)
+        } else if let variable = environment["PILOT_TEMPLATES"], !variable.isEmpty {
+            directory = URL(fileURLWithPath: variable, isDirectory: true)
+        } else {
+            var starts: [URL] = [URL(fileURLWithPath: FileManager.default.currentDirectoryPath, isDirectory: true)]
+            if let executable = Bundle.main.executableURL { starts.insert(executable.deletingLastPathComponent(), at: 0) }
+            directory = starts.lazy.compactMap(Self.searchUpwards).first
+        }
+    }
+
+    private static func searchUpwards(from start: URL) -> URL? {
+        var folder = start.standardizedFileURL
+        while true {
+            let candidate = folder.appendingPathComponent("Workflows", isDirectory: true)
+            var isFolder: ObjCBool = false
+            if FileManager.default.fileExists(atPath: candidate.path, isDirectory: &isFolder), isFolder.boolValue,
+               FileManager.default.fileExists(atPath: folder.appendingPathComponent("Package.swift").path) {
+                return candidate
+            }
+            let parent = folder.deletingLastPathComponent()
+            if parent.path == folder.path { return nil }
+            folder = parent
+        }
+    }
+
+    /// The file `nameOrPath` means: an existing file, else a template.
+    public func resolve(_ nameOrPath: String) -> URL? {
+        if FileManager.default.fileExists(atPath: nameOrPath) { return URL(fileURLWithPath: nameOrPath) }
+        guard let directory, !nameOrPath.contains("/") else { return nil }
+        for ext in ["yaml", "yml", "json"] {
+            let url = directory.appendingPathComponent("\(nameOrPath).\(ext)")
+            if FileManager.default.fileExists(atPath: url.path) { return url }
+        }
+        return nil
+    }
+
+    /// Every template file, sorted by name.
+    public var templates: [URL] {
+        guard let directory, let items = try? FileManager.default.contentsOfDirectory(
+            at: directory, includingPropertiesForKeys: nil) else { return [] }
+        return items.filter { ["yaml", "yml"].contains($0.pathExtension) }
+            .sorted { $0.lastPathComponent < $1.lastPathComponent }
+    }
+}
+
+/// Validates, binds and runs workflow files: what `pilot run` does, as a
+/// library so tests and the daemon share it. One runner keeps one output
+/// cache across runs.
+public final class WorkflowRunner: Sendable {
+    public let registry: NodeRegistry
+    public let executor: Executor
+
+    public init(registry: NodeRegistry = .standard, executor: Executor = Executor()) {
+        self.registry = registry
+        self.executor = executor
+    }
+
+    /// Reads and validates `file`; diagnostics name it as `displayName`.
+    public func validate(_ file: URL, displayName: String? = nil) throws(ValidationFailure) -> ValidatedWorkflow {
+        try ValidatedWorkflow(contentsOf: file, file: displayName ?? file.path, registry: registry)
+    }
+
+    /// Binds and runs `workflow` (read from `file`).
+    ///
+    /// - `set`: `--set name=value` (text as written; paths stay relative to
+    ///   the workflow's folder).
+    /// - `inputs`: `--input name=path`: relative paths resolve against
+    ///   `inputBase` (the caller's current directory), for Path inputs and
+    ///   object inputs (Image/Mask/Latent files) alike.
+    ///
+    /// Throws ``BindingFailure`` or ``ExecutionError``.
+    public func run(_ workflow: ValidatedWorkflow, file: URL, set: [String: String] = [:], inputs: [String: String] = [:],
+                    inputBase: URL = URL(fileURLWithPath: FileManager.default.currentDirectoryPath, isDirectory: true),
+                    outputDirectory: URL, cancellation: CancellationToken = CancellationToken(),
+                    onEvent: @escaping @Sendable (ExecutionEvent) -> Void = { _ in }) throws -> ExecutionResult {
+        var text = set
+        for (name, path) in inputs {
+            text[name] = path.hasPrefix("/") ? path : inputBase.appendingPathComponent(path).standardizedFileURL.path
+        }
+        let bound = try workflow.bind(text: text, loader: NodeLibrary.objectLoader(base: inputBase))
+        try FileManager.default.createDirectory(at: outputDirectory, withIntermediateDirectories: true)
+        let paths = PathPolicy(workflowFile: file.standardizedFileURL, outputDirectory: outputDirectory)
+        return try executor.run(bound, paths: paths, cancellation: cancellation, onEvent: onEvent)
+    }
+}

@@ -1,0 +1,26 @@
+import Imaging
+import Workflow
+
+/// Encodes an image to a latent.
+struct VAEEncode: Node, DefaultConstructible {
+    static let nodeDescription = NodeDescription(
+        type: "VAEEncode", category: "latent",
+        doc: """
+            Encodes an RGB image to a latent: the VAE posterior's mean (deterministic), multiplied by the VAE's \
+            scaling factor. The image's sides must be multiples of 8.
+            """,
+        inputs: [
+            .connection("vae", .vae, doc: "The autoencoder (LoadCheckpoint.vae)."),
+            .connection("image", .image, doc: "The image to encode."),
+        ],
+        outputs: [.output("latent", .latent, doc: "The scaled latent [1, 4, H/8, W/8].")])
+
+    func run(_ inputs: NodeInputs, _ context: NodeContext) throws -> [String: Value] {
+        let vae = try inputs.object("vae", as: VAEPayload.self).vae
+        let image = try inputs.object("image", as: Image.self)
+        guard image.width % 8 == 0, image.height % 8 == 0 else {
+            throw NodeError("image is \(image.width)×\(image.height); VAEEncode needs sides that are multiples of 8 (use ResizeImage)")
+        }
+        return ["latent": .object(LatentPayload(try vae.encodeImage(image.tensor)), type: .latent)]
+    }
+}

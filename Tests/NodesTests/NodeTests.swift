@@ -1,0 +1,143 @@
+import Foundation
+import Imaging
+import Nodes
+import SafeTensors
+import Tensors
+import Workflow
+import XCTest
+
+/// Single nodes and small workflows.
+final class NodeTests: XCTestCase {
+    private func run(yaml: String, in folder: URL, set: [String: String] = [:]) throws -> ExecutionResult {
+        let file = folder.appendingPathComponent("workflow.yaml")
+        try yaml.write(to: file, atomically: true, encoding: .utf8)
+        let runner = WorkflowRunner()
+        return try runner.run(runner.validate(file), file: file, set: set, outputDirectory: folder.appendingPathComponent("out"))
+    }
+
+    func testRegistryDeclarationsFollowTheContract() {
+        let registry = NodeRegistry.standard
+        let contract: [String: (inputs: [String], outputs: [String])] = [
+            "LoadCheckpoint": (["path", "config"], ["unet", "vae", "clip"]),
+            "TextEncode": (["clip", "prompt", "negative"], ["conditioning"]),
+            "LoadImage": (["path"], ["image"]),
+            "LoadMask": (["path", "invert"], ["mask"]),
+            "LoadLatent": (["path"], ["latent"]),
+            "SaveLatent": (["latent", "name"], []),
+            "SaveImage": (["image", "name"], []),
+            "VAEEncode": (["vae", "image"], ["latent"]),
+            "VAEDecode": (["vae", "latent"], ["image"]),
+            "Sample": (["unet", "conditioning", "latent", "source", "mask", "steps", "cfg", "scheduler", "eta", "seed", "width", "height"], ["latent"]),
+            "PILOTOptimize": (["unet", "conditioning", "source", "mask", "noise", "steps", "cfg", "interval", "inner_steps",
+                               "coherence", "lr", "lr_warmup", "coef", "momentum", "sbc", "seed"], ["state"]),
+            "Blend": (["state"], ["latent"]),
+        ]
+        for (type, ports) in contract {
+            let description = registry.description(of: type)
+            XCTAssertNotNil(description, type)
+            for name in ports.inputs { XCTAssertNotNil(description?.input(named: name), "\(type).\(name)") }
+            for name in ports.outputs { XCTAssertNotNil(description?.output(named: name), "\(type).\(name)") }
+        }
+        XCTAssertEqual(registry.description(of: "Sample")?.input(named: "cfg")?.defaultValue.flatMap(Literal.init), .float(7.5))
+        XCTAssertEqual(registry.description(of: "PILOTOptimize")?.input(named: "steps")?.defaultValue.flatMap(Literal.init), .int(100))
+        XCTAssertEqual(registry.description(of: "PILOTOptimize")?.input(named: "lr_warmup")?.defaultValue.flatMap(Literal.init), .float(0.007))
+        XCTAssertEqual(registry.description(of: "TextEncode")?.input(named: "negative")?.defaultValue.flatMap(Literal.init), .string(""))
+        XCTAssertEqual(registry.description(of: "LoadMask")?.input(named: "invert")?.defaultValue.flatMap(Literal.init), .bool(false))
+    }
+
+    func testLoadMaskInvertAndAlpha() throws {
+        let folder = Fixture.temporaryFolder("mask")
+        var values = [Float](repeating: 0, count: 64)
+        values[9] = 1
+        try PNG.write(Mask(width: 8, height: 8, values: values), to: folder.appendingPathComponent("m.png").path)
+        let result = try run(yaml: """
+            version: 1
+            nodes:
+              plain: {type: LoadMask, params: {path: m.png}}
+              flipped: {type: LoadMask, params: {path: m.png, invert: true}}
+            outputs: {plain: plain.mask, flipped: flipped.mask}
+            """, in: folder)
+        let plain = try result.outputs["plain"]!.asObject(Mask.self)
+        let flipped = try result.outputs["flipped"]!.asObject(Mask.self)
+        XCTAssertEqual(plain.values, values)
+        XCTAssertEqual(flipped.values, values.map { 1 - $0 })
+    }
+
+    func testCompositeResizeAndLatentRoundTrip() throws {
+        let folder = Fixture.temporaryFolder("misc")
+        try PNG.write(ExampleImages.source(), to: folder.appendingPathComponent("a.png").path)
+        try PNG.write(Image(width: 128, height: 128, red: 1), to: folder.appendingPathComponent("red.png").path)
+        try PNG.write(ExampleImages.mask(), to: folder.appendingPathComponent("m.png").path)
+        let noise = SeededNoise.latent(seed: 3, height: 2, width: 3)
+        var writer = SafeTensorsWriter()
+        try writer.add("latent", shape: noise.shape, floats: noise.scalars)
+        try writer.write(to: folder.appendingPathComponent("noise.safetensors").path)
+        let result = try run(yaml: """
+            version: 1
+            nodes:
+              a: {type: LoadImage, params: {path: a.png}}
+              red: {type: LoadImage, params: {path: red.png}}
+              m: {type: LoadMask, params: {path: m.png}}
+              paste: {type: CompositeMasked, inputs: {image: red.image, source: a.image, mask: m.mask}}
+              small: {type: ResizeImage, inputs: {image: a.image}, params: {width: 64, height: 32}}
+              noise: {type: LoadLatent, params: {path: noise.safetensors}}
+              keep: {type: SaveLatent, inputs: {latent: noise.latent}, params: {name: copy}}
+            outputs: {paste: paste.image, small: small.image}
+            """, in: folder)
+        let paste = try result.outputs["paste"]!.asObject(Image.self)
+        let source = try PNG.read(path: folder.appendingPathComponent("a.png").path).image
+        let mask = ExampleImages.mask()
+        for p in [0, 64 * 128 + 64, 127 * 128 + 127] {
+            XCTAssertEqual(paste.planes[p], mask.values[p] > 0.5 ? 1 : source.planes[p])
+        }
+        let small = try result.outputs["small"]!.asObject(Image.self)
+        XCTAssertEqual([small.width, small.height], [64, 32])
+        let copy = try SafeTensorsFile(path: folder.appendingPathComponent("out/copy.safetensors").path)
+        XCTAssertEqual(try copy.floats("latent"), noise.scalars)
+        XCTAssertEqual(try copy.info("latent").shape, [1, 4, 2, 3])
+    }
+
+    /// Sample fed the seeded noise through LoadLatent equals Sample seeding it.
+    func testSampleWithLoadedNoiseEqualsSeededNoise() throws {
+        let folder = Fixture.temporaryFolder("noise")
+        let noise = SeededNoise.latent(seed: 11, height: 8, width: 8)
+        var writer = SafeTensorsWriter()
+        try writer.add("latent", shape: noise.shape, floats: noise.scalars)
+        try writer.write(to: folder.appendingPathComponent("noise.safetensors").path)
+        let result = try run(yaml: """
+            version: 1
+            inputs: {checkpoint: {type: Path}}
+            nodes:
+              model: {type: LoadCheckpoint, params: {path: $checkpoint}}
+              text: {type: TextEncode, inputs: {clip: model.clip}, params: {prompt: a cat}}
+              noise: {type: LoadLatent, params: {path: noise.safetensors}}
+              given: {type: Sample, inputs: {unet: model.unet, conditioning: text.conditioning, latent: noise.latent},
+                      params: {steps: 2, seed: 99}}
+              seeded: {type: Sample, inputs: {unet: model.unet, conditioning: text.conditioning},
+                       params: {steps: 2, seed: 11, width: 64, height: 64}}
+              euler: {type: Sample, inputs: {unet: model.unet, conditioning: text.conditioning},
+                      params: {steps: 2, seed: 11, width: 64, height: 64, scheduler: euler}}
+            outputs: {given: given.latent, seeded: seeded.latent, euler: euler.latent}
+            """, in: folder, set: ["checkpoint": Fixture.tinyModel])
+        let given = try result.outputs["given"]!.asObject(LatentPayload.self).latent
+        let seeded = try result.outputs["seeded"]!.asObject(LatentPayload.self).latent
+        let euler = try result.outputs["euler"]!.asObject(LatentPayload.self).latent
+        XCTAssertEqual(given.shape, [1, 4, 8, 8])
+        XCTAssertEqual(given.scalars, seeded.scalars)
+        XCTAssertNotEqual(euler.scalars, seeded.scalars)
+    }
+
+    func testRunTimeFailureNamesTheNode() throws {
+        let folder = Fixture.temporaryFolder("fail")
+        XCTAssertThrowsError(try run(yaml: """
+            version: 1
+            nodes:
+              picture: {type: LoadImage, params: {path: missing.png}}
+            outputs: {image: picture.image}
+            """, in: folder)) { error in
+            guard let failure = error as? ExecutionError else { return XCTFail("\(error)") }
+            XCTAssertEqual(failure.nodeID, "picture")
+            XCTAssertTrue(failure.description.hasPrefix("node 'picture' (LoadImage) failed:"), failure.description)
+        }
+    }
+}
