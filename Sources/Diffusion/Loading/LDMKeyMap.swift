@@ -9,15 +9,20 @@ import SafeTensors
 enum LDMKeyMap {
     typealias Location = WeightSource.Location
 
+    /// Maps `diffusers.weight/.bias` to `prefix + ldm.weight/.bias` for the
+    /// suffixes the file has (biasless layers simply have no `.bias`).
+    static func addModule(_ map: inout [String: Location], _ keys: Set<String>, _ prefix: String,
+                          _ diffusers: String, _ ldm: String) {
+        for suffix in ["weight", "bias"] where keys.contains("\(prefix)\(ldm).\(suffix)") {
+            map["\(diffusers).\(suffix)"] = Location(key: "\(prefix)\(ldm).\(suffix)")
+        }
+    }
+
     // MARK: UNet
 
     static func unet(_ c: UNetConfig, keys: Set<String>, prefix: String = "model.diffusion_model.") -> [String: Location] {
         var map: [String: Location] = [:]
-        func add(_ diffusers: String, _ ldm: String) {
-            for suffix in ["weight", "bias"] where keys.contains("\(prefix)\(ldm).\(suffix)") {
-                map["\(diffusers).\(suffix)"] = Location(key: "\(prefix)\(ldm).\(suffix)")
-            }
-        }
+        func add(_ diffusers: String, _ ldm: String) { addModule(&map, keys, prefix, diffusers, ldm) }
         func resnet(_ d: String, _ l: String) {
             add("\(d).norm1", "\(l).in_layers.0")
             add("\(d).conv1", "\(l).in_layers.2")
@@ -74,11 +79,7 @@ enum LDMKeyMap {
     static func controlNet(_ c: ControlNetConfig, keys: Set<String>) -> [String: Location] {
         let prefix = keys.contains { $0.hasPrefix("control_model.") } ? "control_model." : ""
         var map = unet(c.unet, keys: keys, prefix: prefix)
-        func add(_ diffusers: String, _ ldm: String) {
-            for suffix in ["weight", "bias"] where keys.contains("\(prefix)\(ldm).\(suffix)") {
-                map["\(diffusers).\(suffix)"] = Location(key: "\(prefix)\(ldm).\(suffix)")
-            }
-        }
+        func add(_ diffusers: String, _ ldm: String) { addModule(&map, keys, prefix, diffusers, ldm) }
         let hintConvs = 2 * (c.embeddingChannels.count - 1)
         add("controlnet_cond_embedding.conv_in", "input_hint_block.0")
         for j in 0..<hintConvs { add("controlnet_cond_embedding.blocks.\(j)", "input_hint_block.\(2 * (j + 1))") }
@@ -96,11 +97,7 @@ enum LDMKeyMap {
 
     static func vae(_ c: VAEConfig, keys: Set<String>, prefix: String = "first_stage_model.") -> [String: Location] {
         var map: [String: Location] = [:]
-        func add(_ diffusers: String, _ ldm: String) {
-            for suffix in ["weight", "bias"] where keys.contains("\(prefix)\(ldm).\(suffix)") {
-                map["\(diffusers).\(suffix)"] = Location(key: "\(prefix)\(ldm).\(suffix)")
-            }
-        }
+        func add(_ diffusers: String, _ ldm: String) { addModule(&map, keys, prefix, diffusers, ldm) }
         func resnet(_ d: String, _ l: String) {
             for name in ["norm1", "conv1", "norm2", "conv2"] { add("\(d).\(name)", "\(l).\(name)") }
             add("\(d).conv_shortcut", "\(l).nin_shortcut")
