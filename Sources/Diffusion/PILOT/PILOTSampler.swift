@@ -75,6 +75,8 @@ public struct PILOTState {
     public let negative: Tensor
     public let wordTokens: [Int]
     public let parameters: PILOTParameters
+    /// SBC and capture for the whole run (its per-resolution masks are built once).
+    public let control: PILOTAttentionControl
     public var isFinished: Bool { nextStep >= scheduler.integerTimesteps.count }
 }
 
@@ -122,7 +124,8 @@ public final class PILOTSampler {
         optimisedLatents.removeAll()
         return PILOTState(latent: noise * scheduler.initNoiseSigma, nextStep: 0, scheduler: scheduler, masks: masks,
                           source: source, positive: positive, negative: negative, wordTokens: wordTokens,
-                          parameters: parameters)
+                          parameters: parameters,
+                          control: PILOTAttentionControl(masks: masks, sbc: parameters.sbc, selection: parameters.lossLayers))
     }
 
     /// Stage 1: runs steps while t ≥ 1000·(1 − γ), optimising every τ-th.
@@ -159,7 +162,7 @@ public final class PILOTSampler {
         let t = s.scheduler.integerTimesteps[i]
         let total = s.scheduler.integerTimesteps.count
         let blending = Float(t) < parameters.coherenceThreshold
-        let control = PILOTAttentionControl(masks: s.masks, sbc: parameters.sbc, selection: parameters.lossLayers)
+        let control = s.control
         if blending {
             guard let blendNoise else { preconditionFailure("blend step without blend noise") }
             // x ← (1−K)·x + K·(√ᾱ_t·z_src + √(1−ᾱ_t)·ε)
@@ -239,6 +242,7 @@ public final class PILOTSampler {
                 throw CancelledError()
             }
         }
+        control.reset()     // the captured maps are not needed past the optimisation step
         return x.detached
     }
 }
