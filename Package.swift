@@ -32,6 +32,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
         // System libraries (Debian: libopenblas-dev, libzmq3-dev, zlib1g-dev).
@@ -55,11 +57,19 @@ let package = Package(
         // The node library: one file per workflow node, over the models and imaging.
         .target(name: "Nodes", dependencies: ["Workflow", "Diffusion", "Imaging", "Tensors", "SafeTensors"],
                 path: "Nodes", exclude: ["README.md"], swiftSettings: hotSettings),
+        // The daemon: ZeroMQ protocol, job store (SQLite through GRDB), events, clients.
+        .target(name: "Daemon", dependencies: [
+            "CZeroMQ", "Workflow", "Nodes",
+            .product(name: "GRDB", package: "GRDB.swift"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
         .executableTarget(
             name: "pilot",
             dependencies: [
-                "Tensors", "SafeTensors", "Imaging", "Diffusion", "CBLAS", "CZeroMQ", "Nodes", "Workflow",
+                "Tensors", "SafeTensors", "Imaging", "Diffusion", "CBLAS", "CZeroMQ", "Nodes", "Workflow", "Daemon",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ]),
 
         .executableTarget(
@@ -72,6 +82,10 @@ let package = Package(
         .testTarget(name: "DiffusionTests", dependencies: ["Diffusion", "Tensors", "SafeTensors"]),
         // Broken/ holds the invalid workflows the validator tests read by path.
         .testTarget(name: "WorkflowTests", dependencies: ["Workflow"], exclude: ["Broken"]),
+        .testTarget(name: "DaemonTests", dependencies: [
+            "Daemon", "Nodes", "Workflow", "Diffusion", "Imaging", "pilot",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .testTarget(name: "NodesTests", dependencies: ["Nodes", "Workflow", "Diffusion", "Imaging", "SafeTensors", "Tensors"]),
     ]
 )

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Installs the Debian packages PILOT builds against, only those missing.
 # Needs root (or sudo). Swift itself is expected on the PATH.
+# Arguments name more packages (scripts/test.sh adds python3-zmq for the
+# Python client's test).
 set -euo pipefail
 
-packages=(libopenblas-dev libzmq3-dev libpng-dev pkg-config zlib1g-dev)
+packages=(libopenblas-dev libzmq3-dev libpng-dev libsqlite3-dev pkg-config zlib1g-dev "$@")
 
 missing=()
 for p in "${packages[@]}"; do

@@ -3,7 +3,7 @@
 # runs the whole test suite. `.ci/run` runs exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/install-deps.sh
+scripts/install-deps.sh python3-zmq
 
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

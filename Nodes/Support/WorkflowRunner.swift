@@ -81,10 +81,14 @@ public final class WorkflowRunner: Sendable {
     ///   `inputBase` (the caller's current directory), for Path inputs and
     ///   object inputs (Image/Mask/Latent files) alike.
     ///
+    /// - `allowedReadDirectories`: when given, nodes read files only inside
+    ///   these folders (the daemon confines workflows received over the wire).
+    ///
     /// Throws ``BindingFailure`` or ``ExecutionError``.
     public func run(_ workflow: ValidatedWorkflow, file: URL, set: [String: String] = [:], inputs: [String: String] = [:],
                     inputBase: URL = URL(fileURLWithPath: FileManager.default.currentDirectoryPath, isDirectory: true),
-                    outputDirectory: URL, cancellation: CancellationToken = CancellationToken(),
+                    outputDirectory: URL, allowedReadDirectories: [URL]? = nil,
+                    cancellation: CancellationToken = CancellationToken(),
                     onEvent: @escaping @Sendable (ExecutionEvent) -> Void = { _ in }) throws -> ExecutionResult {
         var text = set
         for (name, path) in inputs {
@@ -92,7 +96,8 @@ public final class WorkflowRunner: Sendable {
         }
         let bound = try workflow.bind(text: text, loader: NodeLibrary.objectLoader(base: inputBase))
         try FileManager.default.createDirectory(at: outputDirectory, withIntermediateDirectories: true)
-        let paths = PathPolicy(workflowFile: file.standardizedFileURL, outputDirectory: outputDirectory)
+        let paths = PathPolicy(workflowFile: file.standardizedFileURL, allowedReadDirectories: allowedReadDirectories,
+                               outputDirectory: outputDirectory)
         return try executor.run(bound, paths: paths, cancellation: cancellation, onEvent: onEvent)
     }
 }

@@ -121,6 +121,17 @@ final class CacheTests: XCTestCase {
         XCTAssertEqual(Value.object(Picture(width: 1, height: 1), type: .image).estimatedBytes, Value.defaultObjectBytes)
     }
 
+    func testMakingRoomBeforeALoadEvictsLeastRecentlyUsedFirst() {
+        let cache = OutputCache(budgetBytes: 100)
+        cache.store("old", ["x": .object(Blob(bytes: 40, tag: ""), type: .latent)])
+        cache.store("new", ["x": .object(Blob(bytes: 40, tag: ""), type: .latent)])
+        cache.makeRoom(for: 30)
+        XCTAssertFalse(cache.contains("old"), "expected the least recently used entry evicted to make room for 30 bytes")
+        XCTAssertTrue(cache.contains("new"), "expected the newer entry kept (40 + 30 ≤ 100)")
+        cache.makeRoom(for: 100)
+        XCTAssertEqual(cache.count, 0, "expected everything evicted when the load needs the whole budget")
+    }
+
     func testSinksAlwaysRunWhileTheirInputsComeFromTheCache() throws {
         let runner = try Runner()
         let workflow = try runner.workflow("""

@@ -15,6 +15,8 @@ struct CacheKeyBuilder {
     private(set) var keys: [String: String] = [:]
     /// Files fingerprinted so far, by resolved path.
     private(set) var files: [String: FileFingerprint] = [:]
+    /// Bytes of the files each node reads, by node id (what loading it may cost).
+    private(set) var fileBytes: [String: Int64] = [:]
 
     init(workflow: BoundWorkflow, paths: PathPolicy) {
         self.workflow = workflow
@@ -53,6 +55,7 @@ struct CacheKeyBuilder {
                 let url = try paths.resolveForReading(path)
                 let print = try files[url.path] ?? FileFingerprint.of(url)
                 files[url.path] = print
+                fileBytes[id, default: 0] += print.size
                 text += "  file \(url.path) \(print)\n"
             }
         }

@@ -60,6 +60,8 @@ public final class Executor: Sendable {
                 continue
             }
             if cancellation.isCancelled { throw .cancelled(nodeID: id) }
+            // Evict before loading: a node that reads model files needs about their size.
+            if let bytes = keyBuilder.fileBytes[id], bytes > 0 { cache.makeRoom(for: Int(clamping: bytes)) }
             onEvent(.nodeStarted(nodeID: id, nodeType: entry.type))
             let context = NodeContext(nodeID: id, nodeType: entry.type, paths: paths, record: record,
                                       cancellation: cancellation, emit: onEvent)

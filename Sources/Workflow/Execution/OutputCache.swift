@@ -51,6 +51,12 @@ public final class OutputCache: @unchecked Sendable {
         }
     }
 
+    /// Evicts least recently used entries until `bytes` more would fit in
+    /// the budget (called before a node loads files of that size).
+    public func makeRoom(for bytes: Int) {
+        lock.withLock { shrink(to: Swift.max(0, budget - bytes)) }
+    }
+
     /// Whether `key` is stored (does not count as a use).
     public func contains(_ key: String) -> Bool {
         lock.withLock { entries[key] != nil }

@@ -1,0 +1,61 @@
+"""Runs the Python client against a real daemon.
+
+Usage: test_pilot_client.py CONNECTION_FILE TINY_MODEL EXAMPLES_DIR
+(the Swift test PythonClientTests starts the daemon and runs this).
+"""
+import os
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from pilot_client import PilotClient, PilotError  # noqa: E402
+
+CONNECTION, TINY, EXAMPLES = sys.argv[1:4]
+
+
+def read(name):
+    with open(os.path.join(EXAMPLES, name), "rb") as f:
+        return f.read()
+
+
+class PilotClientTest(unittest.TestCase):
+    def setUp(self):
+        self.client = PilotClient.from_file(CONNECTION, timeout=60)
+
+    def test_ping_reports_the_protocol(self):
+        self.assertEqual(self.client.ping()["protocol"], "pilot/1")
+
+    def test_template_job_runs_to_a_png_with_ordered_events(self):
+        job = self.client.submit(
+            template="text-inpaint",
+            parameters={"checkpoint": TINY, "steps": 4, "interval": 2, "inner_steps": 1, "prompt": "a red ball"},
+            inputs={"image": ("source.png", read("source.png")), "mask": read("mask.png")})
+        events = list(self.client.follow(job, timeout=120))
+        self.assertEqual(events[-1]["type"], "finished", f"expected the job to finish, got {events[-1]}")
+        seqs = [e["seq"] for e in events]
+        self.assertEqual(seqs, sorted(seqs), "expected events in sequence order")
+        outputs = self.client.result(job)
+        self.assertEqual(list(outputs), ["text-inpaint.png"])
+        self.assertTrue(outputs["text-inpaint.png"].startswith(b"\x89PNG\r\n\x1a\n"), "expected PNG bytes")
+
+    def test_errors_come_back_structured(self):
+        with self.assertRaises(PilotError) as caught:
+            self.client.submit(workflow="version: 1\nnodes:\n  a: {type: NoSuchNode}\n")
+        self.assertEqual(caught.exception.code, "invalid_workflow")
+        self.assertEqual(caught.exception.details[0]["node"], "a")
+        with self.assertRaises(PilotError) as caught:
+            self.client.status("no-such-job")
+        self.assertEqual(caught.exception.code, "not_found")
+
+    def test_a_wrong_key_is_refused(self):
+        other = PilotClient(dict(self.client.connection, key="00" * 32), timeout=10)
+        # The reply is signed with the daemon's key, which this client does not have.
+        _, parts = other.encode("ping")
+        other.socket.send_multipart(parts)
+        self.assertTrue(other.socket.poll(10000), "expected an error reply")
+        reply = other.socket.recv_multipart()
+        self.assertIn(b'"bad_signature"', reply[3])
+
+
+if __name__ == "__main__":
+    unittest.main(argv=[sys.argv[0], "-v"])

@@ -1,0 +1,518 @@
+import CZeroMQ
+import Foundation
+import Logging
+import Nodes
+import Workflow
+
+/// The long-lived daemon: a ROUTER socket for signed requests, an XPUB
+/// socket for events, a durable job store and one worker that runs jobs in
+/// turn. `run()` serves until `stop()`; see `docs/protocol.md`.
+public final class Daemon: @unchecked Sendable {
+    public let configuration: DaemonConfiguration
+    /// What clients need; also written to `STATE/connection.json` (0600).
+    public let connection: ConnectionInfo
+    public let store: JobStore
+    public let catalog: ModelCatalog
+    public static let version = NodeLibrary.programVersion
+
+    private let router: ZMQSocket
+    private let publisher: EventPublisher
+    private let signer: MessageSigner
+    private let blobs: BlobStore
+    private let worker: JobWorker
+    private let runner: WorkflowRunner
+    private let paths: JobPaths
+    private let logger: Logger
+    private let lockDescriptor: Int32
+    private let started = Date()
+
+    private let stateLock = NSLock()
+    private var stopRequested = false
+    private var replayGuard: ReplayGuard
+    private var refused: [String: Int] = [:]
+    private var served: [String: Int] = [:]
+
+    /// Opens the store (requeueing jobs a previous run left running), binds
+    /// the sockets and writes the connection file. Throws if another daemon
+    /// holds the state directory.
+    public init(configuration: DaemonConfiguration, logger: Logger = Logger(label: "pilot.daemon")) throws {
+        self.configuration = configuration
+        self.logger = logger
+        let manager = FileManager.default
+        let state = configuration.stateDirectory
+        try manager.createDirectory(at: state, withIntermediateDirectories: true)
+        chmod(state.path, 0o700)
+
+        // One daemon per state directory.
+        lockDescriptor = open(state.appendingPathComponent("daemon.lock").path, O_RDWR | O_CREAT, 0o600)
+        guard lockDescriptor >= 0, flock(lockDescriptor, LOCK_EX | LOCK_NB) == 0 else {
+            if lockDescriptor >= 0 { close(lockDescriptor) }
+            throw DaemonError(.internal, "another daemon is using the state directory \(state.path) (daemon.lock is held)")
+        }
+
+        store = try JobStore(path: state.appendingPathComponent("jobs.sqlite").path)
+        blobs = BlobStore(directory: state.appendingPathComponent("blobs", isDirectory: true))
+        catalog = ModelCatalog(directory: configuration.modelsDirectory, store: store)
+        paths = JobPaths(state: state, models: configuration.modelsDirectory.standardizedFileURL,
+                         templates: configuration.templateDirectories.map(\.standardizedFileURL),
+                         extraReadable: configuration.extraReadDirectories.map(\.standardizedFileURL))
+        runner = WorkflowRunner(registry: .standard, executor: Executor(cache: OutputCache(budgetBytes: configuration.memoryBudget)))
+        replayGuard = ReplayGuard(window: configuration.replayWindow)
+
+        var key = ConnectionInfo.newKey()
+        if configuration.keepKey, let old = try? ConnectionInfo.read(from: configuration.connectionFile) { key = old.key }
+        signer = MessageSigner(hexKey: key)!
+
+        let needsCurve = configuration.curve
+            ?? !(DaemonConfiguration.isLocal(configuration.requestEndpoint) && DaemonConfiguration.isLocal(configuration.eventEndpoint))
+        if configuration.curve == false,
+           !(DaemonConfiguration.isLocal(configuration.requestEndpoint) && DaemonConfiguration.isLocal(configuration.eventEndpoint)) {
+            throw DaemonError(.invalidRequest, "binding a non-loopback address requires CURVE encryption (do not pass --no-curve)")
+        }
+        var curveKey: String?
+        router = try ZMQSocket(.router)
+        let events = try ZMQSocket(.xpub)
+        if needsCurve {
+            guard ZMQContext.has("curve") else {
+                throw DaemonError(.internal, "CURVE encryption is required but this libzmq was built without it")
+            }
+            let pair = try ZMQContext.curveKeyPair()
+            try router.makeCurveServer(secretKey: pair.secretKey)
+            try events.makeCurveServer(secretKey: pair.secretKey)
+            curveKey = pair.publicKey
+        }
+        try router.setMaximumMessageSize(2 * configuration.maxMessageBytes + (1 << 20))
+        try router.setOption(ZMQ_ROUTER_MANDATORY, Int32(1))
+        try router.setOption(ZMQ_SNDHWM, Int32(10_000))
+        try router.setHeartbeat(interval: 5_000, timeout: 30_000)
+        try events.setMaximumMessageSize(64 << 10)
+        try router.bind(configuration.requestEndpoint)
+        try events.bind(configuration.eventEndpoint)
+        publisher = try EventPublisher(socket: events, signer: signer)
+        connection = ConnectionInfo(requests: router.lastEndpoint, events: events.lastEndpoint, key: key,
+                                    curveServerKey: curveKey, pid: getpid())
+        try connection.write(to: configuration.connectionFile)
+
+        worker = JobWorker(store: store, blobs: blobs, publisher: publisher, runner: runner, paths: paths, logger: logger)
+        let requeued = try store.requeueInterrupted()
+        for id in requeued {
+            logger.notice("requeued job found running at start (the previous daemon stopped under it)", metadata: ["job": "\(id)"])
+        }
+    }
+
+    /// Serves requests until ``stop()``; then stops the worker (a running job
+    /// is requeued), removes the connection file and returns.
+    public func run() {
+        worker.start()
+        logger.info("serving requests on \(connection.requests), events on \(connection.events)")
+        while !isStopping {
+            let readable = ZMQSocket.poll([router], timeout: 10)
+            publisher.serviceSubscriptions()
+            guard readable.first == true else { continue }
+            var handled = 0
+            while handled < 256, !isStopping, let frames = try? router.receive(dontWait: true) {
+                handle(frames)
+                handled += 1
+            }
+        }
+        logger.info("stopping: no new requests; the running job, if any, is requeued")
+        worker.shutdown()
+        try? FileManager.default.removeItem(at: configuration.connectionFile)
+        router.close()
+        flock(lockDescriptor, LOCK_UN)
+        close(lockDescriptor)
+        logger.info("stopped")
+    }
+
+    /// Asks `run()` to return (thread-safe; signal handlers call it).
+    public func stop() {
+        stateLock.withLock { stopRequested = true }
+    }
+
+    private var isStopping: Bool { stateLock.withLock { stopRequested } }
+
+    /// Refusals by error code since start.
+    public var refusals: [String: Int] { stateLock.withLock { refused } }
+
+    // MARK: requests
+
+    private func handle(_ frames: [Data]) {
+        guard frames.count >= 2 else { return }
+        // Envelope: the peer identity, then an empty delimiter if the peer is a REQ socket.
+        let envelope = frames[1].isEmpty ? Array(frames[0...1]) : [frames[0]]
+        let parts = frames[envelope.count...]
+        let size = parts.reduce(0) { $0 + $1.count }
+        guard size <= configuration.maxMessageBytes else {
+            return refuse(envelope, DaemonError(.tooLarge, "the message is \(size) bytes; the limit is \(configuration.maxMessageBytes)"),
+                          parent: nil, type: nil)
+        }
+        let message: WireMessage
+        do {
+            let (decoded, signature) = try WireMessage.decode(parts, signer: signer)
+            message = decoded
+            stateLock.lock()
+            defer { stateLock.unlock() }
+            try replayGuard.admit(signature: signature, time: decoded.header.time)
+        } catch {
+            let header = parts.count >= 3 ? (try? JSONValue(parsing: parts[parts.startIndex + 2])) : nil
+            return refuse(envelope, error, parent: header?["id"]?.stringValue, type: nil)
+        }
+        let type = message.header.type
+        do {
+            let (content, binaries) = try respond(to: message)
+            stateLock.withLock { served[type, default: 0] += 1 }
+            var body = content
+            body["status"] = .string("ok")
+            send(envelope, WireMessage(type: type + "_reply", content: .object(body), frames: binaries, parent: message.header.id))
+        } catch {
+            refuse(envelope, error, parent: message.header.id, type: type)
+        }
+    }
+
+    private func refuse(_ envelope: [Data], _ error: DaemonError, parent: String?, type: String?) {
+        stateLock.withLock { refused[error.code.rawValue, default: 0] += 1 }
+        logger.debug("refused a request: \(error)")
+        let content: JSONValue = .object(["status": .string("error"), "error": error.json])
+        send(envelope, WireMessage(type: type.map { $0 + "_reply" } ?? "error", content: content, parent: parent))
+    }
+
+    private func send(_ envelope: [Data], _ message: WireMessage) {
+        do {
+            try router.send(envelope + message.encoded(signer: signer), dontWait: true)
+        } catch {
+            // The client went away (EHOSTUNREACH) or is not reading: it can ask again.
+            logger.debug("reply not delivered: \(error)")
+        }
+    }
+
+    private typealias Reply = ([String: JSONValue], [Data])
+
+    private func respond(to message: WireMessage) throws(DaemonError) -> Reply {
+        let content = message.content
+        switch message.header.type {
+        case "ping", "info": return (info(), [])
+        case "submit": return try submit(content, frames: message.frames)
+        case "status": return try status(content)
+        case "list": return try list(content)
+        case "cancel": return try cancel(content)
+        case "result": return try result(content)
+        case "templates": return (["templates": .array(templates().map { templateSummary($0.name, $0.url) })], [])
+        case "template": return try template(content)
+        case "nodes": return (["catalog": runner.registry.catalogJSON], [])
+        case "models":
+            return (["directory": .string(configuration.modelsDirectory.path),
+                     "models": .array(catalog.entries().map(\.json))], [])
+        default:
+            throw DaemonError(.unknownType, "unknown request type '\(message.header.type.prefix(60))'; expected one of "
+                              + "ping, info, submit, status, list, cancel, result, templates, template, nodes, models")
+        }
+    }
+
+    private func info() -> [String: JSONValue] {
+        let counts = (try? store.counts()) ?? [:]
+        let (refusedNow, servedNow) = stateLock.withLock { (refused, served) }
+        return [
+            "version": .string(Self.version), "protocol": .string(pilotProtocolID), "pid": .int(Int(getpid())),
+            "device": .string("cpu (\(ProcessInfo.processInfo.activeProcessorCount) cores)"),
+            "uptime_s": .float(Date().timeIntervalSince(started)),
+            "queue": .object(Dictionary(uniqueKeysWithValues: JobState.allCases.map { ($0.rawValue, JSONValue.int(counts[$0] ?? 0)) })),
+            "running": worker.runningJob.map(JSONValue.string) ?? .null,
+            "refused": .object(refusedNow.mapValues(JSONValue.int)),
+            "served": .object(servedNow.mapValues(JSONValue.int)),
+            "memory_budget": .int(configuration.memoryBudget),
+            "cache_bytes": .int(runner.executor.cache.totalBytes),
+            "models": .string(configuration.modelsDirectory.path),
+            "templates": .array(configuration.templateDirectories.map { .string($0.path) }),
+        ]
+    }
+
+    // MARK: submit
+
+    private func submit(_ content: JSONValue, frames: [Data]) throws(DaemonError) -> Reply {
+        let key = try optionalString(content, "idempotency_key")
+        if let key, let existing = try storeCall({ try store.job(idempotencyKey: key) }) {
+            return (["job": .string(existing.id), "state": .string(existing.state.rawValue), "duplicate": .bool(true)], [])
+        }
+        let priority = try optionalInt(content, "priority") ?? 0
+        let client = try optionalString(content, "client")
+        let parameters = content["parameters"] ?? .object([:])
+        guard case let .object(given) = parameters else {
+            throw DaemonError(.invalidRequest, "'parameters' must be an object of name → value, found \(parameters.typeName)")
+        }
+        for (name, value) in given {
+            switch value {
+            case .string, .int, .float, .bool: break
+            default: throw DaemonError(.invalidRequest, "parameter '\(name)' must be a string, number or boolean, found \(value.typeName)")
+            }
+        }
+
+        // The workflow: inline text, or a template by name.
+        let text: String, template: String?, templateFile: URL?
+        switch (content["workflow"], content["template"]) {
+        case let (.string(workflow)?, nil):
+            (text, template, templateFile) = (workflow, nil, nil)
+        case let (nil, .string(name)?):
+            guard let url = templateURL(name) else {
+                throw DaemonError(.unknownTemplate, "no template '\(name.prefix(80))' (templates: \(templates().map(\.name).joined(separator: ", ")))")
+            }
+            guard let read = try? String(contentsOf: url, encoding: .utf8) else {
+                throw DaemonError(.internal, "cannot read template \(url.path)")
+            }
+            (text, template, templateFile) = (read, name, url)
+        default:
+            throw DaemonError(.invalidRequest, "give exactly one of 'workflow' (YAML or JSON text) and 'template' (a name)")
+        }
+        let displayName = template.map { "template \($0)" } ?? "workflow"
+        let validated: ValidatedWorkflow
+        do {
+            validated = try ValidatedWorkflow(parsing: text, file: displayName, registry: runner.registry)
+        } catch {
+            throw DaemonError(.invalidWorkflow, "the workflow has \(error.diagnostics.count) problem(s): "
+                              + error.diagnostics.map(\.description).joined(separator: "; "),
+                              details: .array(error.diagnostics.map(\.json)))
+        }
+        let declared = validated.graph.inputs
+        for name in given.keys.sorted() {
+            if let input = declared[name], [PortType.image, .mask, .latent].contains(input.type) {
+                throw DaemonError(.invalidParameters, "template input '\(name)' is \(input.type.spelling): send it as a binary frame under 'inputs', not as a parameter")
+            }
+        }
+
+        // Input frames: stored content-addressed before the job is.
+        let inputSpec = content["inputs"] ?? .object([:])
+        guard case let .object(inputRefs) = inputSpec else {
+            throw DaemonError(.invalidRequest, "'inputs' must be an object of name → frame index, found \(inputSpec.typeName)")
+        }
+        var used = Set<Int>()
+        var storedInputs: [String: JSONValue] = [:]
+        for name in inputRefs.keys.sorted() {
+            let reference = inputRefs[name]!
+            guard let index = reference.intValue ?? reference["frame"]?.intValue, frames.indices.contains(index) else {
+                throw DaemonError(.invalidRequest, "input '\(name)': expected a frame index below \(frames.count) (or {\"frame\": i, \"filename\": …}), found \(reference.compact.prefix(60))")
+            }
+            guard name.range(of: "^[A-Za-z_][A-Za-z0-9_-]{0,63}$", options: .regularExpression) != nil else {
+                throw DaemonError(.invalidRequest, "input name '\(name.prefix(64))' must be a template input name")
+            }
+            guard declared[name] != nil else {
+                throw DaemonError(.invalidParameters, "no template input '\(name)' (template inputs: \(declared.keys.sorted().joined(separator: ", ")))")
+            }
+            used.insert(index)
+            let sha: String
+            do { sha = try blobs.put(frames[index]) } catch { throw DaemonError(.internal, "cannot store input '\(name)': \(error)") }
+            try storeCall { try store.recordBlob(sha256: sha, bytes: frames[index].count) }
+            let file = name + "." + Self.fileExtension(reference["filename"]?.stringValue, data: frames[index])
+            storedInputs[name] = .object(["sha256": .string(sha), "file": .string(file), "bytes": .int(frames[index].count)])
+        }
+        if let unused = frames.indices.first(where: { !used.contains($0) }) {
+            throw DaemonError(.invalidRequest, "binary frame \(unused) is not named by any input")
+        }
+
+        // Bind now, so bad parameters are refused before the job exists.
+        let id = UUID().uuidString.lowercased()
+        let job = JobRecord(id: id, sequence: 0, idempotencyKey: key, state: .queued, priority: priority, template: template,
+                            templateFile: templateFile?.path, workflow: text, parameters: parameters,
+                            inputs: .object(storedInputs), client: client, created: Date(), attempts: 0)
+        do {
+            let prepared = try JobPreparation.prepare(job, paths: paths, blobs: blobs, registry: runner.registry)
+            var bindText = prepared.set
+            for (name, path) in prepared.inputs { bindText[name] = path }
+            _ = try prepared.workflow.bind(text: bindText, loader: NodeLibrary.objectLoader(base: paths.inputs(id)))
+        } catch let failure as BindingFailure {
+            try? FileManager.default.removeItem(at: paths.job(id))
+            throw DaemonError(.invalidParameters, failure.description,
+                              details: .array(failure.problems.map { problem in
+                                  .object(["parameter": .string(problem.parameter), "message": .string(problem.message),
+                                           "expected": problem.expected.map(JSONValue.string) ?? .null,
+                                           "found": problem.found.map(JSONValue.string) ?? .null])
+                              }))
+        } catch let error as DaemonError {
+            try? FileManager.default.removeItem(at: paths.job(id))
+            throw error
+        } catch {
+            try? FileManager.default.removeItem(at: paths.job(id))
+            throw DaemonError(.internal, "\(error)")
+        }
+
+        let insertion = try storeCall {
+            try store.insert(id: id, idempotencyKey: key, priority: priority, template: template, templateFile: templateFile?.path,
+                             workflow: text, parameters: parameters, inputs: .object(storedInputs), client: client)
+        }
+        switch insertion {
+        case let .duplicate(existing):
+            try? FileManager.default.removeItem(at: paths.job(id))
+            return (["job": .string(existing.id), "state": .string(existing.state.rawValue), "duplicate": .bool(true)], [])
+        case .inserted:
+            let position = (try? store.queuePosition(id)) ?? nil
+            publisher.publish(job: id, type: "queued", content: ["position": position.map(JSONValue.int) ?? .null])
+            worker.notify()
+            var metadata: Logger.Metadata = ["job": "\(id)"]
+            if let template { metadata["template"] = "\(template)" }
+            logger.info("queued", metadata: metadata)
+            return (["job": .string(id), "state": .string("queued"), "duplicate": .bool(false),
+                     "position": position.map(JSONValue.int) ?? .null], [])
+        }
+    }
+
+    static func fileExtension(_ filename: String?, data: Data) -> String {
+        if let filename {
+            let ext = URL(fileURLWithPath: filename).pathExtension.lowercased()
+            if ext.range(of: "^[a-z0-9]{1,10}$", options: .regularExpression) != nil { return ext }
+        }
+        if data.starts(with: [0x89, 0x50, 0x4E, 0x47]) { return "png" }
+        return "safetensors"
+    }
+
+    // MARK: queries
+
+    private func requireJob(_ content: JSONValue) throws(DaemonError) -> JobRecord {
+        guard let id = content["job"]?.stringValue else {
+            throw DaemonError(.invalidRequest, "expected 'job': a job id (string)")
+        }
+        guard let job = try storeCall({ try store.job(id) }) else {
+            throw DaemonError(.notFound, "no job '\(id.prefix(80))'")
+        }
+        return job
+    }
+
+    private func status(_ content: JSONValue) throws(DaemonError) -> Reply {
+        let job = try requireJob(content)
+        var object = job.json.objectValue ?? [:]
+        object["transitions"] = .array(try storeCall { try store.transitions(job.id) }.map(\.json))
+        if let progress = worker.lastProgress(of: job.id) { object["progress"] = progress }
+        if job.state == .queued, let position = try? store.queuePosition(job.id) { object["position"] = .int(position) }
+        object["last_event"] = .int(publisher.lastSequence(job: job.id))
+        return (["job": .object(object)], [])
+    }
+
+    private func list(_ content: JSONValue) throws(DaemonError) -> Reply {
+        var states: [JobState]?
+        switch content["state"] {
+        case nil: break
+        case let .string(text)?:
+            guard let state = JobState(rawValue: text) else { throw badState(text) }
+            states = [state]
+        case let .array(items)?:
+            states = try items.map { item throws(DaemonError) in
+                guard let text = item.stringValue, let state = JobState(rawValue: text) else { throw badState(item.compact) }
+                return state
+            }
+        case let other?:
+            throw DaemonError(.invalidRequest, "'state' must be a state or a list of states, found \(other.typeName)")
+        }
+        let limit = min(max(try optionalInt(content, "limit") ?? 100, 1), 10_000)
+        let template = try optionalString(content, "template")
+        let jobs = try storeCall { try store.jobs(states: states, template: template, limit: limit) }
+        return (["jobs": .array(jobs.map { job in
+            var summary: [String: JSONValue] = ["id": .string(job.id), "state": .string(job.state.rawValue),
+                                                "priority": .int(job.priority), "created": .string(WireTime.format(job.created))]
+            if let template = job.template { summary["template"] = .string(template) }
+            if let client = job.client { summary["client"] = .string(client) }
+            return .object(summary)
+        })], [])
+    }
+
+    private func badState(_ text: String) -> DaemonError {
+        DaemonError(.invalidRequest, "unknown state '\(text.prefix(40))'; expected one of \(JobState.allCases.map(\.rawValue).joined(separator: ", "))")
+    }
+
+    private func cancel(_ content: JSONValue) throws(DaemonError) -> Reply {
+        let job = try requireJob(content)
+        if job.state == .queued, try storeCall({ try store.cancelQueued(job.id) }) {
+            publisher.publish(job: job.id, type: "cancelled", content: ["node": .null])
+            publisher.forget(job: job.id)
+            return (["job": .string(job.id), "state": .string("cancelled")], [])
+        }
+        if worker.cancel(job.id) {
+            return (["job": .string(job.id), "state": .string("cancelling")], [])
+        }
+        let now = try storeCall { try store.job(job.id) }?.state ?? job.state
+        throw DaemonError(.notCancellable, "job \(job.id) is \(now.rawValue); only queued or running jobs can be cancelled")
+    }
+
+    private func result(_ content: JSONValue) throws(DaemonError) -> Reply {
+        let job = try requireJob(content)
+        guard job.state == .finished else {
+            throw DaemonError(.notFinished, "job \(job.id) is \(job.state.rawValue); results exist once it is finished",
+                              details: .object(["state": .string(job.state.rawValue), "error": job.error ?? .null]))
+        }
+        var described: [JSONValue] = [], frames: [Data] = []
+        for output in job.outputs?.arrayValue ?? [] {
+            guard let name = output["name"]?.stringValue else { continue }
+            let url = paths.outputs(job.id).appendingPathComponent(name)
+            guard let data = try? Data(contentsOf: url) else {
+                throw DaemonError(.notFound, "output \(name) of job \(job.id) is missing from \(url.path)")
+            }
+            var object = output.objectValue ?? [:]
+            object["frame"] = .int(frames.count)
+            described.append(.object(object))
+            frames.append(data)
+        }
+        return (["job": .string(job.id), "outputs": .array(described)], frames)
+    }
+
+    // MARK: templates
+
+    private func templates() -> [(name: String, url: URL)] {
+        var seen = Set<String>(), found: [(String, URL)] = []
+        for directory in configuration.templateDirectories {
+            for url in TemplateLibrary(explicit: directory.path).templates {
+                let name = url.deletingPathExtension().lastPathComponent
+                if seen.insert(name).inserted { found.append((name, url)) }
+            }
+        }
+        return found.sorted { $0.0 < $1.0 }
+    }
+
+    private func templateURL(_ name: String) -> URL? {
+        guard name.range(of: "^[A-Za-z0-9_.-]{1,100}$", options: .regularExpression) != nil, !name.hasPrefix(".") else { return nil }
+        return templates().first { $0.name == name }?.url
+    }
+
+    private func templateSummary(_ name: String, _ url: URL) -> JSONValue {
+        guard let workflow = try? runner.validate(url) else {
+            return .object(["name": .string(name), "valid": .bool(false)])
+        }
+        let inputs: [JSONValue] = workflow.graph.inputs.values.sorted { $0.name < $1.name }.map { input in
+            var object: [String: JSONValue] = ["name": .string(input.name), "type": .string(input.type.spelling),
+                                               "description": .string(input.description)]
+            if let value = input.defaultValue { object["default"] = value.json }
+            if let minimum = input.minimum { object["min"] = .float(minimum) }
+            if let maximum = input.maximum { object["max"] = .float(maximum) }
+            if let choices = input.choices { object["choices"] = .array(choices.map(\.json)) }
+            return .object(object)
+        }
+        return .object(["name": .string(name), "valid": .bool(true), "description": .string(workflow.graph.description),
+                        "inputs": .array(inputs)])
+    }
+
+    private func template(_ content: JSONValue) throws(DaemonError) -> Reply {
+        guard let name = content["name"]?.stringValue else { throw DaemonError(.invalidRequest, "expected 'name': a template name") }
+        guard let url = templateURL(name), let text = try? String(contentsOf: url, encoding: .utf8) else {
+            throw DaemonError(.unknownTemplate, "no template '\(name.prefix(80))'")
+        }
+        var object = templateSummary(name, url).objectValue ?? [:]
+        object["text"] = .string(text)
+        return (["template": .object(object)], [])
+    }
+
+    // MARK: helpers
+
+    private func optionalString(_ content: JSONValue, _ key: String) throws(DaemonError) -> String? {
+        guard let value = content[key], value != .null else { return nil }
+        guard let text = value.stringValue else { throw DaemonError(.invalidRequest, "'\(key)' must be a string, found \(value.typeName)") }
+        return text
+    }
+
+    private func optionalInt(_ content: JSONValue, _ key: String) throws(DaemonError) -> Int? {
+        guard let value = content[key], value != .null else { return nil }
+        guard let number = value.intValue else { throw DaemonError(.invalidRequest, "'\(key)' must be an integer, found \(value.typeName)") }
+        return number
+    }
+
+    private func storeCall<T>(_ body: () throws -> T) throws(DaemonError) -> T {
+        do { return try body() } catch let error as DaemonError { throw error } catch {
+            logger.error("job store: \(error)")
+            throw DaemonError(.internal, "job store: \(error)")
+        }
+    }
+}

@@ -1,0 +1,56 @@
+import Foundation
+import Workflow
+
+/// How a daemon is set up; `pilot serve` fills it from its options.
+public struct DaemonConfiguration: Sendable {
+    /// Job store, input blobs, job folders, `connection.json`.
+    public var stateDirectory: URL
+    /// ROUTER endpoint for requests (`tcp://HOST:PORT`, `ipc:///path`; port `*` picks a free one).
+    public var requestEndpoint = "tcp://127.0.0.1:5555"
+    /// XPUB endpoint for events.
+    public var eventEndpoint = "tcp://127.0.0.1:5556"
+    /// Template folders, searched in order (a user folder before the built-in one).
+    public var templateDirectories: [URL] = []
+    /// Where models live; relative paths in inline workflows resolve here.
+    public var modelsDirectory: URL
+    /// Further folders workflows may read (examples, shared inputs). Models,
+    /// templates and each job's own inputs are always readable; nothing else is.
+    public var extraReadDirectories: [URL] = []
+    /// Byte budget of the cache of loaded models and node outputs (LRU).
+    public var memoryBudget: Int = OutputCache.defaultBudget
+    /// Largest request accepted with an error reply; up to twice this (plus
+    /// 1 MiB) is read and refused, and libzmq drops a peer sending a bigger frame.
+    public var maxMessageBytes: Int = 64 << 20
+    /// CURVE encryption: nil = only when an endpoint is not loopback/ipc (then required).
+    public var curve: Bool?
+    /// Messages older or newer than this (seconds) are refused as stale; signatures are remembered this long.
+    public var replayWindow: TimeInterval = 300
+    /// Reuse the key of an existing connection file (clients keep working across restarts).
+    public var keepKey = true
+
+    public init(stateDirectory: URL, modelsDirectory: URL) {
+        self.stateDirectory = stateDirectory
+        self.modelsDirectory = modelsDirectory
+    }
+
+    /// `~/.local/state/pilot` (XDG_STATE_HOME honoured).
+    public static var defaultStateDirectory: URL {
+        let environment = ProcessInfo.processInfo.environment
+        if let state = environment["XDG_STATE_HOME"], !state.isEmpty {
+            return URL(fileURLWithPath: state, isDirectory: true).appendingPathComponent("pilot", isDirectory: true)
+        }
+        return FileManager.default.homeDirectoryForCurrentUser
+            .appendingPathComponent(".local/state/pilot", isDirectory: true)
+    }
+
+    var connectionFile: URL { stateDirectory.appendingPathComponent(ConnectionInfo.fileName) }
+
+    /// Whether `endpoint` stays on this machine (ipc, inproc, loopback tcp).
+    public static func isLocal(_ endpoint: String) -> Bool {
+        if endpoint.hasPrefix("ipc://") || endpoint.hasPrefix("inproc://") { return true }
+        guard endpoint.hasPrefix("tcp://") else { return false }
+        let rest = endpoint.dropFirst("tcp://".count)
+        let host = rest.hasPrefix("[") ? String(rest.dropFirst().prefix { $0 != "]" }) : String(rest.prefix { $0 != ":" })
+        return host == "127.0.0.1" || host == "localhost" || host == "::1" || host.hasPrefix("127.")
+    }
+}

@@ -1,0 +1,64 @@
+import CZeroMQ
+import Foundation
+import Workflow
+
+/// The event socket (XPUB): signed events whose first frame, the topic, is
+/// the job id, published from any thread (the socket is used under a lock).
+///
+/// A subscription to a topic starting with `welcome.` is answered with a
+/// `welcome` event on that topic: a client that has seen it knows its
+/// earlier subscriptions are in place and will miss nothing after.
+public final class EventPublisher: @unchecked Sendable {
+    private let socket: ZMQSocket
+    private let signer: MessageSigner
+    private let lock = NSLock()
+    private var sequence: [String: Int] = [:]
+
+    init(socket: ZMQSocket, signer: MessageSigner) throws {
+        self.socket = socket
+        self.signer = signer
+        try socket.setOption(ZMQ_XPUB_VERBOSE, Int32(1))
+        try socket.setOption(ZMQ_SNDHWM, Int32(100_000))
+    }
+
+    /// Publishes event `type` for `job`; `content` gains `job` and `seq`
+    /// (1, 2, … per job, so a client can order and de-duplicate).
+    public func publish(job: String, type: String, content: [String: JSONValue] = [:]) {
+        lock.withLock {
+            let next = (sequence[job] ?? 0) + 1
+            sequence[job] = next
+            var body = content
+            body["job"] = .string(job)
+            body["seq"] = .int(next)
+            send(topic: job, WireMessage(type: type, content: .object(body)))
+        }
+    }
+
+    /// Forgets `job`'s sequence counter (after its final event).
+    public func forget(job: String) {
+        lock.withLock { _ = sequence.removeValue(forKey: job) }
+    }
+
+    /// The last sequence number published for `job` (0 if none).
+    public func lastSequence(job: String) -> Int {
+        lock.withLock { sequence[job] ?? 0 }
+    }
+
+    /// Reads pending subscription messages and answers `welcome.` ones.
+    func serviceSubscriptions() {
+        lock.withLock {
+            while let frames = try? socket.receive(dontWait: true) {
+                guard let first = frames.first, first.count > 1, first[first.startIndex] == 1 else { continue }
+                let topic = String(decoding: first.dropFirst(), as: UTF8.self)
+                if topic.hasPrefix("welcome.") {
+                    send(topic: topic, WireMessage(type: "welcome", content: .object(["topic": .string(topic)])))
+                }
+            }
+        }
+    }
+
+    private func send(topic: String, _ message: WireMessage) {
+        // PUB never blocks: above the high-water mark libzmq drops for that subscriber.
+        try? socket.send([Data(topic.utf8)] + message.encoded(signer: signer), dontWait: true)
+    }
+}

@@ -1,0 +1,380 @@
+import Crypto
+import Foundation
+import GRDB
+import Workflow
+
+/// Where a job is in its life.
+public enum JobState: String, Sendable, CaseIterable {
+    case queued, running, finished, failed, cancelled
+
+    /// Finished, failed or cancelled: nothing more will happen to it.
+    public var isFinal: Bool { self == .finished || self == .failed || self == .cancelled }
+}
+
+/// One job as the store keeps it.
+public struct JobRecord: Sendable, Equatable {
+    public var id: String
+    /// Submission order (SQLite rowid); ties in priority run in this order.
+    public var sequence: Int64
+    public var idempotencyKey: String?
+    public var state: JobState
+    public var priority: Int
+    /// The template's name, when submitted by name.
+    public var template: String?
+    /// The template's file (relative paths resolve against its folder), when submitted by name.
+    public var templateFile: String?
+    /// The workflow text as submitted (or the template's text at submission).
+    public var workflow: String
+    /// Template inputs given as values, by name (JSON object of scalars).
+    public var parameters: JSONValue
+    /// Template inputs given as frames: name → {"sha256", "filename"}.
+    public var inputs: JSONValue
+    public var client: String?
+    public var created: Date
+    public var started: Date?
+    public var finished: Date?
+    /// Times it was started (more than 1 after a restart requeued it).
+    public var attempts: Int
+    public var error: JSONValue?
+    /// What it wrote: [{"name", "sha256", "bytes"}].
+    public var outputs: JSONValue?
+
+    public var json: JSONValue {
+        var object: [String: JSONValue] = [
+            "id": .string(id), "state": .string(state.rawValue), "priority": .int(priority),
+            "created": .string(WireTime.format(created)), "attempts": .int(attempts),
+            "parameters": parameters, "inputs": inputs,
+        ]
+        if let template { object["template"] = .string(template) }
+        if let idempotencyKey { object["idempotency_key"] = .string(idempotencyKey) }
+        if let client { object["client"] = .string(client) }
+        if let started { object["started"] = .string(WireTime.format(started)) }
+        if let finished { object["finished"] = .string(WireTime.format(finished)) }
+        if let error { object["error"] = error }
+        if let outputs { object["outputs"] = outputs }
+        return .object(object)
+    }
+}
+
+/// A recorded change of state.
+public struct JobTransition: Sendable, Equatable {
+    public var state: String
+    public var time: Date
+    public var note: String?
+
+    public var json: JSONValue {
+        var object: [String: JSONValue] = ["state": .string(state), "time": .string(WireTime.format(time))]
+        if let note { object["note"] = .string(note) }
+        return .object(object)
+    }
+}
+
+/// The daemon's durable memory: jobs, their transitions, input blobs and
+/// model hashes, in SQLite (through GRDB) with `synchronous = FULL`, so a
+/// job acknowledged to a client survives a crash of the daemon (and of the
+/// machine). Safe to use from several threads.
+public final class JobStore: Sendable {
+    private let database: DatabaseQueue
+    public let path: String
+
+    public init(path: String) throws {
+        self.path = path
+        var configuration = Configuration()
+        configuration.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+        }
+        configuration.busyMode = .timeout(10)
+        database = try DatabaseQueue(path: path, configuration: configuration)
+        try Self.migrator.migrate(database)
+    }
+
+    /// Versioned schema changes, applied in order, each once.
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1: jobs, transitions, blobs, model hashes") { db in
+            try db.execute(sql: """
+                CREATE TABLE job (
+                    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                    id TEXT NOT NULL UNIQUE,
+                    idempotency_key TEXT UNIQUE,
+                    state TEXT NOT NULL,
+                    priority INTEGER NOT NULL DEFAULT 0,
+                    template TEXT,
+                    template_file TEXT,
+                    workflow TEXT NOT NULL,
+                    parameters TEXT NOT NULL,
+                    inputs TEXT NOT NULL,
+                    client TEXT,
+                    created REAL NOT NULL,
+                    started REAL,
+                    finished REAL,
+                    attempts INTEGER NOT NULL DEFAULT 0,
+                    error TEXT,
+                    outputs TEXT
+                );
+                CREATE INDEX job_queue ON job(state, priority DESC, seq);
+                CREATE TABLE transition (
+                    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                    job TEXT NOT NULL REFERENCES job(id),
+                    state TEXT NOT NULL,
+                    time REAL NOT NULL,
+                    note TEXT
+                );
+                CREATE INDEX transition_job ON transition(job, seq);
+                CREATE TABLE blob (
+                    sha256 TEXT PRIMARY KEY,
+                    bytes INTEGER NOT NULL,
+                    created REAL NOT NULL
+                );
+                CREATE TABLE model_hash (
+                    path TEXT PRIMARY KEY,
+                    bytes INTEGER NOT NULL,
+                    modified REAL NOT NULL,
+                    sha256 TEXT NOT NULL
+                );
+                """)
+        }
+        return migrator
+    }
+
+    /// The applied migrations' identifiers.
+    public func appliedMigrations() throws -> [String] {
+        try database.read { db in try Self.migrator.appliedIdentifiers(db).sorted() }
+    }
+
+    // MARK: jobs
+
+    /// What ``insert(_:)`` did.
+    public enum Insertion: Sendable, Equatable {
+        case inserted(JobRecord)
+        /// A job with the same idempotency key exists; nothing was inserted.
+        case duplicate(JobRecord)
+    }
+
+    /// Inserts a queued job (and its first transition) in one transaction,
+    /// unless its idempotency key is already known.
+    public func insert(id: String, idempotencyKey: String?, priority: Int, template: String?, templateFile: String?,
+                       workflow: String, parameters: JSONValue, inputs: JSONValue, client: String?,
+                       now: Date = Date()) throws -> Insertion {
+        try database.write { db in
+            if let idempotencyKey,
+               let row = try Row.fetchOne(db, sql: "SELECT * FROM job WHERE idempotency_key = ?", arguments: [idempotencyKey]) {
+                return .duplicate(try Self.record(row))
+            }
+            try db.execute(sql: """
+                INSERT INTO job (id, idempotency_key, state, priority, template, template_file, workflow, parameters,
+                                 inputs, client, created)
+                VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?)
+                """, arguments: [id, idempotencyKey, priority, template, templateFile, workflow, parameters.compact,
+                                 inputs.compact, client, now.timeIntervalSince1970])
+            try Self.addTransition(db, job: id, state: "queued", time: now, note: nil)
+            return .inserted(try Self.record(try Row.fetchOne(db, sql: "SELECT * FROM job WHERE id = ?", arguments: [id])!))
+        }
+    }
+
+    public func job(_ id: String) throws -> JobRecord? {
+        try database.read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM job WHERE id = ?", arguments: [id]).map(Self.record)
+        }
+    }
+
+    /// The job submitted with idempotency key `key`, if any.
+    public func job(idempotencyKey key: String) throws -> JobRecord? {
+        try database.read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM job WHERE idempotency_key = ?", arguments: [key]).map(Self.record)
+        }
+    }
+
+    /// Jobs newest first, optionally only in `states`.
+    public func jobs(states: [JobState]? = nil, template: String? = nil, limit: Int = 100) throws -> [JobRecord] {
+        try database.read { db in
+            var clauses: [String] = [], arguments: StatementArguments = []
+            if let states {
+                clauses.append("state IN (\(states.map { _ in "?" }.joined(separator: ",")))")
+                for state in states { arguments += [state.rawValue] }
+            }
+            if let template {
+                clauses.append("template = ?")
+                arguments += [template]
+            }
+            let filter = clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND ")
+            arguments += [limit]
+            return try Row.fetchAll(db, sql: "SELECT * FROM job \(filter) ORDER BY seq DESC LIMIT ?", arguments: arguments)
+                .map(Self.record)
+        }
+    }
+
+    /// How many jobs are in each state.
+    public func counts() throws -> [JobState: Int] {
+        try database.read { db in
+            var counts: [JobState: Int] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT state, COUNT(*) AS n FROM job GROUP BY state") {
+                if let state = JobState(rawValue: row["state"]) { counts[state] = row["n"] }
+            }
+            return counts
+        }
+    }
+
+    /// The position of queued job `id` in the queue (0 = next), or nil.
+    public func queuePosition(_ id: String) throws -> Int? {
+        try database.read { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT priority, seq FROM job WHERE id = ? AND state = 'queued'",
+                                             arguments: [id]) else { return nil }
+            let priority: Int = row["priority"], seq: Int64 = row["seq"]
+            return try Int.fetchOne(db, sql: """
+                SELECT COUNT(*) FROM job WHERE state = 'queued' AND (priority > ? OR (priority = ? AND seq < ?))
+                """, arguments: [priority, priority, seq]) ?? 0
+        }
+    }
+
+    /// Marks the next queued job (highest priority, then oldest) running and returns it.
+    public func claimNext(now: Date = Date()) throws -> JobRecord? {
+        try database.write { db in
+            guard let row = try Row.fetchOne(db, sql: """
+                SELECT id FROM job WHERE state = 'queued' ORDER BY priority DESC, seq ASC LIMIT 1
+                """) else { return nil }
+            let id: String = row["id"]
+            try db.execute(sql: "UPDATE job SET state = 'running', started = ?, attempts = attempts + 1 WHERE id = ?",
+                           arguments: [now.timeIntervalSince1970, id])
+            try Self.addTransition(db, job: id, state: "running", time: now, note: nil)
+            return try Self.record(try Row.fetchOne(db, sql: "SELECT * FROM job WHERE id = ?", arguments: [id])!)
+        }
+    }
+
+    /// Records a final state (`finished`, `failed`, `cancelled`) of a running job.
+    public func finish(_ id: String, state: JobState, error: JSONValue? = nil, outputs: JSONValue? = nil,
+                       now: Date = Date()) throws {
+        precondition(state.isFinal)
+        try database.write { db in
+            try db.execute(sql: "UPDATE job SET state = ?, finished = ?, error = ?, outputs = ? WHERE id = ?",
+                           arguments: [state.rawValue, now.timeIntervalSince1970, error?.compact, outputs?.compact, id])
+            try Self.addTransition(db, job: id, state: state.rawValue, time: now,
+                                   note: error?["message"]?.stringValue)
+        }
+    }
+
+    /// Cancels `id` if it is still queued; true if it was.
+    public func cancelQueued(_ id: String, now: Date = Date()) throws -> Bool {
+        try database.write { db in
+            try db.execute(sql: "UPDATE job SET state = 'cancelled', finished = ? WHERE id = ? AND state = 'queued'",
+                           arguments: [now.timeIntervalSince1970, id])
+            guard db.changesCount > 0 else { return false }
+            try Self.addTransition(db, job: id, state: "cancelled", time: now, note: "cancelled while queued")
+            return true
+        }
+    }
+
+    /// Puts running job `id` back in the queue (daemon stopping).
+    public func requeue(_ id: String, note: String, now: Date = Date()) throws {
+        try database.write { db in
+            try db.execute(sql: "UPDATE job SET state = 'queued', started = NULL WHERE id = ? AND state = 'running'",
+                           arguments: [id])
+            if db.changesCount > 0 { try Self.addTransition(db, job: id, state: "queued", time: now, note: note) }
+        }
+    }
+
+    /// Requeues every job found running (the daemon died under it); returns their ids.
+    public func requeueInterrupted(now: Date = Date()) throws -> [String] {
+        try database.write { db in
+            let ids = try String.fetchAll(db, sql: "SELECT id FROM job WHERE state = 'running' ORDER BY seq")
+            for id in ids {
+                try db.execute(sql: "UPDATE job SET state = 'queued', started = NULL WHERE id = ?", arguments: [id])
+                try Self.addTransition(db, job: id, state: "queued", time: now, note: "requeued: the daemon stopped while it ran")
+            }
+            return ids
+        }
+    }
+
+    public func transitions(_ id: String) throws -> [JobTransition] {
+        try database.read { db in
+            try Row.fetchAll(db, sql: "SELECT state, time, note FROM transition WHERE job = ? ORDER BY seq", arguments: [id])
+                .map { JobTransition(state: $0["state"], time: Date(timeIntervalSince1970: $0["time"]), note: $0["note"]) }
+        }
+    }
+
+    // MARK: blobs and model hashes
+
+    /// Records that blob `sha256` (already written to disk) exists.
+    public func recordBlob(sha256: String, bytes: Int, now: Date = Date()) throws {
+        try database.write { db in
+            try db.execute(sql: "INSERT OR IGNORE INTO blob (sha256, bytes, created) VALUES (?, ?, ?)",
+                           arguments: [sha256, bytes, now.timeIntervalSince1970])
+        }
+    }
+
+    /// A remembered model hash, valid while the size and modification time match.
+    public func modelHash(path: String, bytes: Int64, modified: Double) throws -> String? {
+        try database.read { db in
+            try String.fetchOne(db, sql: "SELECT sha256 FROM model_hash WHERE path = ? AND bytes = ? AND modified = ?",
+                                arguments: [path, bytes, modified])
+        }
+    }
+
+    public func rememberModelHash(path: String, bytes: Int64, modified: Double, sha256: String) throws {
+        try database.write { db in
+            try db.execute(sql: "INSERT OR REPLACE INTO model_hash (path, bytes, modified, sha256) VALUES (?, ?, ?, ?)",
+                           arguments: [path, bytes, modified, sha256])
+        }
+    }
+
+    // MARK: rows
+
+    private static func addTransition(_ db: Database, job: String, state: String, time: Date, note: String?) throws {
+        try db.execute(sql: "INSERT INTO transition (job, state, time, note) VALUES (?, ?, ?, ?)",
+                       arguments: [job, state, time.timeIntervalSince1970, note])
+    }
+
+    private static func json(_ text: String?) -> JSONValue? {
+        guard let text else { return nil }
+        return try? JSONValue(parsing: Data(text.utf8))
+    }
+
+    private static func record(_ row: Row) throws -> JobRecord {
+        let stateText: String = row["state"]
+        guard let state = JobState(rawValue: stateText) else {
+            throw DaemonError(.internal, "job store: unknown state '\(stateText)'")
+        }
+        return JobRecord(
+            id: row["id"], sequence: row["seq"], idempotencyKey: row["idempotency_key"], state: state,
+            priority: row["priority"], template: row["template"], templateFile: row["template_file"],
+            workflow: row["workflow"], parameters: json(row["parameters"]) ?? .object([:]),
+            inputs: json(row["inputs"]) ?? .object([:]), client: row["client"],
+            created: Date(timeIntervalSince1970: row["created"]),
+            started: (row["started"] as Double?).map(Date.init(timeIntervalSince1970:)),
+            finished: (row["finished"] as Double?).map(Date.init(timeIntervalSince1970:)),
+            attempts: row["attempts"], error: json(row["error"]), outputs: json(row["outputs"]))
+    }
+}
+
+/// Content-addressed files: `DIR/ab/abcdef…` named by their SHA-256.
+public struct BlobStore: Sendable {
+    public let directory: URL
+
+    public init(directory: URL) {
+        self.directory = directory
+    }
+
+    public func url(for sha256: String) -> URL {
+        directory.appendingPathComponent(String(sha256.prefix(2)), isDirectory: true).appendingPathComponent(sha256)
+    }
+
+    /// Writes `data` (durably: temporary file, fsync, rename) unless present; returns its SHA-256.
+    @discardableResult
+    public func put(_ data: Data) throws -> String {
+        let sha = Data(SHA256.hash(data: data)).hexString
+        let target = url(for: sha)
+        if FileManager.default.fileExists(atPath: target.path) { return sha }
+        try FileManager.default.createDirectory(at: target.deletingLastPathComponent(), withIntermediateDirectories: true)
+        let temporary = target.deletingLastPathComponent().appendingPathComponent(".\(sha).\(UUID().uuidString).tmp")
+        try data.write(to: temporary)
+        let fd = open(temporary.path, O_RDONLY)
+        if fd >= 0 { fsync(fd); close(fd) }
+        guard rename(temporary.path, target.path) == 0 else {
+            unlink(temporary.path)
+            throw DaemonError(.internal, "cannot store input blob at \(target.path) (errno \(errno))")
+        }
+        return sha
+    }
+
+    public func contains(_ sha256: String) -> Bool { FileManager.default.fileExists(atPath: url(for: sha256).path) }
+}

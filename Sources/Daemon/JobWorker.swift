@@ -1,0 +1,270 @@
+import Crypto
+import Foundation
+import Logging
+import Nodes
+import Workflow
+
+/// Runs queued jobs one at a time on its own thread, in priority then
+/// submission order, publishing their events and recording every state
+/// change in the store before announcing it.
+final class JobWorker: @unchecked Sendable {
+    private let store: JobStore
+    private let blobs: BlobStore
+    private let publisher: EventPublisher
+    private let runner: WorkflowRunner
+    private let paths: JobPaths
+    private let logger: Logger
+
+    private let condition = NSCondition()
+    private var stopping = false
+    private var finishedRunning = false
+    private var current: (id: String, token: CancellationToken, requeue: Bool)?
+    private var progress: [String: JSONValue] = [:]
+    private var thread: Thread?
+
+    init(store: JobStore, blobs: BlobStore, publisher: EventPublisher, runner: WorkflowRunner, paths: JobPaths, logger: Logger) {
+        self.store = store
+        self.blobs = blobs
+        self.publisher = publisher
+        self.runner = runner
+        self.paths = paths
+        self.logger = logger
+    }
+
+    func start() {
+        let thread = Thread { [self] in loop() }
+        thread.name = "pilot-worker"
+        thread.stackSize = 16 << 20
+        self.thread = thread
+        thread.start()
+    }
+
+    /// Wakes the worker: a job was queued.
+    func notify() {
+        condition.withLock { condition.signal() }
+    }
+
+    /// The running job's id, if any.
+    var runningJob: String? { condition.withLock { current?.id } }
+
+    /// The last progress event of `job` while it runs.
+    func lastProgress(of job: String) -> JSONValue? { condition.withLock { progress[job] } }
+
+    /// Asks running job `id` to stop at its next step boundary; false if it is not running.
+    func cancel(_ id: String) -> Bool {
+        condition.withLock {
+            guard let current, current.id == id else { return false }
+            current.token.cancel()
+            return true
+        }
+    }
+
+    /// Stops taking jobs; a running job is cancelled and requeued. Returns once the worker thread is done.
+    func shutdown() {
+        condition.withLock {
+            stopping = true
+            if let running = current {
+                current!.requeue = true
+                running.token.cancel()
+            }
+            condition.broadcast()
+            while !finishedRunning { condition.wait() }
+        }
+    }
+
+    private func loop() {
+        defer { condition.withLock { finishedRunning = true; condition.broadcast() } }
+        while true {
+            let job: JobRecord?
+            do {
+                job = try condition.withLock { () throws -> JobRecord? in
+                    if stopping { return nil }
+                    guard let claimed = try store.claimNext() else {
+                        _ = condition.wait(until: Date().addingTimeInterval(1))
+                        return nil
+                    }
+                    current = (claimed.id, CancellationToken(), false)
+                    return claimed
+                }
+            } catch {
+                logger.error("job store: cannot claim the next job: \(error)")
+                Thread.sleep(forTimeInterval: 1)
+                continue
+            }
+            if condition.withLock({ stopping && current == nil }) { return }
+            guard let job else { continue }
+            run(job)
+            condition.withLock {
+                current = nil
+                progress.removeValue(forKey: job.id)
+            }
+        }
+    }
+
+    private func run(_ job: JobRecord) {
+        var logger = logger
+        logger[metadataKey: "job"] = "\(job.id)"
+        let token = condition.withLock { current!.token }
+        logger.info("started (attempt \(job.attempts))", metadata: job.template.map { ["template": "\($0)"] } ?? [:])
+        publisher.publish(job: job.id, type: "started", content: ["attempt": .int(job.attempts)])
+        let started = DispatchTime.now()
+        do {
+            let prepared = try JobPreparation.prepare(job, paths: paths, blobs: blobs, registry: runner.registry)
+            let output = paths.outputs(job.id)
+            try? FileManager.default.removeItem(at: output)
+            try FileManager.default.createDirectory(at: output, withIntermediateDirectories: true)
+            let result = try runner.run(prepared.workflow, file: prepared.file, set: prepared.set, inputs: prepared.inputs,
+                                        inputBase: paths.job(job.id), outputDirectory: output,
+                                        allowedReadDirectories: paths.readable(job.id), cancellation: token,
+                                        onEvent: { [self] event in handle(event, job: job.id) })
+            let outputs = try Self.describeOutputs(in: output)
+            try store.finish(job.id, state: .finished, outputs: .array(outputs))
+            let ms = Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1e6
+            logger.info("finished in \(String(format: "%.0f", ms)) ms, \(outputs.count) output file(s)")
+            publisher.publish(job: job.id, type: "finished", content: [
+                "outputs": .array(outputs), "ms": .float(ms),
+                "nodes": .array(result.nodes.map { .object(["node": .string($0.nodeID), "type": .string($0.nodeType),
+                                                             "ms": .float($0.milliseconds), "cached": .bool($0.cacheHit)]) }),
+            ])
+        } catch let error as ExecutionError {
+            if case let .cancelled(node) = error {
+                if condition.withLock({ current?.requeue ?? false }) {
+                    try? store.requeue(job.id, note: "requeued: the daemon stopped at node '\(node)'")
+                    logger.notice("requeued at node '\(node)': the daemon is stopping")
+                    publisher.publish(job: job.id, type: "requeued", content: ["node": .string(node)])
+                } else {
+                    try? store.finish(job.id, state: .cancelled, error: DaemonError(.notFinished, "cancelled at node '\(node)'").json)
+                    logger.info("cancelled at node '\(node)'")
+                    publisher.publish(job: job.id, type: "cancelled", content: ["node": .string(node)])
+                    publisher.forget(job: job.id)
+                }
+            } else {
+                fail(job, Self.structured(error), logger: logger)
+            }
+        } catch let error as DaemonError {
+            fail(job, error, logger: logger)
+        } catch let failure as BindingFailure {
+            fail(job, DaemonError(.invalidParameters, failure.description,
+                                  details: .array(failure.problems.map { .string($0.description) })), logger: logger)
+        } catch {
+            fail(job, DaemonError(.internal, "\(error)"), logger: logger)
+        }
+    }
+
+    private func fail(_ job: JobRecord, _ error: DaemonError, logger: Logger) {
+        do { try store.finish(job.id, state: .failed, error: error.json) } catch {
+            logger.error("job store: cannot record the failure: \(error)")
+        }
+        logger.warning("failed: \(error.message)")
+        publisher.publish(job: job.id, type: "failed", content: ["error": error.json])
+        publisher.forget(job: job.id)
+    }
+
+    static func structured(_ error: ExecutionError) -> DaemonError {
+        guard case let .nodeFailed(node, type, underlying) = error else {
+            return DaemonError(.internal, error.description)
+        }
+        let details: JSONValue = .object(["node": .string(node), "type": .string(type), "message": .string("\(underlying)")])
+        if underlying is PathError { return DaemonError(.pathNotAllowed, error.description, details: details) }
+        return DaemonError(.nodeFailed, error.description, details: details)
+    }
+
+    private func handle(_ event: ExecutionEvent, job: String) {
+        switch event {
+        case let .nodeStarted(node, type):
+            publisher.publish(job: job, type: "node_started", content: ["node": .string(node), "type": .string(type)])
+        case let .progress(p):
+            let content: [String: JSONValue] = [
+                "node": .string(p.nodeID), "type": .string(p.nodeType), "step": .int(p.step), "total": .int(p.total),
+                "values": .object(p.extra.compactMapValues { $0.isFinite ? JSONValue.float($0) : nil }),
+            ]
+            if p.extra["inner"] == nil { condition.withLock { progress[job] = .object(content) } }
+            publisher.publish(job: job, type: "progress", content: content)
+        case let .nodeFinished(run):
+            publisher.publish(job: job, type: "node_finished", content: [
+                "node": .string(run.nodeID), "type": .string(run.nodeType), "ms": .float(run.milliseconds),
+                "cached": .bool(run.cacheHit),
+            ])
+        }
+    }
+
+    /// `[{"name", "sha256", "bytes"}]` for each file a job wrote, by name.
+    static func describeOutputs(in folder: URL) throws -> [JSONValue] {
+        let names = try FileManager.default.contentsOfDirectory(atPath: folder.path).filter { !$0.hasPrefix(".") }.sorted()
+        return try names.map { name in
+            let data = try Data(contentsOf: folder.appendingPathComponent(name))
+            return .object(["name": .string(name), "sha256": .string(Data(SHA256.hash(data: data)).hexString),
+                            "bytes": .int(data.count)])
+        }
+    }
+}
+
+/// Where a daemon keeps each job's files: `STATE/jobs/ID/{inputs,outputs}`.
+struct JobPaths: Sendable {
+    let state: URL
+    let models: URL
+    let templates: [URL]
+    let extraReadable: [URL]
+
+    func job(_ id: String) -> URL { state.appendingPathComponent("jobs", isDirectory: true).appendingPathComponent(id, isDirectory: true) }
+    func inputs(_ id: String) -> URL { job(id).appendingPathComponent("inputs", isDirectory: true) }
+    func outputs(_ id: String) -> URL { job(id).appendingPathComponent("outputs", isDirectory: true) }
+
+    /// What job `id`'s nodes may read.
+    func readable(_ id: String) -> [URL] { [models] + templates + extraReadable + [inputs(id)] }
+}
+
+/// A stored job made ready to run: its workflow validated again, inputs on disk.
+struct JobPreparation {
+    var workflow: ValidatedWorkflow
+    /// Relative paths resolve against this file's folder (a template's, or the models directory).
+    var file: URL
+    var set: [String: String]
+    var inputs: [String: String]
+
+    static func prepare(_ job: JobRecord, paths: JobPaths, blobs: BlobStore, registry: NodeRegistry) throws -> JobPreparation {
+        let displayName = job.template.map { "template \($0)" } ?? "job \(job.id)"
+        let workflow: ValidatedWorkflow
+        do {
+            workflow = try ValidatedWorkflow(parsing: job.workflow, file: displayName, registry: registry)
+        } catch {
+            throw DaemonError(.invalidWorkflow, "the workflow no longer validates",
+                              details: .array(error.diagnostics.map(\.json)))
+        }
+        let file = job.templateFile.map { URL(fileURLWithPath: $0) }
+            ?? paths.models.appendingPathComponent("inline-workflow.yaml")
+        var set: [String: String] = [:]
+        for (name, value) in job.parameters.objectValue ?? [:] {
+            set[name] = Self.text(value)
+        }
+        var inputs: [String: String] = [:]
+        let folder = paths.inputs(job.id)
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        for (name, reference) in job.inputs.objectValue ?? [:] {
+            guard let sha = reference["sha256"]?.stringValue, let fileName = reference["file"]?.stringValue else {
+                throw DaemonError(.internal, "job \(job.id): input '\(name)' has no stored blob")
+            }
+            let target = folder.appendingPathComponent(fileName)
+            if !FileManager.default.fileExists(atPath: target.path) {
+                guard blobs.contains(sha) else {
+                    throw DaemonError(.notFound, "job \(job.id): input '\(name)' blob \(sha) is missing from the store")
+                }
+                try FileManager.default.copyItem(at: blobs.url(for: sha), to: target)
+            }
+            inputs[name] = target.path
+        }
+        return JobPreparation(workflow: workflow, file: file, set: set, inputs: inputs)
+    }
+
+    /// A JSON scalar as `--set` text.
+    static func text(_ value: JSONValue) -> String {
+        switch value {
+        case let .string(text): text
+        case let .int(number): String(number)
+        case let .float(number): String(number)
+        case let .bool(flag): flag ? "true" : "false"
+        case .null: ""
+        default: value.compact
+        }
+    }
+}

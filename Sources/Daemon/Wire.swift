@@ -1,0 +1,266 @@
+import Crypto
+import Foundation
+import Workflow
+
+/// The protocol's identifier, the first frame of every message.
+public let pilotProtocolID = "pilot/1"
+
+/// Every error a reply or event can carry, by its wire code
+/// (`docs/protocol.md` lists each).
+public enum ErrorCode: String, Sendable, CaseIterable {
+    /// Fewer frames than protocol, signature, header and content; or a header without id/type/time.
+    case malformedMessage = "malformed_message"
+    case unsupportedProtocol = "unsupported_protocol"
+    case unsigned
+    case badSignature = "bad_signature"
+    /// The same signature was seen before (a replayed message).
+    case replayed
+    /// The header's time is too far from the daemon's clock for replays to be detected.
+    case stale
+    case invalidJSON = "invalid_json"
+    case tooLarge = "too_large"
+    case unknownType = "unknown_type"
+    /// A request's content lacks a field or has one of the wrong type.
+    case invalidRequest = "invalid_request"
+    case invalidWorkflow = "invalid_workflow"
+    case invalidParameters = "invalid_parameters"
+    case unknownTemplate = "unknown_template"
+    case notFound = "not_found"
+    case notFinished = "not_finished"
+    case notCancellable = "not_cancellable"
+    case shuttingDown = "shutting_down"
+    /// A job failed while running (events and status only).
+    case nodeFailed = "node_failed"
+    case pathNotAllowed = "path_not_allowed"
+    case `internal`
+}
+
+/// A structured error: what went wrong, in words, with details a program can use.
+public struct DaemonError: Error, Sendable, CustomStringConvertible {
+    public var code: ErrorCode
+    public var message: String
+    public var details: JSONValue?
+
+    public init(_ code: ErrorCode, _ message: String, details: JSONValue? = nil) {
+        self.code = code
+        self.message = message
+        self.details = details
+    }
+
+    public var description: String { "\(code.rawValue): \(message)" }
+
+    public var json: JSONValue {
+        var object: [String: JSONValue] = ["code": .string(code.rawValue), "message": .string(message)]
+        if let details { object["details"] = details }
+        return .object(object)
+    }
+
+    public init?(json: JSONValue) {
+        guard let text = json["code"]?.stringValue, let message = json["message"]?.stringValue else { return nil }
+        self.init(ErrorCode(rawValue: text) ?? .internal, message, details: json["details"])
+    }
+}
+
+/// A message's header: who sent what, when, in answer to what.
+public struct MessageHeader: Sendable, Equatable {
+    /// Unique per message (a UUID).
+    public var id: String
+    /// The request, reply or event type (`submit`, `submit_reply`, `progress`).
+    public var type: String
+    /// When it was sent (``WireTime``).
+    public var time: String
+    /// On replies: the request's id.
+    public var parent: String?
+
+    public init(id: String = UUID().uuidString.lowercased(), type: String, time: String = WireTime.format(Date()), parent: String? = nil) {
+        self.id = id
+        self.type = type
+        self.time = time
+        self.parent = parent
+    }
+
+    var json: JSONValue {
+        var object: [String: JSONValue] = ["id": .string(id), "type": .string(type), "time": .string(time)]
+        if let parent { object["parent"] = .string(parent) }
+        return .object(object)
+    }
+}
+
+/// One protocol message: header, JSON content and binary frames (PNG,
+/// safetensors bytes), as it travels after the routing envelope:
+///
+///     "pilot/1" | signature | header JSON | content JSON | binary frame …
+public struct WireMessage: Sendable {
+    public var header: MessageHeader
+    public var content: JSONValue
+    public var frames: [Data]
+
+    public init(header: MessageHeader, content: JSONValue = .object([:]), frames: [Data] = []) {
+        self.header = header
+        self.content = content
+        self.frames = frames
+    }
+
+    public init(type: String, content: JSONValue = .object([:]), frames: [Data] = [], parent: String? = nil) {
+        self.init(header: MessageHeader(type: type, parent: parent), content: content, frames: frames)
+    }
+
+    /// The frames to send: protocol id, signature, header, content, binaries.
+    public func encoded(signer: MessageSigner) -> [Data] {
+        let header = header.json.data, content = content.data
+        let signature = signer.signature(of: [header, content] + frames)
+        return [Data(pilotProtocolID.utf8), Data(signature.utf8), header, content] + frames
+    }
+
+    /// Decodes and authenticates `parts` (the frames after the envelope).
+    /// Returns the message and its signature (for replay detection).
+    public static func decode(_ parts: ArraySlice<Data>, signer: MessageSigner) throws(DaemonError) -> (WireMessage, String) {
+        guard parts.count >= 4 else {
+            throw DaemonError(.malformedMessage,
+                              "expected at least 4 frames (protocol, signature, header, content), found \(parts.count)")
+        }
+        let start = parts.startIndex
+        let protocolID = String(decoding: parts[start], as: UTF8.self)
+        guard protocolID == pilotProtocolID else {
+            throw DaemonError(.unsupportedProtocol, "expected protocol '\(pilotProtocolID)' in frame 1, found '\(protocolID.prefix(40))'")
+        }
+        let signature = String(decoding: parts[start + 1], as: UTF8.self)
+        guard !signature.isEmpty else { throw DaemonError(.unsigned, "the message is not signed (empty signature frame)") }
+        let signed = Array(parts[(start + 2)...])
+        guard signer.verify(signature, of: signed) else {
+            throw DaemonError(.badSignature, "the HMAC-SHA256 signature does not match the message (wrong key or altered frames)")
+        }
+        let headerJSON: JSONValue, content: JSONValue
+        do { headerJSON = try JSONValue(parsing: parts[start + 2]) } catch {
+            throw DaemonError(.invalidJSON, "the header frame is not JSON")
+        }
+        do { content = try JSONValue(parsing: parts[start + 3]) } catch {
+            throw DaemonError(.invalidJSON, "the content frame is not JSON")
+        }
+        guard case .object = content else {
+            throw DaemonError(.invalidJSON, "the content must be a JSON object, found \(content.typeName)")
+        }
+        guard let id = headerJSON["id"]?.stringValue, !id.isEmpty, let type = headerJSON["type"]?.stringValue,
+              let time = headerJSON["time"]?.stringValue else {
+            throw DaemonError(.malformedMessage, "the header must be an object with string fields id, type and time")
+        }
+        let header = MessageHeader(id: id, type: type, time: time, parent: headerJSON["parent"]?.stringValue)
+        return (WireMessage(header: header, content: content, frames: Array(parts[(start + 4)...])), signature)
+    }
+}
+
+/// HMAC-SHA256 over a message's frames, each preceded by its length as 8
+/// big-endian bytes (so bytes cannot move between frames unnoticed); the
+/// signature is the MAC in lowercase hex.
+public struct MessageSigner: Sendable {
+    private let key: Data
+
+    public init(key: Data) {
+        self.key = key
+    }
+
+    /// A key given as hex (the connection file's `key`).
+    public init?(hexKey: String) {
+        guard let bytes = Data(hex: hexKey), !bytes.isEmpty else { return nil }
+        self.init(key: bytes)
+    }
+
+    public func signature(of frames: [Data]) -> String {
+        var mac = HMAC<SHA256>(key: SymmetricKey(data: key))
+        for frame in frames {
+            var length = UInt64(frame.count).bigEndian
+            withUnsafeBytes(of: &length) { mac.update(data: $0) }
+            mac.update(data: frame)
+        }
+        return Data(mac.finalize()).hexString
+    }
+
+    /// Constant-time comparison of `signature` with the frames' MAC.
+    public func verify(_ signature: String, of frames: [Data]) -> Bool {
+        let expected = Array(self.signature(of: frames).utf8), given = Array(signature.utf8)
+        guard expected.count == given.count else { return false }
+        var difference: UInt8 = 0
+        for index in expected.indices { difference |= expected[index] ^ given[index] }
+        return difference == 0
+    }
+}
+
+/// Remembers recent signatures: a message whose signature was seen within
+/// the window is a replay; one whose header time lies outside the window
+/// (either side) is stale, since its signature may already be forgotten.
+public struct ReplayGuard: Sendable {
+    public let window: TimeInterval
+    private var seen: [String: Date] = [:]
+    private var order: [(String, Date)] = []
+    private var head = 0
+
+    public init(window: TimeInterval = 300) {
+        self.window = window
+    }
+
+    /// Records `signature`; throws when it is a replay or stale.
+    public mutating func admit(signature: String, time: String, now: Date = Date()) throws(DaemonError) {
+        forget(before: now.addingTimeInterval(-window))
+        guard let sent = WireTime.parse(time) else {
+            throw DaemonError(.malformedMessage, "header time '\(time.prefix(40))' is not an ISO 8601 UTC time like 2026-01-31T12:00:00.000Z")
+        }
+        guard abs(sent.timeIntervalSince(now)) <= window else {
+            throw DaemonError(.stale, "header time \(time) is more than \(Int(window)) s from the daemon's clock \(WireTime.format(now))")
+        }
+        guard seen[signature] == nil else {
+            throw DaemonError(.replayed, "a message with this signature was already received (replayed message)")
+        }
+        seen[signature] = now
+        order.append((signature, now))
+    }
+
+    public var count: Int { seen.count }
+
+    private mutating func forget(before limit: Date) {
+        while head < order.count, order[head].1 < limit {
+            seen.removeValue(forKey: order[head].0)
+            head += 1
+        }
+        if head > 4096, head * 2 > order.count {
+            order.removeFirst(head)
+            head = 0
+        }
+    }
+}
+
+extension Data {
+    /// Lowercase hex.
+    public var hexString: String {
+        let digits = Array("0123456789abcdef".utf8)
+        var out = [UInt8]()
+        out.reserveCapacity(count * 2)
+        for byte in self {
+            out.append(digits[Int(byte >> 4)])
+            out.append(digits[Int(byte & 15)])
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// Bytes from hex text (either case); nil if it is not hex.
+    public init?(hex: String) {
+        let characters = Array(hex.utf8)
+        guard characters.count % 2 == 0 else { return nil }
+        func value(_ c: UInt8) -> UInt8? {
+            switch c {
+            case 48...57: c - 48
+            case 97...102: c - 87
+            case 65...70: c - 55
+            default: nil
+            }
+        }
+        var bytes = [UInt8]()
+        bytes.reserveCapacity(characters.count / 2)
+        var index = 0
+        while index < characters.count {
+            guard let high = value(characters[index]), let low = value(characters[index + 1]) else { return nil }
+            bytes.append(high << 4 | low)
+            index += 2
+        }
+        self.init(bytes)
+    }
+}

@@ -1,0 +1,164 @@
+import ArgumentParser
+import Daemon
+import Dispatch
+import Foundation
+import Logging
+import Nodes
+import Workflow
+
+/// Where a checkout keeps things, found from the templates folder.
+enum Checkout {
+    /// The checkout's root (the folder holding Workflows/ and Package.swift), if running from one.
+    static var root: URL? { TemplateLibrary().directory?.deletingLastPathComponent() }
+
+    static var defaultModels: URL {
+        if let variable = ProcessInfo.processInfo.environment["PILOT_MODELS"], !variable.isEmpty {
+            return URL(fileURLWithPath: variable, isDirectory: true)
+        }
+        if let root { return root.appendingPathComponent("models", isDirectory: true) }
+        return FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".local/share/pilot/models", isDirectory: true)
+    }
+}
+
+/// `pilot serve`: the daemon.
+struct Serve: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the daemon: accept workflows over ZeroMQ, run them one at a time, keep every job safe across crashes.",
+        discussion: """
+            Clients find the daemon through STATE/connection.json (mode 0600): its endpoints and HMAC key. \
+            The protocol is in docs/protocol.md. SIGINT/SIGTERM stop it cleanly (a running job is requeued); \
+            a second signal exits at once.
+            """)
+
+    @Option(help: "State directory: job store, inputs, outputs, connection file (default ~/.local/state/pilot).")
+    var state: String?
+
+    @Option(help: "Request (ROUTER) endpoint.")
+    var requests = "tcp://127.0.0.1:5555"
+
+    @Option(help: "Event (XPUB) endpoint.")
+    var events = "tcp://127.0.0.1:5556"
+
+    @Option(help: "Models directory (default: $PILOT_MODELS, else the checkout's models/, else ~/.local/share/pilot/models).")
+    var models: String?
+
+    @Option(name: .customLong("templates"), help: "A user templates folder, searched before the built-in Workflows/ (repeatable).")
+    var templateDirectories: [String] = []
+
+    @Option(name: .customLong("allow-read"), help: "Another folder workflows may read (repeatable; the checkout's Examples/ is allowed by default).")
+    var allowRead: [String] = []
+
+    @Option(help: "Memory budget of the model/output cache, e.g. 8G, 512M (default 8G).")
+    var memoryBudget = "8G"
+
+    @Option(help: "Largest request in bytes (e.g. 64M); larger ones are refused.")
+    var maxMessageSize = "64M"
+
+    @Flag(inversion: .prefixedNo, help: "CURVE encryption (default: only, and then required, for non-loopback endpoints).")
+    var curve: Bool?
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error.")
+    var logLevel = "info"
+
+    func run() throws {
+        let level = Logger.Level(rawValue: logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let stateDirectory = state.map { URL(fileURLWithPath: $0, isDirectory: true) } ?? DaemonConfiguration.defaultStateDirectory
+        let modelsDirectory = models.map { URL(fileURLWithPath: $0, isDirectory: true) } ?? Checkout.defaultModels
+        var configuration = DaemonConfiguration(stateDirectory: stateDirectory, modelsDirectory: modelsDirectory)
+        configuration.requestEndpoint = requests
+        configuration.eventEndpoint = events
+        var templates = templateDirectories.map { URL(fileURLWithPath: $0, isDirectory: true) }
+        templates.append(stateDirectory.appendingPathComponent("templates", isDirectory: true))
+        if let builtIn = TemplateLibrary().directory { templates.append(builtIn) }
+        configuration.templateDirectories = templates
+        configuration.extraReadDirectories = allowRead.map { URL(fileURLWithPath: $0, isDirectory: true) }
+        if let root = Checkout.root { configuration.extraReadDirectories.append(root.appendingPathComponent("Examples", isDirectory: true)) }
+        guard let budget = ByteCount.parse(memoryBudget), let maxMessage = ByteCount.parse(maxMessageSize) else {
+            throw ValidationError("sizes are bytes with an optional K, M or G suffix (e.g. 8G), found '\(memoryBudget)' / '\(maxMessageSize)'")
+        }
+        configuration.memoryBudget = budget
+        configuration.maxMessageBytes = maxMessage
+        configuration.curve = curve
+        try? FileManager.default.createDirectory(at: modelsDirectory, withIntermediateDirectories: true)
+
+        let daemon: Daemon
+        do {
+            daemon = try Daemon(configuration: configuration)
+        } catch {
+            printError("pilot serve: \(error)")
+            throw ExitCode(1)
+        }
+        printBanner(daemon)
+        let signals = SignalHandling(daemon: daemon)
+        daemon.run()
+        withExtendedLifetime(signals) {}
+    }
+
+    private func printBanner(_ daemon: Daemon) {
+        let connection = daemon.connection, configuration = daemon.configuration
+        let models = daemon.catalog.entries()
+        var lines = [
+            "pilot daemon \(Daemon.version): requests \(connection.requests), events \(connection.events)"
+                + (connection.curveServerKey != nil ? " (CURVE encrypted)" : ""),
+            "connection file (mode 0600; clients read it): \(configuration.stateDirectory.appendingPathComponent(ConnectionInfo.fileName).path)",
+            "models: \(configuration.modelsDirectory.path): "
+                + (models.isEmpty ? "none yet" : models.map { "\($0.name) (\($0.kind))" }.joined(separator: ", ")),
+        ]
+        if !models.contains(where: { $0.kind == "diffusers" || $0.kind == "safetensors" }) || models.allSatisfy({ $0.name == "tiny" }) {
+            lines.append("  put real weights there: a diffusers folder (model_index.json, unet/, vae/, text_encoder/, tokenizer/) "
+                         + "or a single-file SD 1.x/2.x .safetensors checkpoint")
+            lines.append("  or try every template at once on a tiny random-weight model (noise images): "
+                         + "pilot models create-tiny \(configuration.modelsDirectory.appendingPathComponent("tiny").path)")
+        }
+        lines.append("templates: " + configuration.templateDirectories.map(\.path).joined(separator: ", "))
+        lines.append("try: pilot submit text-inpaint --set steps=10 --wait --output out   (Ctrl-C stops the daemon; a running job is requeued)")
+        print(lines.joined(separator: "\n"))
+        fflush(nil)
+    }
+}
+
+/// SIGINT/SIGTERM: the first stops the daemon cleanly, a second exits at once.
+final class SignalHandling: @unchecked Sendable {
+    private var sources: [DispatchSourceSignal] = []
+    private let lock = NSLock()
+    private var count = 0
+
+    init(daemon: Daemon) {
+        for number in [SIGINT, SIGTERM] {
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { [self] in
+                let seen = lock.withLock { count += 1; return count }
+                if seen == 1 {
+                    FileHandle.standardError.write(Data("pilot serve: stopping (signal again to exit at once)\n".utf8))
+                    daemon.stop()
+                } else {
+                    _exit(130)
+                }
+            }
+            source.resume()
+            sources.append(source)
+        }
+    }
+}
+
+/// `8G`, `512M`, `64K`, `1000` → bytes.
+enum ByteCount {
+    static func parse(_ text: String) -> Int? {
+        let trimmed = text.trimmingCharacters(in: .whitespaces).uppercased()
+        let units: [Character: Int] = ["K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40]
+        var digits = trimmed, scale = 1
+        if trimmed.hasSuffix("B") { digits.removeLast() }
+        if let last = digits.last, let unit = units[last] {
+            scale = unit
+            digits.removeLast()
+        }
+        guard let value = Double(digits), value >= 0 else { return nil }
+        return Int(value * Double(scale))
+    }
+}

@@ -1,0 +1,107 @@
+import Daemon
+import Diffusion
+import Foundation
+import Logging
+import Workflow
+import XCTest
+
+/// Paths shared by the daemon tests.
+enum DaemonFixture {
+    static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent()
+    static let templates = repository.appendingPathComponent("Workflows", isDirectory: true)
+    static let examples = repository.appendingPathComponent("Examples", isDirectory: true)
+
+    static func temporaryFolder(_ label: String) -> URL {
+        // Short paths: ipc:// endpoints must fit in a Unix socket path (108 bytes).
+        let url = URL(fileURLWithPath: "/tmp/pd-\(label)-\(UUID().uuidString.prefix(8))", isDirectory: true)
+        try! FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        return url
+    }
+
+    /// A models folder holding a tiny random-weight model, made once per test process.
+    static let models: URL = {
+        let folder = temporaryFolder("models")
+        _ = try! TinyModel.create(at: folder.appendingPathComponent("tiny").path)
+        return folder
+    }()
+
+    static var tinyModel: String { models.appendingPathComponent("tiny").path }
+
+    /// The `pilot` executable built beside the test bundle.
+    static var pilotExecutable: URL {
+        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("pilot")
+    }
+
+    /// An inline workflow that loads an input image and saves it: a job that needs no model.
+    static let copyWorkflow = """
+        version: 1
+        name: copy
+        inputs:
+          image: {type: Path}
+          name:  {type: String, default: copy}
+        nodes:
+          load: {type: LoadImage, params: {path: $image}}
+          save: {type: SaveImage, inputs: {image: load.image}, params: {name: $name}}
+        outputs:
+          image: load.image
+        """
+
+    static var examplePNG: Data { try! Data(contentsOf: examples.appendingPathComponent("source.png")) }
+    static var exampleMask: Data { try! Data(contentsOf: examples.appendingPathComponent("mask.png")) }
+}
+
+/// A daemon served on a background thread, on ipc endpoints in a temporary folder.
+final class TestDaemon: @unchecked Sendable {
+    let daemon: Daemon
+    let folder: URL
+    private let done = DispatchSemaphore(value: 0)
+    private var stopped = false
+
+    init(label: String = "d", configure: (inout DaemonConfiguration) -> Void = { _ in }) throws {
+        folder = DaemonFixture.temporaryFolder(label)
+        var configuration = DaemonConfiguration(stateDirectory: folder.appendingPathComponent("state"),
+                                                modelsDirectory: DaemonFixture.models)
+        configuration.requestEndpoint = "ipc://\(folder.path)/r"
+        configuration.eventEndpoint = "ipc://\(folder.path)/e"
+        configuration.templateDirectories = [DaemonFixture.templates]
+        configuration.extraReadDirectories = [DaemonFixture.examples]
+        configure(&configuration)
+        var logger = Logger(label: "test.daemon")
+        logger.logLevel = .error
+        daemon = try Daemon(configuration: configuration, logger: logger)
+        let thread = Thread { [daemon, done] in
+            daemon.run()
+            done.signal()
+        }
+        thread.stackSize = 16 << 20
+        thread.start()
+    }
+
+    var connection: ConnectionInfo { daemon.connection }
+
+    func client(timeout: TimeInterval = 60) throws -> DaemonClient {
+        try DaemonClient(connection: connection, timeout: timeout)
+    }
+
+    func stop() {
+        guard !stopped else { return }
+        stopped = true
+        daemon.stop()
+        done.wait()
+        try? FileManager.default.removeItem(at: folder)
+    }
+
+    deinit { stop() }
+}
+
+/// Waits for `job` to reach a final state by polling status.
+func waitForFinalState(_ client: DaemonClient, job: String, timeout: TimeInterval = 120) throws -> JSONValue {
+    let deadline = Date().addingTimeInterval(timeout)
+    while Date() < deadline {
+        let status = try client.request("status", ["job": .string(job)]).content["job"]!
+        if let state = status["state"]?.stringValue.flatMap(JobState.init(rawValue:)), state.isFinal { return status }
+        Thread.sleep(forTimeInterval: 0.02)
+    }
+    throw DaemonError(.notFinished, "job \(job) did not end within \(timeout) s")
+}

@@ -1,0 +1,72 @@
+import Daemon
+import Foundation
+import Workflow
+import XCTest
+
+final class JobStoreTests: XCTestCase {
+    var folder: URL!
+    var store: JobStore!
+
+    override func setUpWithError() throws {
+        folder = DaemonFixture.temporaryFolder("store")
+        store = try JobStore(path: folder.appendingPathComponent("jobs.sqlite").path)
+    }
+
+    override func tearDown() {
+        try? FileManager.default.removeItem(at: folder)
+    }
+
+    private func insert(_ id: String, priority: Int = 0, key: String? = nil) throws -> JobStore.Insertion {
+        try store.insert(id: id, idempotencyKey: key, priority: priority, template: nil, templateFile: nil,
+                         workflow: "version: 1", parameters: .object([:]), inputs: .object([:]), client: nil)
+    }
+
+    func testSchemaIsMigratedFromTheFirstVersion() throws {
+        XCTAssertEqual(try store.appliedMigrations(), ["v1: jobs, transitions, blobs, model hashes"])
+        // Opening again applies nothing twice.
+        XCTAssertEqual(try JobStore(path: store.path).appliedMigrations().count, 1)
+    }
+
+    func testJobsRunByPriorityThenSubmissionOrder() throws {
+        _ = try insert("a")
+        _ = try insert("b", priority: 5)
+        _ = try insert("c")
+        XCTAssertEqual(try store.queuePosition("c"), 2)
+        XCTAssertEqual(try store.claimNext()?.id, "b")
+        XCTAssertEqual(try store.claimNext()?.id, "a")
+        XCTAssertEqual(try store.claimNext()?.id, "c")
+        XCTAssertNil(try store.claimNext(), "expected an empty queue")
+    }
+
+    func testIdempotencyKeyReturnsTheFirstJob() throws {
+        guard case .inserted = try insert("first", key: "k1") else { return XCTFail("expected the first insert to insert") }
+        guard case let .duplicate(existing) = try insert("second", key: "k1") else {
+            return XCTFail("expected the same key to give the first job")
+        }
+        XCTAssertEqual(existing.id, "first")
+        XCTAssertNil(try store.job("second"), "expected no second job")
+    }
+
+    func testRunningJobsAreRequeuedWhenTheStoreIsReopened() throws {
+        _ = try insert("a")
+        _ = try store.claimNext()
+        let reopened = try JobStore(path: store.path)
+        XCTAssertEqual(try reopened.requeueInterrupted(), ["a"])
+        let job = try XCTUnwrap(try reopened.job("a"))
+        XCTAssertEqual(job.state, .queued)
+        XCTAssertEqual(try reopened.transitions("a").map(\.state), ["queued", "running", "queued"])
+        XCTAssertEqual(try reopened.claimNext()?.attempts, 2, "expected the second start to count as attempt 2")
+    }
+
+    func testFinalStatesAndCancelOfQueuedJobs() throws {
+        _ = try insert("a")
+        _ = try insert("b")
+        XCTAssertTrue(try store.cancelQueued("b"))
+        XCTAssertFalse(try store.cancelQueued("b"), "expected a cancelled job not to cancel again")
+        _ = try store.claimNext()
+        XCTAssertFalse(try store.cancelQueued("a"), "expected a running job not to be cancelled as queued")
+        try store.finish("a", state: .finished, outputs: .array([.object(["name": .string("x.png")])]))
+        XCTAssertEqual(try store.job("a")?.outputs?.arrayValue?.count, 1)
+        XCTAssertEqual(try store.counts(), [.finished: 1, .cancelled: 1])
+    }
+}

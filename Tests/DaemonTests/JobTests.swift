@@ -1,0 +1,204 @@
+import Daemon
+import Foundation
+import Imaging
+import Nodes
+import Workflow
+import XCTest
+
+final class JobTests: XCTestCase {
+    /// Small settings for text-inpaint on the tiny model.
+    static let inpaintSettings: [String: String] = [
+        "steps": "4", "interval": "2", "inner_steps": "1", "prompt": "a red ball", "seed": "3",
+    ]
+
+    func testTemplateRoundTripStreamsOrderedEventsAndReturnsTheLocalRunsImage() throws {
+        let server = try TestDaemon(label: "rt")
+        defer { server.stop() }
+        let client = try server.client()
+        let events = try EventSubscriber(connection: server.connection, topics: [""])
+        var parameters = Self.inpaintSettings.mapValues(JSONValue.string)
+        parameters["checkpoint"] = .string(DaemonFixture.tinyModel)
+        let reply = try client.request("submit", [
+            "template": .string("text-inpaint"), "parameters": .object(parameters),
+            "inputs": .object(["image": .object(["frame": .int(0), "filename": .string("source.png")]), "mask": .int(1)]),
+        ], frames: [DaemonFixture.examplePNG, DaemonFixture.exampleMask])
+        let job = try XCTUnwrap(reply.content["job"]?.stringValue)
+        XCTAssertEqual(reply.header.type, "submit_reply")
+        XCTAssertEqual(reply.content["duplicate"], .bool(false))
+
+        var received: [EventSubscriber.Event] = []
+        while let event = try events.next(timeout: 120) {
+            guard event.topic == job else { continue }
+            received.append(event)
+            if ["finished", "failed", "cancelled"].contains(event.type) { break }
+        }
+        let types = received.map(\.type)
+        XCTAssertEqual(types.first, "queued")
+        XCTAssertEqual(types.dropFirst().first, "started")
+        XCTAssertEqual(types.last, "finished", "expected the job to finish; events: \(types)")
+        XCTAssertEqual(received.map { $0.content["seq"]?.intValue ?? 0 }, Array(1...received.count), "expected seq 1, 2, … in order")
+        // Every node starts before it finishes, and PILOT reports its steps and losses.
+        let started = received.filter { $0.type == "node_started" }.compactMap { $0.content["node"]?.stringValue }
+        let finished = received.filter { $0.type == "node_finished" }.compactMap { $0.content["node"]?.stringValue }
+        XCTAssertEqual(started, finished, "expected each node_started matched by its node_finished in order")
+        let progress = received.filter { $0.type == "progress" && $0.content["node"]?.stringValue == "pilot" }
+        XCTAssertFalse(progress.isEmpty, "expected progress events from the PILOT node")
+        XCTAssertTrue(progress.contains { !($0.content["values"]?.objectValue ?? [:]).isEmpty }, "expected loss values in PILOT progress")
+
+        let result = try client.request("result", ["job": .string(job)])
+        let outputs = try XCTUnwrap(result.content["outputs"]?.arrayValue)
+        XCTAssertEqual(outputs.compactMap { $0["name"]?.stringValue }, ["text-inpaint.png"])
+        let folder = DaemonFixture.temporaryFolder("rt-out")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let remote = folder.appendingPathComponent("remote.png")
+        try result.frames[0].write(to: remote)
+
+        // The same workflow run locally (`pilot run` does this).
+        let localInputs = folder.appendingPathComponent("in", isDirectory: true)
+        try FileManager.default.createDirectory(at: localInputs, withIntermediateDirectories: true)
+        try DaemonFixture.examplePNG.write(to: localInputs.appendingPathComponent("source.png"))
+        try DaemonFixture.exampleMask.write(to: localInputs.appendingPathComponent("mask.png"))
+        let runner = WorkflowRunner()
+        let file = DaemonFixture.templates.appendingPathComponent("text-inpaint.yaml")
+        var set = Self.inpaintSettings
+        set["checkpoint"] = DaemonFixture.tinyModel
+        _ = try runner.run(try runner.validate(file), file: file, set: set,
+                           inputs: ["image": localInputs.appendingPathComponent("source.png").path,
+                                    "mask": localInputs.appendingPathComponent("mask.png").path],
+                           outputDirectory: folder.appendingPathComponent("local"))
+        let local = try PNG.read(path: folder.appendingPathComponent("local/text-inpaint.png").path).image
+        XCTAssertEqual(try PNG.read(path: remote.path).image, local, "expected the daemon's image to equal a local run's")
+    }
+
+    func testTwentyClientsSubmitAHundredJobsWithNoneLostOrDuplicated() throws {
+        let server = try TestDaemon(label: "many")
+        defer { server.stop() }
+        let connection = server.connection
+        let collected = Collected()
+        DispatchQueue.concurrentPerform(iterations: 20) { clientIndex in
+            do {
+                let client = try DaemonClient(connection: connection, timeout: 60)
+                for jobIndex in 0..<5 {
+                    let reply = try client.request("submit", [
+                        "workflow": .string(DaemonFixture.copyWorkflow),
+                        "parameters": .object(["name": .string("c\(clientIndex)-j\(jobIndex)")]),
+                        "inputs": .object(["image": .int(0)]), "client": .string("client-\(clientIndex)"),
+                        "idempotency_key": .string("c\(clientIndex)-j\(jobIndex)"),
+                    ], frames: [DaemonFixture.examplePNG])
+                    guard reply.content["duplicate"] == .bool(false), let id = reply.content["job"]?.stringValue else {
+                        throw DaemonError(.internal, "unexpected reply \(reply.content.compact)")
+                    }
+                    collected.add(id: id)
+                }
+            } catch {
+                collected.add(failure: "client \(clientIndex): \(error)")
+            }
+        }
+        XCTAssertEqual(collected.failures, [], "expected every submit acknowledged")
+        let unique = Set(collected.ids)
+        XCTAssertEqual(unique.count, 100, "expected 100 distinct job ids")
+        let client = try server.client()
+        for id in unique {
+            let status = try waitForFinalState(client, job: id)
+            XCTAssertEqual(status["state"]?.stringValue, "finished", "job \(id): \(status.compact)")
+            let name = try XCTUnwrap(status["parameters"]?["name"]?.stringValue)
+            XCTAssertEqual(status["outputs"]?.arrayValue?.first?["name"]?.stringValue, "\(name).png",
+                           "expected each job to write its own file")
+        }
+        let listed = try client.request("list", ["limit": .int(1000)]).content["jobs"]?.arrayValue ?? []
+        XCTAssertEqual(listed.count, 100, "expected the store to hold exactly 100 jobs")
+    }
+
+    func testRetriedSubmitWithTheSameIdempotencyKeyReturnsTheFirstJob() throws {
+        let server = try TestDaemon(label: "idem")
+        defer { server.stop() }
+        let client = try server.client()
+        let content: [String: JSONValue] = ["workflow": .string(DaemonFixture.copyWorkflow), "inputs": .object(["image": .int(0)]),
+                                            "idempotency_key": .string("retry-me")]
+        let first = try client.request("submit", content, frames: [DaemonFixture.examplePNG]).content
+        let second = try client.request("submit", content, frames: [DaemonFixture.examplePNG]).content
+        XCTAssertEqual(second["job"], first["job"], "expected the retry to return the first job id")
+        XCTAssertEqual(second["duplicate"], .bool(true))
+        XCTAssertEqual(try client.request("list").content["jobs"]?.arrayValue?.count, 1, "expected one job, not two")
+    }
+
+    func testCancelStopsARunningJobAtAStepAndAQueuedJobAtOnce() throws {
+        let server = try TestDaemon(label: "cancel")
+        defer { server.stop() }
+        let client = try server.client()
+        var parameters: [String: JSONValue] = ["checkpoint": .string(DaemonFixture.tinyModel), "steps": .string("1000"),
+                                               "inner_steps": .string("0")]
+        parameters["name"] = .string("long")
+        let submit: [String: JSONValue] = ["template": .string("text-inpaint"), "parameters": .object(parameters),
+                                           "inputs": .object(["image": .int(0), "mask": .int(1)])]
+        let long = try client.request("submit", submit, frames: [DaemonFixture.examplePNG, DaemonFixture.exampleMask]).content["job"]!.stringValue!
+        let queued = try client.request("submit", submit, frames: [DaemonFixture.examplePNG, DaemonFixture.exampleMask]).content["job"]!.stringValue!
+        XCTAssertEqual(try client.request("cancel", ["job": .string(queued)]).content["state"], .string("cancelled"))
+        // Wait until the long job is inside its sampler.
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline, try client.request("status", ["job": .string(long)]).content["job"]?["progress"] == nil {
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        XCTAssertEqual(try client.request("cancel", ["job": .string(long)]).content["state"], .string("cancelling"))
+        let status = try waitForFinalState(client, job: long)
+        XCTAssertEqual(status["state"]?.stringValue, "cancelled")
+        XCTAssertLessThan(status["progress"]?["step"]?.intValue ?? 0, 1000, "expected it to stop before the last step")
+        XCTAssertThrowsError(try client.request("cancel", ["job": .string(long)])) { error in
+            XCTAssertEqual((error as? DaemonError)?.code, .notCancellable)
+        }
+        XCTAssertThrowsError(try client.request("result", ["job": .string(long)])) { error in
+            XCTAssertEqual((error as? DaemonError)?.code, .notFinished)
+        }
+    }
+
+    func testAClientThatDisconnectsMidJobDoesNotStopTheDaemon() throws {
+        let server = try TestDaemon(label: "gone")
+        defer { server.stop() }
+        var job = ""
+        do {
+            let client = try server.client()
+            var parameters = Self.inpaintSettings.mapValues(JSONValue.string)
+            parameters["checkpoint"] = .string(DaemonFixture.tinyModel)
+            job = try client.request("submit", ["template": .string("text-inpaint"), "parameters": .object(parameters),
+                                                "inputs": .object(["image": .int(0), "mask": .int(1)])],
+                                     frames: [DaemonFixture.examplePNG, DaemonFixture.exampleMask]).content["job"]!.stringValue!
+            // Ask for something and leave before the reply.
+            try client.sendRaw(WireMessage(type: "status", content: .object(["job": .string(job)])).encoded(signer: server.connection.signer))
+        }
+        let other = try server.client()
+        XCTAssertEqual(try other.request("ping").content["status"]?.stringValue, "ok")
+        XCTAssertEqual(try waitForFinalState(other, job: job)["state"]?.stringValue, "finished")
+    }
+
+    func testModelCacheKeepsTheCheckpointAcrossJobsWithinTheBudget() throws {
+        let server = try TestDaemon(label: "cache")
+        defer { server.stop() }
+        let client = try server.client()
+        var parameters = Self.inpaintSettings.mapValues(JSONValue.string)
+        parameters["checkpoint"] = .string(DaemonFixture.tinyModel)
+        let events = try EventSubscriber(connection: server.connection, topics: [""])
+        var cachedModel: [Bool] = []
+        for prompt in ["a red ball", "a blue cube"] {
+            parameters["prompt"] = .string(prompt)
+            let job = try client.request("submit", ["template": .string("text-inpaint"), "parameters": .object(parameters),
+                                                    "inputs": .object(["image": .int(0), "mask": .int(1)])],
+                                         frames: [DaemonFixture.examplePNG, DaemonFixture.exampleMask]).content["job"]!.stringValue!
+            while let event = try events.next(timeout: 120), !(event.topic == job && event.type == "finished") {
+                if event.topic == job, event.type == "node_finished", event.content["node"]?.stringValue == "model" {
+                    cachedModel.append(event.content["cached"]?.boolValue ?? false)
+                }
+            }
+        }
+        XCTAssertEqual(cachedModel, [false, true], "expected the second job to reuse the loaded checkpoint")
+    }
+}
+
+/// Results gathered from concurrent clients.
+final class Collected: @unchecked Sendable {
+    private let lock = NSLock()
+    private var idList: [String] = [], failureList: [String] = []
+    func add(id: String) { lock.withLock { idList.append(id) } }
+    func add(failure: String) { lock.withLock { failureList.append(failure) } }
+    var ids: [String] { lock.withLock { idList } }
+    var failures: [String] { lock.withLock { failureList } }
+}

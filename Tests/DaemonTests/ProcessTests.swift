@@ -1,0 +1,96 @@
+import Daemon
+import Foundation
+import Workflow
+import XCTest
+
+/// The daemon as a separate process: crashes and signals.
+final class ProcessTests: XCTestCase {
+    private func startDaemon(state: URL, folder: URL) throws -> Process {
+        let process = Process()
+        process.executableURL = DaemonFixture.pilotExecutable
+        process.arguments = ["serve", "--state", state.path, "--models", DaemonFixture.models.path,
+                             "--requests", "ipc://\(folder.path)/r", "--events", "ipc://\(folder.path)/e",
+                             "--templates", DaemonFixture.templates.path, "--log-level", "warning"]
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        // Ready once it answers a ping.
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline {
+            if let info = try? ConnectionInfo.read(from: state.appendingPathComponent(ConnectionInfo.fileName)),
+               info.pid == process.processIdentifier,
+               (try? DaemonClient(connection: info, timeout: 1).request("ping")) != nil {
+                return process
+            }
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        process.terminate()
+        throw DaemonError(.internal, "pilot serve did not answer within 60 s (\(DaemonFixture.pilotExecutable.path))")
+    }
+
+    private func client(_ state: URL) throws -> DaemonClient {
+        try DaemonClient(connectionFile: state.appendingPathComponent(ConnectionInfo.fileName), timeout: 30)
+    }
+
+    func testKillNineMidJobThenRestartCompletesTheJobAndLosesNothing() throws {
+        let folder = DaemonFixture.temporaryFolder("kill")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let state = folder.appendingPathComponent("state")
+        let first = try startDaemon(state: state, folder: folder)
+        let client = try client(state)
+        let parameters: [String: JSONValue] = ["checkpoint": .string(DaemonFixture.tinyModel), "steps": .string("300"),
+                                               "interval": .string("2"), "inner_steps": .string("1")]
+        let submit: [String: JSONValue] = ["template": .string("text-inpaint"), "parameters": .object(parameters),
+                                           "inputs": .object(["image": .int(0), "mask": .int(1)])]
+        let frames = [DaemonFixture.examplePNG, DaemonFixture.exampleMask]
+        let running = try client.request("submit", submit, frames: frames).content["job"]!.stringValue!
+        let waiting = try client.request("submit", submit, frames: frames).content["job"]!.stringValue!
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline, try client.request("status", ["job": .string(running)]).content["job"]?["progress"] == nil {
+            Thread.sleep(forTimeInterval: 0.02)
+        }
+        XCTAssertEqual(try client.request("status", ["job": .string(running)]).content["job"]?["state"], .string("running"))
+        kill(first.processIdentifier, SIGKILL)
+        first.waitUntilExit()
+        XCTAssertEqual(first.terminationReason, .uncaughtSignal)
+
+        let second = try startDaemon(state: state, folder: folder)
+        defer { second.terminate(); second.waitUntilExit() }
+        let again = try self.client(state)
+        for job in [running, waiting] {
+            let status = try waitForFinalState(again, job: job)
+            XCTAssertEqual(status["state"]?.stringValue, "finished", "job \(job) after the crash: \(status.compact)")
+            XCTAssertEqual(status["outputs"]?.arrayValue?.first?["name"]?.stringValue, "text-inpaint.png")
+        }
+        let transitions = try again.request("status", ["job": .string(running)]).content["job"]?["transitions"]?.arrayValue ?? []
+        XCTAssertEqual(transitions.compactMap { $0["state"]?.stringValue }, ["queued", "running", "queued", "running", "finished"],
+                       "expected the interrupted job requeued once and run again")
+        XCTAssertEqual(try again.request("status", ["job": .string(running)]).content["job"]?["attempts"], .int(2))
+        XCTAssertEqual(try again.request("list").content["jobs"]?.arrayValue?.count, 2, "expected no job lost or added")
+    }
+
+    func testSigtermRequeuesTheRunningJobRemovesTheConnectionFileAndExitsZero() throws {
+        let folder = DaemonFixture.temporaryFolder("term")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let state = folder.appendingPathComponent("state")
+        let daemon = try startDaemon(state: state, folder: folder)
+        let client = try client(state)
+        let connection = state.appendingPathComponent(ConnectionInfo.fileName)
+        let mode = try XCTUnwrap(FileManager.default.attributesOfItem(atPath: connection.path)[.posixPermissions] as? NSNumber)
+        XCTAssertEqual(mode.intValue & 0o777, 0o600, "expected connection.json to be owner-only")
+        let job = try client.request("submit", [
+            "template": .string("text-inpaint"),
+            "parameters": .object(["checkpoint": .string(DaemonFixture.tinyModel), "steps": .string("1000"), "inner_steps": .string("0")]),
+            "inputs": .object(["image": .int(0), "mask": .int(1)]),
+        ], frames: [DaemonFixture.examplePNG, DaemonFixture.exampleMask]).content["job"]!.stringValue!
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline, try client.request("status", ["job": .string(job)]).content["job"]?["progress"] == nil {
+            Thread.sleep(forTimeInterval: 0.02)
+        }
+        kill(daemon.processIdentifier, SIGTERM)
+        daemon.waitUntilExit()
+        XCTAssertEqual(daemon.terminationStatus, 0, "expected exit 0 after SIGTERM")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: connection.path), "expected the connection file removed")
+        let store = try JobStore(path: state.appendingPathComponent("jobs.sqlite").path)
+        XCTAssertEqual(try store.job(job)?.state, .queued, "expected the running job requeued, not lost")
+    }
+}

@@ -1,0 +1,136 @@
+import Daemon
+import Foundation
+import Workflow
+import XCTest
+
+/// Bad input of every kind gets the documented error reply, and the daemon keeps serving.
+final class ProtocolTests: XCTestCase {
+    func testEveryKindOfBadMessageGetsItsErrorReplyAndTheDaemonKeepsServing() throws {
+        let server = try TestDaemon(label: "bad") { $0.maxMessageBytes = 1 << 20 }
+        defer { server.stop() }
+        let client = try server.client(timeout: 10)
+        let signer = server.connection.signer
+        let protocolFrame = Data(pilotProtocolID.utf8)
+
+        func signed(_ header: Data, _ content: Data, _ extra: [Data] = []) -> [Data] {
+            [protocolFrame, Data(signer.signature(of: [header, content] + extra).utf8), header, content] + extra
+        }
+        func header(_ type: String, time: String = WireTime.format(Date())) -> Data {
+            JSONValue.object(["id": .string(UUID().uuidString), "type": .string(type), "time": .string(time)]).data
+        }
+        let replay = WireMessage(type: "ping").encoded(signer: signer)
+        let cases: [(String, [Data], ErrorCode)] = [
+            ("unsigned", [protocolFrame, Data(), header("ping"), Data("{}".utf8)], .unsigned),
+            ("wrongly signed", WireMessage(type: "ping").encoded(signer: MessageSigner(key: Data("other".utf8))), .badSignature),
+            ("replayed (first)", replay, .replayed),  // first use succeeds below; the second is the replay
+            ("truncated", Array(WireMessage(type: "ping").encoded(signer: signer).prefix(3)), .malformedMessage),
+            ("non-JSON content", signed(header("ping"), Data("{oops".utf8)), .invalidJSON),
+            ("non-JSON header", signed(Data("[1,".utf8), Data("{}".utf8)), .invalidJSON),
+            ("unknown type", WireMessage(type: "launch_missiles").encoded(signer: signer), .unknownType),
+            ("stale", signed(header("ping", time: WireTime.format(Date().addingTimeInterval(-3600))), Data("{}".utf8)), .stale),
+            ("oversized", WireMessage(type: "ping", frames: [Data(count: (1 << 20) + 1)]).encoded(signer: signer), .tooLarge),
+            ("invalid graph", WireMessage(type: "submit", content: .object(["workflow": .string(
+                "version: 1\nnodes:\n  a: {type: NoSuchNode}\n")])).encoded(signer: signer), .invalidWorkflow),
+            ("wrong protocol", [Data("other/2".utf8)] + WireMessage(type: "ping").encoded(signer: signer).dropFirst(), .unsupportedProtocol),
+        ]
+        for (label, frames, code) in cases {
+            if label == "replayed (first)" {
+                try client.sendRaw(frames)
+                let first = try client.awaitReply(to: nil)
+                XCTAssertEqual(first.content["status"]?.stringValue, "ok", "expected the first use of a message to be served")
+            }
+            try client.sendRaw(frames)
+            let reply = try client.awaitReply(to: nil)
+            XCTAssertEqual(reply.content["status"]?.stringValue, "error", "\(label): expected an error reply, got \(reply.content.compact)")
+            XCTAssertEqual(reply.content["error"]?["code"]?.stringValue, code.rawValue,
+                           "\(label): expected error code \(code.rawValue), got \(reply.content.compact)")
+            // Still serving.
+            XCTAssertEqual(try client.request("ping").content["status"]?.stringValue, "ok", "\(label): expected ping to work after it")
+        }
+        let refused = server.daemon.refusals
+        XCTAssertEqual(refused.values.reduce(0, +), cases.count, "expected every refusal counted, got \(refused)")
+    }
+
+    func testInvalidWorkflowErrorCarriesLineColumnNodeAndPort() throws {
+        let server = try TestDaemon(label: "inv")
+        defer { server.stop() }
+        let text = "version: 1\nnodes:\n  load: {type: LoadImage, params: {path: 3, bogus: 1}}\n"
+        XCTAssertThrowsError(try server.client().request("submit", ["workflow": .string(text)])) { error in
+            guard let error = error as? DaemonError else { return XCTFail("expected a DaemonError, got \(error)") }
+            XCTAssertEqual(error.code, .invalidWorkflow)
+            let details = error.details?.arrayValue ?? []
+            XCTAssertTrue(details.contains { $0["node"]?.stringValue == "load" && $0["port"]?.stringValue == "bogus" && $0["line"]?.intValue == 3 },
+                          "expected a diagnostic for node 'load' port 'bogus' on line 3, got \(details.map(\.compact))")
+        }
+    }
+
+    func testQueriesAnswerTemplatesNodesModelsAndUnknownJobs() throws {
+        let server = try TestDaemon(label: "q")
+        defer { server.stop() }
+        let client = try server.client()
+        let templates = try client.request("templates").content["templates"]?.arrayValue ?? []
+        XCTAssertTrue(templates.contains { $0["name"]?.stringValue == "text-inpaint" }, "expected text-inpaint among \(templates.count) templates")
+        let one = try client.request("template", ["name": .string("text-inpaint")]).content["template"]
+        XCTAssertTrue(one?["text"]?.stringValue?.contains("PILOTOptimize") ?? false, "expected the template's YAML text")
+        XCTAssertThrowsError(try client.request("template", ["name": .string("../etc/passwd")])) { error in
+            XCTAssertEqual((error as? DaemonError)?.code, .unknownTemplate)
+        }
+        let nodes = try client.request("nodes").content["catalog"]?["nodes"]?.arrayValue ?? []
+        XCTAssertTrue(nodes.contains { $0["type"]?.stringValue == "PILOTOptimize" }, "expected the node catalog")
+        server.daemon.catalog.hashAll()
+        let models = try client.request("models").content["models"]?.arrayValue ?? []
+        let tiny = try XCTUnwrap(models.first { $0["name"]?.stringValue == "tiny" }, "expected the tiny model listed")
+        XCTAssertEqual(tiny["kind"]?.stringValue, "diffusers")
+        XCTAssertEqual(tiny["sha256"]?.stringValue, try ModelCatalog.hash(URL(fileURLWithPath: DaemonFixture.tinyModel)))
+        for type in ["status", "cancel", "result"] {
+            XCTAssertThrowsError(try client.request(type, ["job": .string("nope")])) { error in
+                XCTAssertEqual((error as? DaemonError)?.code, .notFound, "\(type): expected not_found")
+            }
+        }
+        XCTAssertThrowsError(try client.request("status", [:])) { error in
+            XCTAssertEqual((error as? DaemonError)?.code, .invalidRequest, "expected invalid_request without a job id")
+        }
+    }
+
+    func testObjectInputsMustComeAsFramesAndPathsOutsideAllowedFoldersAreRefused() throws {
+        let server = try TestDaemon(label: "path")
+        defer { server.stop() }
+        let client = try server.client()
+        let leaky = DaemonFixture.copyWorkflow
+        let job = try client.request("submit", ["workflow": .string(leaky), "parameters": .object(["image": .string("/etc/passwd")])])
+            .content["job"]!.stringValue!
+        let status = try waitForFinalState(client, job: job)
+        XCTAssertEqual(status["state"]?.stringValue, "failed")
+        XCTAssertEqual(status["error"]?["code"]?.stringValue, "path_not_allowed", "expected path_not_allowed, got \(status.compact)")
+        XCTAssertEqual(status["error"]?["details"]?["node"]?.stringValue, "load")
+
+        let typed = "version: 1\ninputs:\n  picture: {type: Image}\nnodes:\n  save: {type: SaveImage, inputs: {image: $picture}}\n"
+        XCTAssertThrowsError(try client.request("submit", ["workflow": .string(typed), "parameters": .object(["picture": .string("/etc/hosts")])])) { error in
+            XCTAssertEqual((error as? DaemonError)?.code, .invalidParameters, "expected an Image given as text to be refused")
+        }
+        XCTAssertThrowsError(try client.request("submit", ["workflow": .string(typed), "inputs": .object(["picture": .int(0)])],
+                                                frames: [Data("not a png".utf8)])) { error in
+            XCTAssertEqual((error as? DaemonError)?.code, .invalidParameters, "expected a broken PNG frame to be refused at submit")
+        }
+        XCTAssertThrowsError(try client.request("submit", ["workflow": .string(typed), "inputs": .object(["picture": .int(3)])])) { error in
+            XCTAssertEqual((error as? DaemonError)?.code, .invalidRequest, "expected a missing frame to be refused")
+        }
+    }
+
+    func testCurveIsRequiredOffLoopbackAndWorksWhenOn() throws {
+        XCTAssertThrowsError(try TestDaemon(label: "nc") {
+            $0.requestEndpoint = "tcp://0.0.0.0:*"
+            $0.curve = false
+        }) { error in
+            XCTAssertTrue("\(error)".contains("CURVE"), "expected a refusal naming CURVE, got \(error)")
+        }
+        let server = try TestDaemon(label: "curve") { $0.curve = true }
+        defer { server.stop() }
+        XCTAssertNotNil(server.connection.curveServerKey, "expected the connection file to carry the server key")
+        XCTAssertEqual(try server.client().request("ping").content["status"]?.stringValue, "ok")
+        var plain = server.connection
+        plain.curveServerKey = nil
+        let client = try DaemonClient(connection: plain, timeout: 1)
+        XCTAssertThrowsError(try client.request("ping"), "expected an unencrypted client to get no reply")
+    }
+}

@@ -1,0 +1,98 @@
+import Daemon
+import Foundation
+import Workflow
+import XCTest
+
+final class WireTests: XCTestCase {
+    let signer = MessageSigner(key: Data(repeating: 7, count: 32))
+
+    func testEncodedMessageDecodesToTheSameHeaderContentAndFrames() throws {
+        let message = WireMessage(type: "submit", content: .object(["template": .string("txt2img"), "n": .int(3)]),
+                                  frames: [Data([1, 2, 3]), Data()])
+        let (decoded, signature) = try WireMessage.decode(message.encoded(signer: signer)[...], signer: signer)
+        XCTAssertEqual(decoded.header, message.header)
+        XCTAssertEqual(decoded.content, message.content)
+        XCTAssertEqual(decoded.frames, message.frames)
+        XCTAssertEqual(signature.count, 64, "expected a hex HMAC-SHA256 (64 characters)")
+    }
+
+    func testMovingBytesBetweenFramesBreaksTheSignature() throws {
+        var frames = WireMessage(type: "submit", frames: [Data([1, 2, 3]), Data([4])]).encoded(signer: signer)
+        frames[4] = Data([1, 2]); frames[5] = Data([3, 4])  // same concatenation, other boundary
+        XCTAssertThrowsError(try WireMessage.decode(frames[...], signer: signer)) { error in
+            XCTAssertEqual((error as? DaemonError)?.code, .badSignature, "expected bad_signature, got \(error)")
+        }
+    }
+
+    func testDecodeNamesWhatIsWrong() {
+        let good = WireMessage(type: "ping").encoded(signer: signer)
+        let cases: [(String, [Data], ErrorCode)] = [
+            ("three frames", Array(good.prefix(3)), .malformedMessage),
+            ("other protocol", [Data("zmtp/9".utf8)] + good.dropFirst(), .unsupportedProtocol),
+            ("empty signature", [good[0], Data()] + good.dropFirst(2), .unsigned),
+            ("other key", WireMessage(type: "ping").encoded(signer: MessageSigner(key: Data([1]))), .badSignature),
+        ]
+        for (label, frames, code) in cases {
+            XCTAssertThrowsError(try WireMessage.decode(frames[...], signer: signer), label) { error in
+                XCTAssertEqual((error as? DaemonError)?.code, code, "\(label): expected \(code.rawValue), got \(error)")
+            }
+        }
+        let notJSON = [Data("{not json".utf8), Data("{}".utf8)]
+        let signed = [good[0], Data(signer.signature(of: notJSON).utf8)] + notJSON
+        XCTAssertThrowsError(try WireMessage.decode(signed[...], signer: signer)) { error in
+            XCTAssertEqual((error as? DaemonError)?.code, .invalidJSON, "expected invalid_json, got \(error)")
+        }
+    }
+
+    func testReplayGuardRefusesASecondUseAndStaleTimes() throws {
+        var guardian = ReplayGuard(window: 60)
+        let now = Date()
+        let time = WireTime.format(now)
+        try guardian.admit(signature: "a", time: time, now: now)
+        XCTAssertThrowsError(try guardian.admit(signature: "a", time: time, now: now)) { error in
+            XCTAssertEqual((error as? DaemonError)?.code, .replayed, "expected replayed, got \(error)")
+        }
+        XCTAssertThrowsError(try guardian.admit(signature: "b", time: WireTime.format(now.addingTimeInterval(-61)), now: now)) { error in
+            XCTAssertEqual((error as? DaemonError)?.code, .stale, "expected stale, got \(error)")
+        }
+        // After the window the signature is forgotten, and its time is stale anyway.
+        try guardian.admit(signature: "c", time: WireTime.format(now.addingTimeInterval(120)), now: now.addingTimeInterval(120))
+        XCTAssertEqual(guardian.count, 1, "expected only the fresh signature to be remembered")
+    }
+
+    func testWireTimeRoundTripsToTheMicrosecondAndReadsOffsets() throws {
+        let date = Date(timeIntervalSince1970: 1_795_000_000.123456)
+        let text = WireTime.format(date)
+        XCTAssertEqual(text, "2026-11-18T11:06:40.123456Z")
+        XCTAssertEqual(try XCTUnwrap(WireTime.parse(text)).timeIntervalSince1970, date.timeIntervalSince1970, accuracy: 1e-5)
+        XCTAssertEqual(WireTime.parse("2026-11-18T12:06:40+01:00")?.timeIntervalSince1970, 1_795_000_000)
+        XCTAssertNil(WireTime.parse("2026-13-18T10:46:40Z"), "expected month 13 to be refused")
+        XCTAssertNil(WireTime.parse("yesterday"))
+    }
+
+    func testJSONParsingKeepsBooleansIntegersAndFloatsApart() throws {
+        let value = try JSONValue(parsing: Data(#"{"b": true, "i": 3, "f": 2.5, "z": 0, "s": "x", "n": null}"#.utf8))
+        XCTAssertEqual(value["b"], .bool(true))
+        XCTAssertEqual(value["i"], .int(3))
+        XCTAssertEqual(value["f"], .float(2.5))
+        XCTAssertEqual(value["z"], .int(0), "expected 0 to stay an integer, not false")
+        XCTAssertEqual(value["s"], .string("x"))
+        XCTAssertEqual(value["n"], .null)
+    }
+
+    func testConnectionFileIsOwnerOnlyAndReadsBack() throws {
+        let folder = DaemonFixture.temporaryFolder("conn")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let url = folder.appendingPathComponent("connection.json")
+        let info = ConnectionInfo(requests: "tcp://127.0.0.1:5555", events: "tcp://127.0.0.1:5556", key: ConnectionInfo.newKey())
+        try info.write(to: url)
+        let mode = try XCTUnwrap(FileManager.default.attributesOfItem(atPath: url.path)[.posixPermissions] as? NSNumber)
+        XCTAssertEqual(mode.intValue & 0o777, 0o600, "expected mode 0600")
+        XCTAssertEqual(try ConnectionInfo.read(from: url), info)
+        try Data(#"{"protocol": "pilot/1", "signature_scheme": "hmac-sha256", "requests": "x", "events": "y", "key": "zz"}"#.utf8)
+            .write(to: url)
+        XCTAssertThrowsError(try ConnectionInfo.read(from: url)) { error in
+            XCTAssertTrue("\(error)".contains(url.path), "expected the error to name the file, got \(error)")
+        }
+    }
+}
