@@ -1,3 +1,4 @@
+import Foundation
 import Imaging
 import XCTest
 
@@ -57,6 +58,21 @@ final class CannyEdgesTests: XCTestCase {
         XCTAssertEqual(edgePixels(blurred).filter { $0[1] == 14 }.count, 2)
         XCTAssertFalse(reachable(blurred, (14, 14)), "the blurred outline is closed too")
         XCTAssertTrue(edgePixels(blurred).allSatisfy { (8...20).contains($0[0]) && (8...20).contains($0[1]) })
+    }
+
+    /// Pixel for pixel what cv2.Canny 4.14 gives (Tests/Reference/make_canny_fixture.py) on a
+    /// noisy colour picture, with the L1 and the L2 gradient.
+    func testMatchesOpenCVOnAPicture() throws {
+        let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../Fixtures/canny")
+        func read(_ name: String) throws -> DecodedPNG { try PNG.read(path: folder.appendingPathComponent(name).path) }
+        let picture = try read("input.png").image
+        for (file, edges) in [("cv2_l1_100_200.png", CannyEdges.detect(picture, sigma: 0)),
+                              ("cv2_l2_50_120.png", CannyEdges.detect(picture, low: 50, high: 120, sigma: 0, l2Gradient: true))] {
+            let expected = try Mask(from: read(file))
+            XCTAssertGreaterThan(expected.coverage, 0.1, file)
+            let differing = zip(edges.values, expected.values).filter { $0 != $1 }.count
+            XCTAssertEqual(differing, 0, "\(file): pixels that differ from OpenCV")
+        }
     }
 
     func testFlatImageHasNoEdges() {
