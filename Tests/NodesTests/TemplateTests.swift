@@ -8,7 +8,10 @@ import XCTest
 final class TemplateTests: XCTestCase {
     func testEveryTemplateValidates() throws {
         let library = TemplateLibrary(explicit: Fixture.templates.path)
-        XCTAssertGreaterThanOrEqual(library.templates.count, 3)
+        let names = Set(library.templates.map { $0.deletingPathExtension().lastPathComponent })
+        let issued = ["txt2img", "text-inpaint", "blended-baseline", "controlnet-inpaint", "controlnet-canny-inpaint",
+                      "ipadapter-inpaint", "ipadapter-controlnet-inpaint", "t2i-adapter-inpaint", "lora-inpaint"]
+        XCTAssertTrue(names.isSuperset(of: issued), "missing templates: \(Set(issued).subtracting(names).sorted())")
         for url in library.templates {
             XCTAssertNoThrow(try WorkflowRunner().validate(url), url.lastPathComponent)
         }
