@@ -18,7 +18,7 @@ struct PILOTOptimize: Node, DefaultConstructible {
             with a ControlNet are coherence 0.8, lr 0.03, lr_warmup 0.01.
             """,
         inputs: [
-            .connection("unet", .unet, doc: "The UNet (LoadCheckpoint.unet)."),
+            .connection("unet", .unet, doc: "The UNet (LoadCheckpoint.unet, or an Apply* or LoadLoRA node's, carrying its adapters)."),
             .connection("conditioning", .conditioning, doc: "Prompt embeddings with word tokens (TextEncode)."),
             .connection("source", .latent, doc: "The encoded source image (VAEEncode)."),
             .connection("mask", .mask, doc: "White = inpaint; the same size as the source image."),

@@ -19,7 +19,7 @@ struct Sample: Node, DefaultConstructible {
             attached to the UNet (ApplyControlNet, ApplyT2IAdapter, ApplyIPAdapter) act at every step.
             """,
         inputs: [
-            .connection("unet", .unet, doc: "The UNet (LoadCheckpoint.unet)."),
+            .connection("unet", .unet, doc: "The UNet (LoadCheckpoint.unet, or an Apply* or LoadLoRA node's, carrying its adapters)."),
             .connection("conditioning", .conditioning, doc: "Prompt embeddings (TextEncode)."),
             .connection("latent", .latent, optional: true, doc: "Initial noise (unscaled standard normal); seeded noise when absent."),
             .connection("source", .latent, optional: true, doc: "Blended inpainting: the encoded source image (VAEEncode)."),
