@@ -25,15 +25,23 @@ struct LoadCheckpoint: Node, DefaultConstructible {
     func run(_ inputs: NodeInputs, _ context: NodeContext) throws -> [String: Value] {
         let path = try inputs.path("path")
         let config = inputs.has("config") ? try inputs.path("config").path : nil
-        let model = try StableDiffusionModel.load(path: path.path, config: config)
-        let tokenizer = try model.tokenizer()
+        let recipe = CheckpointRecipe(path: path.path, config: config)
+        let model = try recipe.load()
         let sizes = ComponentSizes(path)
         return [
-            "unet": .object(UNetPayload(unet: model.unet, schedule: model.schedule, estimatedBytes: sizes.unet), type: .unet),
+            "unet": .object(UNetPayload(unet: model.unet, schedule: model.schedule, estimatedBytes: sizes.unet, recipe: recipe),
+                            type: .unet),
             "vae": .object(VAEPayload(vae: model.vae, estimatedBytes: sizes.vae), type: .vae),
-            "clip": .object(CLIPPayload(textEncoder: model.textEncoder, tokenizer: tokenizer,
-                                        padding: model.promptPadding, estimatedBytes: sizes.textEncoder), type: .clip),
+            "clip": .object(try CLIPPayload(model, recipe: recipe, estimatedBytes: sizes.textEncoder), type: .clip),
         ]
+    }
+}
+
+extension CLIPPayload {
+    /// The text encoder of `model` with its tokenizer.
+    convenience init(_ model: StableDiffusionModel, recipe: CheckpointRecipe, estimatedBytes: Int) throws {
+        self.init(textEncoder: model.textEncoder, tokenizer: try model.tokenizer(), padding: model.promptPadding,
+                  estimatedBytes: estimatedBytes, recipe: recipe)
     }
 }
 

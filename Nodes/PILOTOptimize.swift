@@ -12,10 +12,13 @@ struct PILOTOptimize: Node, DefaultConstructible {
             every `interval`-th step optimises the latent for `inner_steps` heavy-ball iterations against the \
             background loss (keep the unmasked region equal to the source) plus the attention-centralisation \
             loss (draw the prompt's words inside the hole), with semantic-based conditioning (`sbc`) in every \
-            cross-attention layer. Its `state` goes to Blend, which finishes the remaining steps.
+            cross-attention layer. Its `state` goes to Blend, which finishes the remaining steps. Adapters \
+            attached to the UNet (ApplyControlNet, ApplyT2IAdapter, ApplyIPAdapter) act in every UNet call, the \
+            gradient pass included (ControlNet residuals are differentiated through); PILOT's reference settings \
+            with a ControlNet are coherence 0.8, lr 0.03, lr_warmup 0.01.
             """,
         inputs: [
-            .connection("unet", .unet, doc: "The UNet (LoadCheckpoint.unet)."),
+            .connection("unet", .unet, doc: "The UNet (LoadCheckpoint.unet, or an Apply* or LoadLoRA node's, carrying its adapters)."),
             .connection("conditioning", .conditioning, doc: "Prompt embeddings with word tokens (TextEncode)."),
             .connection("source", .latent, doc: "The encoded source image (VAEEncode)."),
             .connection("mask", .mask, doc: "White = inpaint; the same size as the source image."),
@@ -56,6 +59,7 @@ struct PILOTOptimize: Node, DefaultConstructible {
             ?? SeededNoise.latent(seed: seed, height: source.dim(2), width: source.dim(3), channels: source.dim(1))
         let masks = try PILOTNodeSupport.masks(mask, for: source)
         let sampler = PILOTSampler(unet: unet.unet, schedule: unet.schedule, parameters: parameters)
+        sampler.adapters = try unet.adapterStack(latentHeight: source.dim(2), latentWidth: source.dim(3))
         do {
             let start = try sampler.start(noise: noise, source: source, masks: masks, positive: conditioning.positive,
                                           negative: conditioning.negative, wordTokens: conditioning.wordTokens)

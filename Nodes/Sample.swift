@@ -15,10 +15,11 @@ struct Sample: Node, DefaultConstructible {
             StableDiffusionPipeline does. The initial noise is `latent` when given, else seeded noise of \
             width/8 × height/8 (the size of `source` when that is given). With `source` and `mask` it does \
             blended latent diffusion (ddim only): before every step the masked-out background is replaced by \
-            the source re-noised to that step, so only the white region of the mask is generated.
+            the source re-noised to that step, so only the white region of the mask is generated. Adapters \
+            attached to the UNet (ApplyControlNet, ApplyT2IAdapter, ApplyIPAdapter) act at every step.
             """,
         inputs: [
-            .connection("unet", .unet, doc: "The UNet (LoadCheckpoint.unet)."),
+            .connection("unet", .unet, doc: "The UNet (LoadCheckpoint.unet, or an Apply* or LoadLoRA node's, carrying its adapters)."),
             .connection("conditioning", .conditioning, doc: "Prompt embeddings (TextEncode)."),
             .connection("latent", .latent, optional: true, doc: "Initial noise (unscaled standard normal); seeded noise when absent."),
             .connection("source", .latent, optional: true, doc: "Blended inpainting: the encoded source image (VAEEncode)."),
@@ -56,6 +57,7 @@ struct Sample: Node, DefaultConstructible {
             noise = SeededNoise.latent(seed: seed, height: height / 8, width: width / 8,
                                        channels: unet.unet.config.inChannels)
         }
+        let adapters = try unet.adapterStack(latentHeight: noise.dim(2), latentWidth: noise.dim(3))
         let report: (Int, Int) -> Bool = { step, total in
             context.report(step: step, total: total)
             return !context.isCancelled
@@ -66,8 +68,8 @@ struct Sample: Node, DefaultConstructible {
                 guard kind == .ddim else {
                     throw NodeError("blended inpainting (source and mask given) runs with scheduler ddim only, found \(kind.rawValue)")
                 }
-                let latent = try blended(unet: unet, conditioning: conditioning, noise: noise, source: source, mask: mask,
-                                         steps: steps, cfg: cfg, seed: seed, report: report)
+                let latent = try blended(unet: unet, adapters: adapters, conditioning: conditioning, noise: noise,
+                                         source: source, mask: mask, steps: steps, cfg: cfg, seed: seed, report: report)
                 return ["latent": .object(LatentPayload(latent), type: .latent)]
             case (nil, nil):
                 var scheduler = kind.scheduler(unet.schedule, steps: steps, eta: eta)
@@ -75,8 +77,8 @@ struct Sample: Node, DefaultConstructible {
                 let stepNoise: ((Int) -> Tensor)? = eta > 0
                     ? { i in SeededNoise.step(seed: seed, stream: SeededNoise.etaStream, step: i, shape: shape) }
                     : nil
-                let latent = try sample(&scheduler, unet: unet, conditioning: conditioning, noise: noise, cfg: cfg,
-                                        stepNoise: stepNoise, report: report)
+                let latent = try sample(&scheduler, unet: unet, adapters: adapters, conditioning: conditioning, noise: noise,
+                                        cfg: cfg, stepNoise: stepNoise, report: report)
                 return ["latent": .object(LatentPayload(latent), type: .latent)]
             default:
                 throw NodeError("blended inpainting needs both 'source' and 'mask'; only one was given")
@@ -86,20 +88,23 @@ struct Sample: Node, DefaultConstructible {
         }
     }
 
-    private func sample(_ scheduler: inout some Scheduler, unet: UNetPayload, conditioning: ConditioningPayload,
-                        noise: Tensor, cfg: Float, stepNoise: ((Int) -> Tensor)?, report: @escaping (Int, Int) -> Bool) throws -> Tensor {
-        let sampler = GuidedSampler(unet: unet.unet, guidanceScale: cfg)
+    private func sample(_ scheduler: inout some Scheduler, unet: UNetPayload, adapters: AdapterStack?,
+                        conditioning: ConditioningPayload, noise: Tensor, cfg: Float, stepNoise: ((Int) -> Tensor)?,
+                        report: @escaping (Int, Int) -> Bool) throws -> Tensor {
+        let sampler = GuidedSampler(unet: unet.unet, guidanceScale: cfg, adapters: adapters)
         return try sampler.run(scheduler: &scheduler, noise: noise, positive: conditioning.positive,
                                negative: conditioning.negative, stepNoise: stepNoise,
                                progress: { report($0.step, $0.total) })
     }
 
-    private func blended(unet: UNetPayload, conditioning: ConditioningPayload, noise: Tensor, source: Tensor, mask: Mask,
-                         steps: Int, cfg: Float, seed: Int, report: @escaping (Int, Int) -> Bool) throws -> Tensor {
+    private func blended(unet: UNetPayload, adapters: AdapterStack?, conditioning: ConditioningPayload, noise: Tensor,
+                         source: Tensor, mask: Mask, steps: Int, cfg: Float, seed: Int,
+                         report: @escaping (Int, Int) -> Bool) throws -> Tensor {
         var parameters = PILOTParameters.blendedLatentDiffusion
         parameters.steps = steps
         parameters.guidanceScale = cfg
         let sampler = PILOTSampler(unet: unet.unet, schedule: unet.schedule, parameters: parameters)
+        sampler.adapters = adapters
         let masks = try PILOTNodeSupport.masks(mask, for: source)
         return try sampler.run(noise: noise, source: source, masks: masks, positive: conditioning.positive,
                                negative: conditioning.negative, wordTokens: conditioning.wordTokens,

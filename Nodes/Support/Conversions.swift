@@ -49,3 +49,23 @@ extension Image {
         try self.init(width: tensor.dim(-1), height: tensor.dim(-2), planes: tensor.scalars.map { Swift.min(Swift.max($0, 0), 1) })
     }
 }
+
+extension Image {
+    /// This image resized bilinearly (itself when the size already fits).
+    func resized(width: Int, height: Int) -> Image {
+        guard width != self.width || height != self.height else { return self }
+        let planes = ResizeImage.bilinear(planes, channels: Image.channelCount, fromWidth: self.width,
+                                          fromHeight: self.height, toWidth: width, toHeight: height)
+        return try! Image(width: width, height: height, planes: planes)  // positive sizes from the caller
+    }
+
+    /// A control image `[1, channels, height, width]` in [0, 1], resized
+    /// to that size; one channel is the BT.601 luminance (sketch adapters).
+    func tensor(width: Int, height: Int, channels: Int) -> Tensor {
+        let image = resized(width: width, height: height)
+        guard channels == 1 else { return image.tensor }
+        let n = width * height
+        let luminance = (0..<n).map { 0.299 * image.planes[$0] + 0.587 * image.planes[n + $0] + 0.114 * image.planes[2 * n + $0] }
+        return Tensor(shape: [1, 1, height, width], values: luminance)
+    }
+}

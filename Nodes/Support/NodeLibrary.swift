@@ -22,6 +22,15 @@ extension NodeRegistry {
         registry.register(Blend.self)
         registry.register(CompositeMasked.self)
         registry.register(ResizeImage.self)
+        registry.register(LoadControlNet.self)
+        registry.register(ApplyControlNet.self)
+        registry.register(LoadT2IAdapter.self)
+        registry.register(ApplyT2IAdapter.self)
+        registry.register(LoadIPAdapter.self)
+        registry.register(ApplyIPAdapter.self)
+        registry.register(LoadLoRA.self)
+        registry.register(CannyEdges.self)
+        registry.register(Scribble.self)
         return registry
     }()
 }

@@ -10,16 +10,104 @@ import Workflow
 // weights are never written again; sampling only reads them), so sharing one
 // between nodes, runs and threads cannot race.
 
-/// A loaded UNet with the noise schedule its checkpoint came with.
+/// How a checkpoint was loaded, so that LoadLoRA can load it again with
+/// LoRAs merged into the weights (models are immutable after load).
+public struct CheckpointRecipe: Sendable, Equatable {
+    /// A LoRA file and the scale it was merged with.
+    public struct LoRAUse: Sendable, Equatable {
+        public var path: String
+        public var scale: Float
+
+        public init(path: String, scale: Float) {
+            self.path = path
+            self.scale = scale
+        }
+    }
+
+    public var path: String
+    public var config: String?
+    /// In the order they were applied.
+    public var loras: [LoRAUse] = []
+
+    public init(path: String, config: String?, loras: [LoRAUse] = []) {
+        self.path = path
+        self.config = config
+        self.loras = loras
+    }
+
+    /// Loads the model this recipe describes.
+    public func load() throws -> StableDiffusionModel {
+        let files = try loras.map { (try LoRA.load(path: $0.path), $0.scale) }
+        return try StableDiffusionModel.load(path: path, config: config, loras: files)
+    }
+}
+
+/// An adapter an Apply* node attached to a UNet. Sample and PILOTOptimize
+/// turn a UNet's list into the `AdapterStack` of their sampler, sized to
+/// the latent they denoise.
+public enum UNetAdapter: @unchecked Sendable {
+    /// A ControlNet with its hint image, scale and active share of the steps.
+    case controlNet(ControlNetModel, hint: Image, scale: Float, start: Float, end: Float)
+    /// A T2I-Adapter with its hint image and scale.
+    case t2iAdapter(T2IAdapter, hint: Image, scale: Float)
+    /// An IP-Adapter bound to this UNet with the CLIP embedding of its image.
+    case imagePrompt(IPAdapter, imageEmbeds: Tensor, scale: Float)
+
+    var estimatedBytes: Int {
+        switch self {
+        case let .controlNet(_, hint, _, _, _), let .t2iAdapter(_, hint, _): hint.estimatedBytes
+        case let .imagePrompt(_, embeds, _): embeds.count * 4
+        }
+    }
+}
+
+/// A loaded UNet with the noise schedule its checkpoint came with, how it
+/// was loaded, and the adapters attached to it (ApplyControlNet,
+/// ApplyT2IAdapter, ApplyIPAdapter).
 public final class UNetPayload: @unchecked Sendable, EstimatedByteSize {
     public let unet: UNet2DConditionModel
     public let schedule: NoiseScheduleConfig
+    /// The UNet's weights, or for a payload an Apply* node derived from
+    /// another only its own additions (the UNet is shared, and counted
+    /// where it was loaded).
     public let estimatedBytes: Int
+    public let recipe: CheckpointRecipe?
+    public let adapters: [UNetAdapter]
 
-    public init(unet: UNet2DConditionModel, schedule: NoiseScheduleConfig, estimatedBytes: Int) {
+    public init(unet: UNet2DConditionModel, schedule: NoiseScheduleConfig, estimatedBytes: Int,
+                recipe: CheckpointRecipe? = nil, adapters: [UNetAdapter] = []) {
         self.unet = unet
         self.schedule = schedule
         self.estimatedBytes = estimatedBytes
+        self.recipe = recipe
+        self.adapters = adapters
+    }
+
+    /// The same UNet with `adapter` attached after the others.
+    public func adding(_ adapter: UNetAdapter) -> UNetPayload {
+        UNetPayload(unet: unet, schedule: schedule, estimatedBytes: adapter.estimatedBytes + Value.defaultObjectBytes,
+                    recipe: recipe, adapters: adapters + [adapter])
+    }
+
+    /// The sampler's adapters for a latent of `height`×`width` (hints are
+    /// resized to 8× that), or nil when none is attached.
+    public func adapterStack(latentHeight height: Int, latentWidth width: Int) throws -> AdapterStack? {
+        guard !adapters.isEmpty else { return nil }
+        let stack = AdapterStack()
+        for adapter in adapters {
+            switch adapter {
+            case let .controlNet(model, hint, scale, start, end):
+                let image = hint.tensor(width: 8 * width, height: 8 * height, channels: model.config.conditioningChannels)
+                stack.controlNets.append(.init(model: model, hint: image, scale: scale, start: start, end: end))
+            case let .t2iAdapter(model, hint, scale):
+                let image = hint.tensor(width: 8 * width, height: 8 * height, channels: model.config.inChannels)
+                try stack.addT2IAdapter(model, image: image, scale: scale)
+            case let .imagePrompt(model, embeds, scale):
+                guard stack.imagePrompt == nil else { throw NodeError("a UNet takes one IP-Adapter; two are attached") }
+                stack.imagePrompt = (model, embeds, scale)
+            }
+        }
+        return stack
     }
 }
 
@@ -41,12 +129,15 @@ public final class CLIPPayload: @unchecked Sendable, EstimatedByteSize {
     public let tokenizer: CLIPTokenizer
     public let padding: PromptPadding
     public let estimatedBytes: Int
+    public let recipe: CheckpointRecipe?
 
-    public init(textEncoder: CLIPTextModel, tokenizer: CLIPTokenizer, padding: PromptPadding, estimatedBytes: Int) {
+    public init(textEncoder: CLIPTextModel, tokenizer: CLIPTokenizer, padding: PromptPadding, estimatedBytes: Int,
+                recipe: CheckpointRecipe? = nil) {
         self.textEncoder = textEncoder
         self.tokenizer = tokenizer
         self.padding = padding
         self.estimatedBytes = estimatedBytes
+        self.recipe = recipe
     }
 
     /// `[1, 77, hidden]` embeddings and the tokens of `prompt`.
@@ -105,6 +196,43 @@ public final class PILOTStatePayload: @unchecked Sendable, EstimatedByteSize {
 
     public var estimatedBytes: Int {
         (state.latent.count + state.source.count + state.positive.count + state.negative.count) * 4
+    }
+}
+
+/// A loaded ControlNet (immutable after load).
+public final class ControlNetPayload: @unchecked Sendable, EstimatedByteSize {
+    public let model: ControlNetModel
+    public let estimatedBytes: Int
+
+    public init(model: ControlNetModel, estimatedBytes: Int) {
+        self.model = model
+        self.estimatedBytes = estimatedBytes
+    }
+}
+
+/// A loaded T2I-Adapter (immutable after load).
+public final class T2IAdapterPayload: @unchecked Sendable, EstimatedByteSize {
+    public let model: T2IAdapter
+    public let estimatedBytes: Int
+
+    public init(model: T2IAdapter, estimatedBytes: Int) {
+        self.model = model
+        self.estimatedBytes = estimatedBytes
+    }
+}
+
+/// An IP-Adapter file (checked, not yet bound to a UNet: its key/value
+/// projections are per UNet layer, so ApplyIPAdapter loads them) and the
+/// loaded CLIP image encoder it needs.
+public final class IPAdapterPayload: @unchecked Sendable, EstimatedByteSize {
+    public let path: String
+    public let encoder: CLIPVisionModel
+    public let estimatedBytes: Int
+
+    public init(path: String, encoder: CLIPVisionModel, estimatedBytes: Int) {
+        self.path = path
+        self.encoder = encoder
+        self.estimatedBytes = estimatedBytes
     }
 }
 

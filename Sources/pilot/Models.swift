@@ -33,7 +33,11 @@ struct CreateTinyModel: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "create-tiny",
         abstract: "Write a tiny random-weight SD 1.x-style model (diffusers layout) to try workflows without real weights.",
-        discussion: "Its images are coloured noise: it is for exercising workflows, the CLI and the daemon in seconds.")
+        discussion: """
+            Its images are coloured noise: it is for exercising workflows, the CLI and the daemon in seconds. \
+            Adapters shaped for it are written into the same folder, for the adapter templates: controlnet/, \
+            t2i-adapter/, ip-adapter.safetensors with image_encoder/, and lora.safetensors.
+            """)
 
     @Argument(help: "An empty or new folder.")
     var folder: String
@@ -43,6 +47,6 @@ struct CreateTinyModel: ParsableCommand {
 
     func run() throws {
         let path = try TinyModel.create(at: folder, seed: seed)
-        print("wrote a tiny random-weight model to \(path) (its images are noise; it is for trying workflows)")
+        print("wrote a tiny random-weight model and adapters to \(path) (its images are noise; it is for trying workflows)")
     }
 }

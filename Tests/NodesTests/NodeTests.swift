@@ -31,6 +31,15 @@ final class NodeTests: XCTestCase {
             "PILOTOptimize": (["unet", "conditioning", "source", "mask", "noise", "steps", "cfg", "interval", "inner_steps",
                                "coherence", "lr", "lr_warmup", "coef", "momentum", "sbc", "seed"], ["state"]),
             "Blend": (["state"], ["latent"]),
+            "LoadControlNet": (["path", "config"], ["control_net"]),
+            "ApplyControlNet": (["unet", "control_net", "hint", "scale", "start", "end"], ["unet"]),
+            "LoadT2IAdapter": (["path"], ["t2i_adapter"]),
+            "ApplyT2IAdapter": (["unet", "t2i_adapter", "hint", "scale"], ["unet"]),
+            "LoadIPAdapter": (["path", "image_encoder"], ["ip_adapter"]),
+            "ApplyIPAdapter": (["unet", "ip_adapter", "image", "scale"], ["unet"]),
+            "LoadLoRA": (["unet", "clip", "path", "scale", "clip_scale", "strict"], ["unet", "clip"]),
+            "CannyEdges": (["image", "low", "high", "blur", "l2_gradient"], ["image"]),
+            "Scribble": (["image", "threshold", "strokes", "thickness"], ["image"]),
         ]
         for (type, ports) in contract {
             let description = registry.description(of: type)
@@ -43,6 +52,8 @@ final class NodeTests: XCTestCase {
         XCTAssertEqual(registry.description(of: "PILOTOptimize")?.input(named: "lr_warmup")?.defaultValue.flatMap(Literal.init), .float(0.007))
         XCTAssertEqual(registry.description(of: "TextEncode")?.input(named: "negative")?.defaultValue.flatMap(Literal.init), .string(""))
         XCTAssertEqual(registry.description(of: "LoadMask")?.input(named: "invert")?.defaultValue.flatMap(Literal.init), .bool(false))
+        XCTAssertEqual(registry.description(of: "CannyEdges")?.input(named: "low")?.defaultValue.flatMap(Literal.init), .float(100))
+        XCTAssertEqual(registry.description(of: "CannyEdges")?.input(named: "high")?.defaultValue.flatMap(Literal.init), .float(200))
     }
 
     func testLoadMaskInvertAndAlpha() throws {

@@ -27,15 +27,23 @@ enum Fixture {
         return try! TinyModel.create(at: folder.path)
     }()
 
+    /// The tiny model's adapters (`TinyModel.create` writes them beside it),
+    /// by the template input names the adapter templates use.
+    static let tinyAdapters: [String: String] = [
+        "controlnet": "controlnet", "adapter": "t2i-adapter", "ip_adapter": "ip-adapter.safetensors",
+        "image_encoder": "image_encoder", "lora": "lora.safetensors",
+    ].mapValues { URL(fileURLWithPath: tinyModel).appendingPathComponent($0).path }
+
     /// Small, fast settings for each template on the tiny model.
     static func quickSettings(_ template: String) -> [String: String] {
         var settings = ["checkpoint": tinyModel]
         switch template {
         case "txt2img": settings.merge(["steps": "3", "width": "64", "height": "64"]) { $1 }
-        case "text-inpaint": settings.merge(["steps": "4", "interval": "2", "inner_steps": "1"]) { $1 }
         case "blended-baseline": settings.merge(["steps": "3"]) { $1 }
-        default: break
+        default: settings.merge(["steps": "4", "interval": "2", "inner_steps": "1"]) { $1 }  // the PILOT templates
         }
+        let inputs = (try? WorkflowRunner().validate(Fixture.template(template)).graph.inputs.keys).map(Set.init) ?? []
+        settings.merge(tinyAdapters.filter { inputs.contains($0.key) }) { $1 }
         return settings
     }
 }

@@ -8,7 +8,10 @@ import XCTest
 final class TemplateTests: XCTestCase {
     func testEveryTemplateValidates() throws {
         let library = TemplateLibrary(explicit: Fixture.templates.path)
-        XCTAssertGreaterThanOrEqual(library.templates.count, 3)
+        let names = Set(library.templates.map { $0.deletingPathExtension().lastPathComponent })
+        let issued = ["txt2img", "text-inpaint", "blended-baseline", "controlnet-inpaint", "controlnet-canny-inpaint",
+                      "ipadapter-inpaint", "ipadapter-controlnet-inpaint", "t2i-adapter-inpaint", "lora-inpaint"]
+        XCTAssertTrue(names.isSuperset(of: issued), "missing templates: \(Set(issued).subtracting(names).sorted())")
         for url in library.templates {
             XCTAssertNoThrow(try WorkflowRunner().validate(url), url.lastPathComponent)
         }
@@ -102,5 +105,12 @@ final class TemplateTests: XCTestCase {
         let worst = zip(image.planes, drawn).map { abs($0 - $1) }.max() ?? 1
         XCTAssertLessThanOrEqual(worst, 0.51 / 255, "Examples/source.png is 8-bit ExampleImages.source()")
         XCTAssertEqual(try Mask(from: PNG.read(path: mask.path)).values, ExampleImages.mask().values)
+        for (name, drawing) in [("scribble.png", ExampleImages.scribble()), ("object.png", ExampleImages.object())] {
+            let file = folder.appendingPathComponent(name)
+            if ProcessInfo.processInfo.environment["PILOT_WRITE_EXAMPLES"] == "1" { try PNG.write(drawing, to: file.path) }
+            let committed = try PNG.read(path: file.path).image
+            let worst = zip(committed.planes, drawing.planes).map { abs($0 - $1) }.max() ?? 1
+            XCTAssertLessThanOrEqual(worst, 0.51 / 255, "Examples/\(name) is 8-bit ExampleImages")
+        }
     }
 }

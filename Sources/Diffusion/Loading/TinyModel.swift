@@ -42,17 +42,9 @@ public enum TinyModel {
         }
         func write(_ component: String, _ config: [String: Any], file: String, _ build: (WeightLoader) throws -> Void,
                    seed: UInt64) throws {
-            let dir = root.appendingPathComponent(component)
-            try fm.createDirectory(at: dir, withIntermediateDirectories: true)
-            let json = try JSONSerialization.data(withJSONObject: config, options: [.prettyPrinted, .sortedKeys])
-            try json.write(to: dir.appendingPathComponent(component == "scheduler" ? "scheduler_config.json" : "config.json"))
-            guard !file.isEmpty else { return }
-            let source = WeightSource(randomSeed: seed)
-            try build(WeightLoader(source))
-            var writer = SafeTensorsWriter()
-            writer.metadata = ["format": "pt", "note": "random weights made by pilot models create-tiny"]
-            for (name, t) in source.generated { try writer.add(name, t) }
-            try writer.write(to: dir.appendingPathComponent(file).path)
+            try writeRandom(root.appendingPathComponent(component), config: config,
+                            configFile: component == "scheduler" ? "scheduler_config.json" : "config.json",
+                            weightsFile: file, seed: seed, build)
         }
         try fm.createDirectory(at: root, withIntermediateDirectories: true)
         try write("unet", unetConfig, file: "diffusion_pytorch_model.safetensors", {
@@ -72,6 +64,7 @@ public enum TinyModel {
         ]
         try JSONSerialization.data(withJSONObject: index, options: [.prettyPrinted, .sortedKeys])
             .write(to: root.appendingPathComponent("model_index.json"))
+        try createAdapters(in: root, seed: seed)
         try """
             # Tiny random-weight model
 
@@ -82,7 +75,36 @@ public enum TinyModel {
             channels, VAE ×8, CLIP text encoder with 2 layers; the bundled CLIP
             tokenizer is used).
 
+            Random-weight adapters shaped for this UNet, for the adapter templates:
+            `controlnet/` (diffusers ControlNetModel), `t2i-adapter/` (a one-channel
+            full T2I-Adapter, like the sketch adapters), `ip-adapter.safetensors`
+            with its CLIP image encoder `image_encoder/`, and `lora.safetensors`
+            (kohya format, UNet attention and text-encoder projections).
+
             """.write(to: root.appendingPathComponent("README.md"), atomically: true, encoding: .utf8)
         return root.path
+    }
+
+    /// Writes `config` to `dir/configFile` and, unless `weightsFile` is
+    /// empty, the weights `build` asks for, invented from `seed`, to
+    /// `dir/weightsFile`.
+    static func writeRandom(_ dir: URL, config: [String: Any], configFile: String = "config.json", weightsFile: String,
+                            seed: UInt64, _ build: (WeightLoader) throws -> Void) throws {
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let json = try JSONSerialization.data(withJSONObject: config, options: [.prettyPrinted, .sortedKeys])
+        try json.write(to: dir.appendingPathComponent(configFile))
+        guard !weightsFile.isEmpty else { return }
+        let source = WeightSource(randomSeed: seed)
+        try build(WeightLoader(source))
+        try writeGenerated(source, to: dir.appendingPathComponent(weightsFile))
+    }
+
+    /// Writes the weights a random `source` invented.
+    static func writeGenerated(_ source: WeightSource, to file: URL, extra: [(String, [Int], [Float])] = []) throws {
+        var writer = SafeTensorsWriter()
+        writer.metadata = ["format": "pt", "note": "random weights made by pilot models create-tiny"]
+        for (name, t) in source.generated { try writer.add(name, t) }
+        for (name, shape, values) in extra { try writer.add(name, shape: shape, floats: values) }
+        try writer.write(to: file.path)
     }
 }
