@@ -73,7 +73,8 @@ let package = Package(
             ]),
 
         .executableTarget(
-            name: "pilot-bench", dependencies: ["Tensors", "Diffusion", "CBLAS"], path: "Benchmarks/pilot-bench",
+            name: "pilot-bench", dependencies: ["Tensors", "Diffusion", "CBLAS", "Daemon", "Workflow",
+                                                .product(name: "Logging", package: "swift-log")], path: "Benchmarks/pilot-bench",
             swiftSettings: hotSettings),
 
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors"]),

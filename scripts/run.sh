@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# The main job: install what is missing, build in release, start pilot.
-# Arguments are passed to pilot (default: `info`, then the command overview).
+# The main job: install what is missing, build in release, start the daemon
+# (`pilot serve` on tcp://127.0.0.1:5555/5556, state in ~/.local/state/pilot,
+# models in ./models, templates from ./Workflows). Arguments, if any, are
+# passed to pilot instead (e.g. `scripts/run.sh run text-inpaint`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
@@ -10,6 +12,9 @@ bin=.build/release/pilot
 if (($#)); then
     exec "$bin" "$@"
 fi
-"$bin" info
-echo
-exec "$bin" --help
+if [ ! -e models/tiny ]; then
+    echo "pilot: no models/tiny yet: creating a tiny random-weight model and adapters there, so every template"
+    echo "       runs at once (its images are noise). Put real weights in models/ (see README, Model weights)."
+    "$bin" models create-tiny models/tiny
+fi
+exec "$bin" serve

@@ -43,6 +43,10 @@ func runCases(threads: Int, reps: Int, only: Set<String>?) -> BenchRecord {
 
 do {
     let arguments = Array(CommandLine.arguments.dropFirst())
+    if arguments.first == "daemon" {
+        try DaemonBench.main(Array(arguments.dropFirst()))
+        exit(0)
+    }
     if arguments.first == "models" {
         try ModelBench.main(Array(arguments.dropFirst()))
         exit(0)

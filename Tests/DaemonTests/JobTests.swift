@@ -75,25 +75,32 @@ final class JobTests: XCTestCase {
         defer { server.stop() }
         let connection = server.connection
         let collected = Collected()
-        DispatchQueue.concurrentPerform(iterations: 20) { clientIndex in
-            do {
-                let client = try DaemonClient(connection: connection, timeout: 60)
-                for jobIndex in 0..<5 {
-                    let reply = try client.request("submit", [
-                        "workflow": .string(DaemonFixture.copyWorkflow),
-                        "parameters": .object(["name": .string("c\(clientIndex)-j\(jobIndex)")]),
-                        "inputs": .object(["image": .int(0)]), "client": .string("client-\(clientIndex)"),
-                        "idempotency_key": .string("c\(clientIndex)-j\(jobIndex)"),
-                    ], frames: [DaemonFixture.examplePNG])
-                    guard reply.content["duplicate"] == .bool(false), let id = reply.content["job"]?.stringValue else {
-                        throw DaemonError(.internal, "unexpected reply \(reply.content.compact)")
+        // Real threads, all 20 at once (Dispatch would run only as many as there are cores).
+        let group = DispatchGroup()
+        for clientIndex in 0..<20 {
+            group.enter()
+            Thread.detachNewThread {
+                defer { group.leave() }
+                do {
+                    let client = try DaemonClient(connection: connection, timeout: 60)
+                    for jobIndex in 0..<5 {
+                        let reply = try client.request("submit", [
+                            "workflow": .string(DaemonFixture.copyWorkflow),
+                            "parameters": .object(["name": .string("c\(clientIndex)-j\(jobIndex)")]),
+                            "inputs": .object(["image": .int(0)]), "client": .string("client-\(clientIndex)"),
+                            "idempotency_key": .string("c\(clientIndex)-j\(jobIndex)"),
+                        ], frames: [DaemonFixture.examplePNG])
+                        guard reply.content["duplicate"] == .bool(false), let id = reply.content["job"]?.stringValue else {
+                            throw DaemonError(.internal, "unexpected reply \(reply.content.compact)")
+                        }
+                        collected.add(id: id)
                     }
-                    collected.add(id: id)
+                } catch {
+                    collected.add(failure: "client \(clientIndex): \(error)")
                 }
-            } catch {
-                collected.add(failure: "client \(clientIndex): \(error)")
             }
         }
+        group.wait()
         XCTAssertEqual(collected.failures, [], "expected every submit acknowledged")
         let unique = Set(collected.ids)
         XCTAssertEqual(unique.count, 100, "expected 100 distinct job ids")
