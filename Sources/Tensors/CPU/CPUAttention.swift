@@ -34,8 +34,8 @@ struct AttentionGeometry {
 
     /// Query rows per chunk so that `buffers` score matrices fit `bytes`
     /// (and, where possible, the cache-friendly size).
-    func chunkRows(budget bytes: Int, buffers: Int) -> Int {
-        let limit = Swift.min(bytes, AttentionGeometry.cacheFriendlyBytes)
+    func chunkRows(budget bytes: Int, buffers: Int, workers: Int = 1) -> Int {
+        let limit = Swift.min(bytes, AttentionGeometry.cacheFriendlyBytes / Swift.max(1, workers))
         return Swift.max(1, Swift.min(nq, limit / Swift.max(1, buffers * nk * MemoryLayout<Float>.size)))
     }
 }
@@ -44,24 +44,32 @@ extension CPUBackend {
     public func attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor?, _ p: AttentionParameters) -> Tensor {
         let g = AttentionGeometry(q: q.shape, k: k.shape, v: v.shape, mask: mask?.shape, p)
         let out = empty([g.b, g.nq, g.heads * g.dv])
-        let rowsPerChunk = g.chunkRows(budget: p.scratchBytes, buffers: 1)
-        let scores = UnsafeMutablePointer<Float>.allocate(capacity: rowsPerChunk * g.nk)
-        defer { scores.deallocate() }
+        let threads = ComputeThreads.count
+        // Each worker owns its scratch: the budget (and the cache) is shared among them.
+        let rowsPerChunk = g.chunkRows(budget: p.scratchBytes / threads, buffers: 1, workers: 1)
+        let chunks = (g.nq + rowsPerChunk - 1) / rowsPerChunk
         let ldq = g.heads * g.d, ldv = g.heads * g.dv
-        for bi in 0..<g.b {
-            for h in 0..<g.heads {
-                var r0 = 0
-                while r0 < g.nq {
-                    let rows = Swift.min(rowsPerChunk, g.nq - r0)
-                    let qc = q.ptr + (bi * g.nq + r0) * ldq + h * g.d
-                    sgemm(transB: true, m: rows, n: g.nk, k: g.d, alpha: g.scale, a: qc, lda: ldq,
-                          b: k.ptr + bi * g.nk * ldq + h * g.d, ldb: ldq, c: scores, ldc: g.nk)
-                    probabilities(scores, rows: rows, g: g, mask: mask, batch: bi, r0: r0)
-                    sgemm(m: rows, n: g.dv, k: g.nk, a: scores, lda: g.nk,
-                          b: v.ptr + bi * g.nk * ldv + h * g.dv, ldb: ldv,
-                          c: out.ptr + (bi * g.nq + r0) * ldv + h * g.dv, ldc: ldv)
-                    r0 += rows
-                }
+        let pointers = UnsafeSendableBox((q.ptr, k.ptr, v.ptr, out.ptr))
+        // Units of work: one (batch, head, query chunk) each, run side by side on
+        // single-threaded GEMMs; no barrier between the two products and the softmax.
+        parallelFor(g.b * g.heads * chunks) { units in
+            let (qp, kp, vp, op) = pointers.value
+            let scores = UnsafeMutablePointer<Float>.allocate(capacity: rowsPerChunk * g.nk)
+            let inverseSums = UnsafeMutablePointer<Float>.allocate(capacity: rowsPerChunk)
+            defer { scores.deallocate(); inverseSums.deallocate() }
+            for unit in units {
+                let bi = unit / (g.heads * chunks), h = unit / chunks % g.heads, r0 = unit % chunks * rowsPerChunk
+                let rows = Swift.min(rowsPerChunk, g.nq - r0)
+                let qc = qp + (bi * g.nq + r0) * ldq + h * g.d
+                serialSgemm(transB: true, m: rows, n: g.nk, k: g.d, alpha: g.scale, a: qc, lda: ldq,
+                            b: kp + bi * g.nk * ldq + h * g.d, ldb: ldq, c: scores, ldc: g.nk)
+                // Softmax without its last pass: the rows stay unnormalised and
+                // the (much narrower) output rows are divided by their sums instead.
+                unnormalisedProbabilities(scores, inverseSums: inverseSums, rows: rows, g: g, mask: mask, batch: bi, r0: r0)
+                let oc = op + (bi * g.nq + r0) * ldv + h * g.dv
+                serialSgemm(m: rows, n: g.dv, k: g.nk, a: scores, lda: g.nk,
+                            b: vp + bi * g.nk * ldv + h * g.dv, ldb: ldv, c: oc, ldc: ldv)
+                for r in 0..<rows { FastMath.scale(oc + r * ldv, oc + r * ldv, g.dv, by: inverseSums[r]) }
             }
         }
         return out
@@ -131,11 +139,12 @@ extension CPUBackend {
 
     /// Softmax of each score row in place, then the optional multiplicative mask.
     private func probabilities(_ s: UnsafeMutablePointer<Float>, rows: Int, g: AttentionGeometry,
-                               mask: Tensor?, batch: Int, r0: Int) {
+                               mask: Tensor?, batch: Int, r0: Int, parallel: Bool = true) {
         let nk = g.nk
         let mp = mask.map { maskRows($0, g: g, batch: batch, r0: r0) }
         let causal = g.causal
-        parallelFor(rows, grain: Swift.max(1, 4096 / Swift.max(nk, 1))) { rr in
+        let grain = parallel ? Swift.max(1, 4096 / Swift.max(nk, 1)) : Swift.max(rows, 1)
+        parallelFor(rows, grain: grain) { rr in
             for r in rr {
                 let row = s + r * nk
                 if causal {
@@ -150,6 +159,27 @@ extension CPUBackend {
                     let m = mp + r * nk
                     for j in 0..<nk { row[j] *= m[j] }
                 }
+            }
+        }
+    }
+
+    /// exp(s − max) of each score row in place (keys after the query masked
+    /// out when causal; then the optional multiplicative mask), and the
+    /// inverse of each row's sum of exponentials: row-scaling by it gives the
+    /// probabilities, and commutes with the mask and with the product by V.
+    private func unnormalisedProbabilities(_ s: UnsafeMutablePointer<Float>, inverseSums: UnsafeMutablePointer<Float>,
+                                           rows: Int, g: AttentionGeometry, mask: Tensor?, batch: Int, r0: Int) {
+        let nk = g.nk
+        let mp = mask.map { maskRows($0, g: g, batch: batch, r0: r0) }
+        for r in 0..<rows {
+            let row = s + r * nk
+            let visible = g.causal ? Swift.min(nk, r0 + r + 1) : nk
+            let top = FastMath.max(row, visible)
+            inverseSums[r] = 1 / FastMath.expShiftSum(row, row, visible, scale: 1, shift: top)
+            if visible < nk { (row + visible).update(repeating: 0, count: nk - visible) }
+            if let mp {
+                let m = mp + r * nk
+                for j in 0..<nk { row[j] *= m[j] }
             }
         }
     }

@@ -4,15 +4,17 @@ import Foundation
 
 /// The number of threads used by every parallel loop and by OpenBLAS.
 ///
-/// One setting governs both so they never oversubscribe the cores: our own
-/// loops and OpenBLAS calls run one after the other, each using `count`
-/// threads, and a parallel loop never calls into BLAS from its workers.
+/// One setting governs both so they never oversubscribe the cores: OpenBLAS
+/// itself is kept single-threaded, and our pool of `count` threads runs
+/// both our loops and the panels large products are split into (`sgemm`),
+/// or independent single-threaded products side by side (attention heads).
 public enum ComputeThreads {
     private static let lock = NSLock()
     nonisolated(unsafe) private static var value: Int = {
         let env = ProcessInfo.processInfo.environment["PILOT_THREADS"].flatMap { Int($0) }
         let n = Swift.max(1, env ?? ProcessInfo.processInfo.activeProcessorCount)
-        openblas_set_num_threads(Int32(n))
+        // OpenBLAS's own threads would run inside our workers' calls: 2 × 2 threads on 2 cores.
+        openblas_set_num_threads(1)
         return n
     }()
 
@@ -23,7 +25,7 @@ public enum ComputeThreads {
             let n = Swift.max(1, newValue)
             lock.lock(); defer { lock.unlock() }
             value = n
-            openblas_set_num_threads(Int32(n))
+            openblas_set_num_threads(1)
         }
     }
 }

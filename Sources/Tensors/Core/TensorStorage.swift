@@ -30,10 +30,16 @@ public final class TensorStorage: @unchecked Sendable {
     public init(count: Int, device: Device = .cpu) {
         precondition(count >= 0, "storage size must be non-negative, got \(count)")
         precondition(device == .cpu, "only CPU storage is allocated on the host")
-        var raw: UnsafeMutableRawPointer?
         let bytes = Swift.max(count, 1) * MemoryLayout<Float>.stride
-        guard posix_memalign(&raw, 64, bytes) == 0, let raw else {
-            fatalError("out of memory allocating \(bytes) bytes for a tensor")
+        let raw: UnsafeMutableRawPointer
+        if let reused = HostBufferCache.shared.take(bytes: bytes) {
+            raw = reused
+        } else {
+            var fresh: UnsafeMutableRawPointer?
+            guard posix_memalign(&fresh, 64, bytes) == 0, let fresh else {
+                fatalError("out of memory allocating \(bytes) bytes for a tensor")
+            }
+            raw = fresh
         }
         self.pointer = raw.bindMemory(to: Float.self, capacity: Swift.max(count, 1))
         self.count = count
@@ -52,7 +58,9 @@ public final class TensorStorage: @unchecked Sendable {
     }
 
     deinit {
-        if owner == nil { free(pointer) }
+        guard owner == nil else { return }
+        let bytes = Swift.max(count, 1) * MemoryLayout<Float>.stride
+        if !HostBufferCache.shared.give(UnsafeMutableRawPointer(pointer), bytes: bytes) { free(pointer) }
     }
 
     /// A zero-filled buffer.
@@ -60,5 +68,70 @@ public final class TensorStorage: @unchecked Sendable {
         let s = TensorStorage(count: count)
         s.pointer.initialize(repeating: 0, count: count)
         return s
+    }
+}
+
+/// Recently freed large host buffers, kept for reuse by exact size.
+///
+/// Most buffers of 1–64 MiB are the same few sizes over and over (a
+/// product's output, a layer's activations); glibc hands such sizes back to
+/// the kernel on free, and the next allocation pays a page fault per 4 KiB
+/// touched (a 16 MiB result costs milliseconds). Keeping the most recent
+/// ones, up to a byte cap (default 64 MiB, `PILOT_BUFFER_CACHE_MB`; 0 turns
+/// it off), skips that. The least recently freed buffers go first.
+final class HostBufferCache: @unchecked Sendable {
+    static let shared = HostBufferCache(
+        capacity: (ProcessInfo.processInfo.environment["PILOT_BUFFER_CACHE_MB"].flatMap { Int($0) } ?? 64) << 20)
+
+    static let smallest = 1 << 20
+
+    private let lock = NSLock()
+    private var free: [Int: [UnsafeMutableRawPointer]] = [:]
+    private var order: [(bytes: Int, pointer: UnsafeMutableRawPointer)] = []
+    private var held = 0
+    let capacity: Int
+
+    init(capacity: Int) {
+        self.capacity = Swift.max(0, capacity)
+    }
+
+    /// A cached buffer of exactly `bytes`, if one is held.
+    func take(bytes: Int) -> UnsafeMutableRawPointer? {
+        guard bytes >= Self.smallest, bytes <= capacity else { return nil }
+        lock.lock()
+        defer { lock.unlock() }
+        guard let pointer = free[bytes]?.popLast() else { return nil }
+        if let index = order.lastIndex(where: { $0.pointer == pointer }) { order.remove(at: index) }
+        held -= bytes
+        return pointer
+    }
+
+    /// Keeps `pointer` (of `bytes`) for reuse; false when the caller should free it.
+    func give(_ pointer: UnsafeMutableRawPointer, bytes: Int) -> Bool {
+        guard bytes >= Self.smallest, bytes <= capacity else { return false }
+        var evicted: [UnsafeMutableRawPointer] = []
+        lock.lock()
+        free[bytes, default: []].append(pointer)
+        order.append((bytes, pointer))
+        held += bytes
+        while held > capacity, !order.isEmpty {
+            let oldest = order.removeFirst()
+            if var list = free[oldest.bytes], let index = list.firstIndex(of: oldest.pointer) {
+                list.remove(at: index)
+                free[oldest.bytes] = list.isEmpty ? nil : list
+            }
+            held -= oldest.bytes
+            evicted.append(oldest.pointer)
+        }
+        lock.unlock()
+        for buffer in evicted { Foundation.free(buffer) }
+        return true
+    }
+
+    /// Bytes held now.
+    var heldBytes: Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return held
     }
 }
