@@ -59,7 +59,8 @@ struct ModelReport {
             lines += ["", derived, "",
                       "added cost: the first case's time minus the second's, each the median above (the two "
                       + "ran in separate processes, so there are no pairs to take per round). % of base: the "
-                      + "added cost ÷ the second case's time."]
+                      + "added cost ÷ the second case's time. CPU s: the same difference of CPU "
+                      + "time per call (the CPU table below), less moved by neighbours on shared cores."]
             if let warning = derivedNoiseWarning() { lines.append(warning) }
         }
         lines += ["", cpuTable(withPeer: withPeer), "",
@@ -108,25 +109,33 @@ struct ModelReport {
     private func derivedTable(withPeer: Bool) -> String? {
         var rows: [[String]] = []
         for d in ModelReport.differences {
-            func added(_ records: [ModelRecord]) -> (ms: Double, base: Double)? {
-                guard let with = ModelReport.median(records, d.with, { $0.medianMs }),
-                      let base = ModelReport.median(records, d.without, { $0.medianMs }) else { return nil }
+            /// The difference of the two cases' medians of `value`, and the base case's median.
+            func added(_ records: [ModelRecord], _ value: (ModelCaseResult) -> Double) -> (ms: Double, base: Double)? {
+                guard let with = ModelReport.median(records, d.with, value),
+                      let base = ModelReport.median(records, d.without, value) else { return nil }
                 return (with - base, base)
             }
-            guard let mine = added(ours) else { continue }
+            guard let mine = added(ours, { $0.medianMs }) else { continue }
             func share(_ a: (ms: Double, base: Double)?) -> String {
                 a.map { String(format: "%+.0f%%", 100 * $0.ms / $0.base) } ?? "—"
             }
+            let myCPU = added(ours, { $0.cpuMedianMs })
             var row = [d.label, seconds(mine.ms), share(mine)]
             if withPeer {
-                let theirs = added(peer)
+                let theirs = added(peer, { $0.medianMs })
                 row += [theirs.map { seconds($0.ms) } ?? "—", share(theirs), ratio(mine.ms, theirs?.ms)]
+            }
+            row.append(myCPU.map { seconds($0.ms) } ?? "—")
+            if withPeer {
+                let theirCPU = added(peer, { $0.cpuMedianMs })
+                row += [theirCPU.map { seconds($0.ms) } ?? "—", myCPU.map { ratio($0.ms, theirCPU?.ms) } ?? "—"]
             }
             rows.append(row)
         }
         guard !rows.isEmpty else { return nil }
         let header = ["derived", "ours s", "ours % of base"]
             + (withPeer ? ["PyTorch s", "PyTorch % of base", "ours/PyTorch"] : [])
+            + ["ours CPU s"] + (withPeer ? ["PyTorch CPU s", "CPU ours/PyTorch"] : [])
         return MarkdownTable(header: header, rows: rows, leftAligned: [0]).text
     }
 
