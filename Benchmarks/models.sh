@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Model benchmarks, ours against PyTorch: builds pilot-bench in release once,
-# then for each case alternates `pilot-bench models CASE` with the PyTorch
-# peer for R rounds, one process per case and run (so each peak RSS is that
-# case's), and prints one merged table of the medians across rounds.
+# then for each of R rounds runs every case, `pilot-bench models CASE` and
+# then the PyTorch peer, one process per case and run (so each peak RSS is
+# that case's), and prints one merged table of the medians across rounds.
 # The weights: a random SD 1.5-size diffusers folder from
-# Benchmarks/models/make_random_sd15.py. What each case runs: Benchmarks/README.md.
+# Benchmarks/models/make_random_sd15.py (with its controlnet/ for
+# controlnet_step). What each case runs: Benchmarks/README.md. The report adds
+# derived rows: a ControlNet's added cost is controlnet_step minus unet.
 set -euo pipefail
 
 usage() {
@@ -80,6 +82,11 @@ if [ -n "$only" ]; then
     done
     cases=$(grep -x -F -f <(tr ',' '\n' <<<"$only") <<<"$cases")
 fi
+if grep -qx controlnet_step <<<"$cases" && [ ! -f "$model/controlnet/config.json" ]; then
+    echo "models.sh: controlnet_step needs a ControlNet at $model/controlnet; add one with" >&2
+    echo "  $python Benchmarks/models/make_random_sd15.py $model" >&2
+    exit 2
+fi
 args=(--model "$model" --threads "$threads" --reps "$reps")
 run=()
 if [ -n "$niceness" ]; then
@@ -101,10 +108,15 @@ load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 if awk -v l="${load_before%% *}" 'BEGIN { exit !(l > 0.5) }'; then
     notes+=("the machine was busy when the run started (1-minute load ${load_before%% *}); expect noisy timings.")
 fi
-for c in $cases; do
-    n=$rounds
-    if [ "$c" = pilot_run_256 ]; then n=$run_rounds; fi
-    for r in $(seq "$n"); do
+# Rounds outer, cases inner: a slow spell on the shared cores then hits every
+# case of a round rather than all rounds of one case, which matters most for
+# the report's derived rows (differences of two cases).
+max_rounds=$(( rounds > run_rounds ? rounds : run_rounds ))
+for r in $(seq "$max_rounds"); do
+    for c in $cases; do
+        n=$rounds
+        if [ "$c" = pilot_run_256 ]; then n=$run_rounds; fi
+        if [ "$r" -gt "$n" ]; then continue; fi
         echo "$c, round $r/$n: pilot-bench (load $(cut -d' ' -f1 /proc/loadavg))" >&2
         "${run[@]}" "$bench" models "$c" "${args[@]}" --json >"$records/ours-$c-$r.json"
         if [ -n "$with_peer" ]; then

@@ -5,12 +5,19 @@ model benchmarks (Benchmarks/models.sh).
     python Benchmarks/models/make_random_sd15.py [OUT] [--seed N] [--force]
 
 OUT defaults to /work/bench-models/sd15-random and must lie outside the
-repository: the folder is about 4.3 GB of float32 safetensors (UNet 3.4 GB,
-text encoder 0.5 GB, VAE 0.3 GB) and is never committed. The shapes are those
-of runwayml/stable-diffusion-v1-5: the configs below repeat its
-`unet/config.json`, `vae/config.json`, `text_encoder/config.json` and the
-DDIM form of its `scheduler/scheduler_config.json`. No tokenizer is written;
-the benchmarks feed token ids directly.
+repository: the folder is about 5.7 GB of float32 safetensors (UNet 3.4 GB,
+ControlNet 1.4 GB, text encoder 0.5 GB, VAE 0.3 GB) and is never committed.
+The shapes are those of runwayml/stable-diffusion-v1-5: the configs below
+repeat its `unet/config.json`, `vae/config.json`, `text_encoder/config.json`
+and the DDIM form of its `scheduler/scheduler_config.json`. `controlnet/` is
+an SD 1.5 ControlNet (the config of lllyasviel's sd15 ControlNets, e.g.
+control_v11p_sd15_canny); it is not a pipeline component (model_index.json
+does not list it), only the `controlnet_step` benchmark loads it. No
+tokenizer is written; the benchmarks feed token ids directly.
+
+An existing folder without `controlnet/` gets one added (the other
+components are left as they are); a complete folder is left alone unless
+--force is given, which rewrites everything.
 
 The weights are random (seeded, so two runs write identical files) and small:
 every matrix and kernel is N(0, std) with std = min(0.02, 0.5/sqrt(fan_in)),
@@ -39,7 +46,7 @@ os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 import torch  # noqa: E402
-from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel  # noqa: E402
+from diffusers import AutoencoderKL, ControlNetModel, DDIMScheduler, UNet2DConditionModel  # noqa: E402
 from transformers import CLIPTextConfig, CLIPTextModel  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
@@ -64,6 +71,30 @@ UNET_CONFIG = {
     "out_channels": 4,
     "sample_size": 64,
     "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"],
+}
+
+# An SD 1.5 ControlNet's config.json (lllyasviel/control_v11p_sd15_canny): the
+# UNet's encoder half plus the hint embedding (512x512 RGB hint -> 64x64x320).
+CONTROLNET_CONFIG = {
+    "act_fn": "silu",
+    "attention_head_dim": 8,
+    "block_out_channels": [320, 640, 1280, 1280],
+    "conditioning_embedding_out_channels": [16, 32, 96, 256],
+    "controlnet_conditioning_channel_order": "rgb",
+    "cross_attention_dim": 768,
+    "down_block_types": UNET_CONFIG["down_block_types"],
+    "downsample_padding": 1,
+    "flip_sin_to_cos": True,
+    "freq_shift": 0,
+    "in_channels": 4,
+    "layers_per_block": 2,
+    "mid_block_scale_factor": 1,
+    "norm_eps": 1e-05,
+    "norm_num_groups": 32,
+    "only_cross_attention": False,
+    "resnet_time_scale_shift": "default",
+    "upcast_attention": False,
+    "use_linear_projection": False,
 }
 
 # vae/config.json.
@@ -140,6 +171,16 @@ def build(seed: int):
     return unet.eval(), vae.eval(), text.eval()
 
 
+def build_controlnet(seed: int) -> ControlNetModel:
+    """Its own generator (seed + 1), so a ControlNet added to an existing
+    folder is the one a fresh run writes. The zero convolutions get random
+    weights like every other kernel (a trained ControlNet's are not zero
+    either); the timings do not depend on the values."""
+    controlnet = ControlNetModel(**CONTROLNET_CONFIG)
+    randomise(controlnet, torch.Generator().manual_seed(seed + 1))
+    return controlnet.eval()
+
+
 @torch.no_grad()
 def check_finite(unet, vae, text) -> None:
     """A small pass through each component (16x16 latent, 128x128 image,
@@ -156,7 +197,37 @@ def check_finite(unet, vae, text) -> None:
         print(f"  {name:<10} {list(t.shape)} std {float(t.std()):.3g} max|x| {float(t.abs().max()):.3g}")
 
 
-def write(out: Path, seed: int, unet, vae, text) -> None:
+@torch.no_grad()
+def check_controlnet(controlnet) -> None:
+    """Its residuals on a 16x16 latent with a 128x128 hint must be finite and
+    not all zero (12 down residuals and the mid one)."""
+    g = torch.Generator().manual_seed(2)
+    down, mid = controlnet(torch.randn(1, 4, 16, 16, generator=g), torch.tensor([500.0]),
+                           encoder_hidden_states=torch.randn(1, 77, 768, generator=g),
+                           controlnet_cond=torch.rand(1, 3, 128, 128, generator=g), return_dict=False)
+    for t in [*down, mid]:
+        if not torch.isfinite(t).all() or float(t.abs().max()) == 0:
+            raise SystemExit("make_random_sd15: controlnet residual is not finite or all zero")
+    print(f"  controlnet {len(down)} down residuals + mid {list(mid.shape)}, "
+          f"max|x| {max(float(t.abs().max()) for t in [*down, mid]):.3g}")
+
+
+def write_controlnet(out: Path, controlnet) -> None:
+    """OUT/controlnet, written beside it and renamed into place."""
+    tmp = Path(tempfile.mkdtemp(prefix="controlnet.", dir=out))
+    tmp.chmod(0o755)  # mkdtemp's 0700; the other component folders are 0755
+    try:
+        controlnet.save_pretrained(tmp, safe_serialization=True)
+        target = out / "controlnet"
+        if target.exists():
+            shutil.rmtree(target)
+        tmp.rename(target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def write(out: Path, seed: int, unet, vae, text, controlnet) -> None:
     # Write next to the target and rename, so an interrupted run leaves no half folder.
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=out.name + ".", dir=out.parent))
@@ -165,6 +236,7 @@ def write(out: Path, seed: int, unet, vae, text) -> None:
         vae.save_pretrained(tmp / "vae", safe_serialization=True)
         text.save_pretrained(tmp / "text_encoder", safe_serialization=True)
         DDIMScheduler(**SCHEDULER_CONFIG).save_pretrained(tmp / "scheduler")
+        write_controlnet(tmp, controlnet)
         (tmp / "model_index.json").write_text(json.dumps({
             "_class_name": "StableDiffusionPipeline",
             "scheduler": ["diffusers", "DDIMScheduler"],
@@ -191,19 +263,28 @@ def main() -> int:
     args = parser.parse_args()
     out = args.out.resolve()
     if out == REPO or REPO in out.parents:
-        parser.error(f"{out} is inside the repository; the weights (4.3 GB) must live outside it")
-    if (out / "model_index.json").exists() and not args.force:
-        print(f"{out} already exists (use --force to rewrite it)")
-        return 0
+        parser.error(f"{out} is inside the repository; the weights (5.7 GB) must live outside it")
     torch.manual_seed(args.seed)
-    print(f"building random SD 1.5-size components (seed {args.seed})...")
-    unet, vae, text = build(args.seed)
-    for name, m in [("unet", unet), ("vae", vae), ("text_encoder", text)]:
-        print(f"  {name:<12} {sum(p.numel() for p in m.parameters()) / 1e6:8.1f} M parameters")
-    print("checking a small forward pass of each...")
-    check_finite(unet, vae, text)
-    print(f"writing {out}...")
-    write(out, args.seed, unet, vae, text)
+    if (out / "model_index.json").exists() and not args.force:
+        if (out / "controlnet" / "config.json").exists():
+            print(f"{out} already exists (use --force to rewrite it)")
+            return 0
+        print(f"{out} exists without a ControlNet; adding controlnet/ (seed {args.seed + 1})...")
+        controlnet = build_controlnet(args.seed)
+        print(f"  controlnet   {sum(p.numel() for p in controlnet.parameters()) / 1e6:8.1f} M parameters")
+        check_controlnet(controlnet)
+        write_controlnet(out, controlnet)
+    else:
+        print(f"building random SD 1.5-size components (seed {args.seed})...")
+        unet, vae, text = build(args.seed)
+        controlnet = build_controlnet(args.seed)
+        for name, m in [("unet", unet), ("vae", vae), ("text_encoder", text), ("controlnet", controlnet)]:
+            print(f"  {name:<12} {sum(p.numel() for p in m.parameters()) / 1e6:8.1f} M parameters")
+        print("checking a small forward pass of each...")
+        check_finite(unet, vae, text)
+        check_controlnet(controlnet)
+        print(f"writing {out}...")
+        write(out, args.seed, unet, vae, text, controlnet)
     total = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
     print(f"done: {total / 2**30:.2f} GiB")
     return 0

@@ -30,7 +30,7 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
-from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel  # noqa: E402
+from diffusers import AutoencoderKL, ControlNetModel, DDIMScheduler, UNet2DConditionModel  # noqa: E402
 from transformers import CLIPTextModel  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -62,6 +62,7 @@ class Components:
 
     def __init__(self, folder: str):
         root = Path(folder)
+        self.root = root
         self.unet = UNet2DConditionModel.from_pretrained(root / "unet", torch_dtype=torch.float32)
         self.vae = AutoencoderKL.from_pretrained(root / "vae", torch_dtype=torch.float32)
         self.text = CLIPTextModel.from_pretrained(root / "text_encoder", torch_dtype=torch.float32)
@@ -223,6 +224,26 @@ def case_unet(m):
     return no_phases(lambda: m.unet(x, t, encoder_hidden_states=ctx).sample)
 
 
+def case_controlnet_step(m):
+    """The unet case with one ControlNet (scale 1, a 512x512 hint) as
+    StableDiffusionControlNetPipeline runs a guided step: ControlNetModel on
+    the CFG batch (the hint repeated to it, as the pipeline's prepare_image
+    does once per run), then the UNet with down_block_additional_residuals
+    and mid_block_additional_residual. The ControlNet is the folder's controlnet/."""
+    controlnet = ControlNetModel.from_pretrained(m.root / "controlnet", torch_dtype=torch.float32)
+    controlnet.eval().requires_grad_(False)
+    x, ctx = torch.randn(2, 4, 64, 64), torch.randn(2, 77, 768)
+    hint = torch.rand(1, 3, 512, 512).repeat(2, 1, 1, 1)
+    t = torch.tensor([500.0, 500.0])
+
+    def step():
+        down, mid = controlnet(x, t, encoder_hidden_states=ctx, controlnet_cond=hint, conditioning_scale=1.0,
+                               guess_mode=False, return_dict=False)
+        return m.unet(x, t, encoder_hidden_states=ctx, down_block_additional_residuals=down,
+                      mid_block_additional_residual=mid).sample
+    return no_phases(step)
+
+
 def case_vae_decode(m):
     z = torch.randn(1, 4, 64, 64)
     return no_phases(lambda: m.vae.decode(z).sample)
@@ -308,6 +329,7 @@ def case_pilot_run_256(m):
 
 CASES = {
     "unet": ("x[2,4,64,64] t=500 context[2,77,768]", 1, None, case_unet),
+    "controlnet_step": ("unet + 1 ControlNet, hint[1,3,512,512] scale 1", 1, None, case_controlnet_step),
     "vae_decode": ("latent[1,4,64,64] -> [1,3,512,512]", 1, None, case_vae_decode),
     "vae_encode": ("[1,3,512,512] -> latent[1,4,64,64]", 1, None, case_vae_encode),
     "text": ("ids[2,77] -> [2,77,768]", 1, None, case_text),

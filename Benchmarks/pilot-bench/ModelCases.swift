@@ -23,7 +23,8 @@ struct ModelCase {
 /// the two PILOT cases (PILOTCases.swift).
 enum ModelCases {
     static var all: [ModelCase] {
-        [unet(), vaeDecode(), vaeEncode(), text(), PILOTCases.innerIteration(), PILOTCases.run256()]
+        [unet(), controlNetStep(), vaeDecode(), vaeEncode(), text(), PILOTCases.innerIteration(),
+         PILOTCases.run256()]
     }
 
     static func named(_ name: String) -> ModelCase? { all.first { $0.name == name } }
@@ -36,6 +37,32 @@ enum ModelCases {
             let context = normal([2, 77, 768], seed: 2)
             return {
                 _ = try model.unet(x, timesteps: [500, 500], conditioning: UNetConditioning(context: context))
+                return []
+            }
+        }
+    }
+
+    /// The `unet` case's call with one ControlNet (scale 1, a 512×512 hint),
+    /// as a ControlNet pipeline's guided step runs it: the adapter stack
+    /// repeats the hint to the batch and runs the ControlNet, then the UNet
+    /// adds its residuals. Minus `unet`, this is a ControlNet's added cost
+    /// (the report's derived row). The ControlNet is the folder's
+    /// `controlnet/` (Benchmarks/models/make_random_sd15.py writes it).
+    static func controlNetStep() -> ModelCase {
+        ModelCase(name: "controlnet_step", shape: "unet + 1 ControlNet, hint[1,3,512,512] scale 1", warmups: 1,
+                  fixedReps: nil) { model in
+            let controlNet = try ControlNetModel.load(path: model.source + "/controlnet")
+            try controlNet.checkCompatible(with: model.unet, unetSource: model.source)
+            var rng = SplitMix64(seed: 5)
+            let hint = Tensor.uniform([1, 3, 512, 512], low: 0, high: 1, using: &rng)
+            let stack = AdapterStack()
+            stack.controlNets = [AdapterStack.ControlNetUse(model: controlNet, hint: hint, scale: 1)]
+            let x = normal([2, 4, 64, 64], seed: 1)
+            let context = normal([2, 77, 768], seed: 2)
+            return {
+                let conditioning = try stack.conditioning(x: x, timestep: 500, step: 0, steps: 1, context: context,
+                                                          attentionControl: nil)
+                _ = try model.unet(x, timesteps: [500, 500], conditioning: conditioning)
                 return []
             }
         }

@@ -54,8 +54,16 @@ struct ModelReport {
         lines += ["", timeTable(withPeer: withPeer), "",
                   "s: median over rounds of each round's median. peak RSS: the process's peak (getrusage "
                   + "ru_maxrss at exit; loading included), median over rounds."
-                  + (withPeer ? " Ratios: ours ÷ PyTorch, below 1 means ours is faster or smaller." : ""),
-                  "", cpuTable(withPeer: withPeer), "",
+                  + (withPeer ? " Ratios: ours ÷ PyTorch, below 1 means ours is faster or smaller." : "")]
+        if let derived = derivedTable(withPeer: withPeer) {
+            lines += ["", derived, "",
+                      "added cost: the first case's time minus the second's, each the median above (the two "
+                      + "ran in separate processes, so there are no pairs to take per round). % of base: the "
+                      + "added cost ÷ the second case's time. CPU s: the same difference of CPU "
+                      + "time per call (the CPU table below), less moved by neighbours on shared cores."]
+            if let warning = derivedNoiseWarning() { lines.append(warning) }
+        }
+        lines += ["", cpuTable(withPeer: withPeer), "",
                   "CPU s: user + system time of the process per call (all threads; spin-waiting thread pools "
                   + "count too), median over rounds of each round's median. Neighbours on shared cores move "
                   + "it far less than wall time.",
@@ -90,6 +98,60 @@ struct ModelReport {
             rows.append(row)
         }
         return MarkdownTable(header: header, rows: rows, leftAligned: [0, 1]).text
+    }
+
+    /// Costs derived from two cases: (label, case with the extra work, case without it).
+    static let differences = [
+        (label: "ControlNet added cost (controlnet_step − unet)", with: "controlnet_step", without: "unet"),
+    ]
+
+    /// Rows for the `differences` whose two cases both ran; nil when none did.
+    private func derivedTable(withPeer: Bool) -> String? {
+        var rows: [[String]] = []
+        for d in ModelReport.differences {
+            /// The difference of the two cases' medians of `value`, and the base case's median.
+            func added(_ records: [ModelRecord], _ value: (ModelCaseResult) -> Double) -> (ms: Double, base: Double)? {
+                guard let with = ModelReport.median(records, d.with, value),
+                      let base = ModelReport.median(records, d.without, value) else { return nil }
+                return (with - base, base)
+            }
+            guard let mine = added(ours, { $0.medianMs }) else { continue }
+            func share(_ a: (ms: Double, base: Double)?) -> String {
+                a.map { String(format: "%+.0f%%", 100 * $0.ms / $0.base) } ?? "—"
+            }
+            let myCPU = added(ours, { $0.cpuMedianMs })
+            var row = [d.label, seconds(mine.ms), share(mine)]
+            if withPeer {
+                let theirs = added(peer, { $0.medianMs })
+                row += [theirs.map { seconds($0.ms) } ?? "—", share(theirs), ratio(mine.ms, theirs?.ms)]
+            }
+            row.append(myCPU.map { seconds($0.ms) } ?? "—")
+            if withPeer {
+                let theirCPU = added(peer, { $0.cpuMedianMs })
+                row += [theirCPU.map { seconds($0.ms) } ?? "—", myCPU.map { ratio($0.ms, theirCPU?.ms) } ?? "—"]
+            }
+            rows.append(row)
+        }
+        guard !rows.isEmpty else { return nil }
+        let header = ["derived", "ours s", "ours % of base"]
+            + (withPeer ? ["PyTorch s", "PyTorch % of base", "ours/PyTorch"] : [])
+            + ["ours CPU s"] + (withPeer ? ["PyTorch CPU s", "CPU ours/PyTorch"] : [])
+        return MarkdownTable(header: header, rows: rows, leftAligned: [0]).text
+    }
+
+    /// A difference at or below zero means a neighbour slowed the case
+    /// without the extra work more than the extra work costs: say so.
+    private func derivedNoiseWarning() -> String? {
+        let bad = ModelReport.differences.filter { d in
+            [ours, peer].contains { records in
+                guard let with = ModelReport.median(records, d.with, { $0.medianMs }),
+                      let without = ModelReport.median(records, d.without, { $0.medianMs }) else { return false }
+                return with <= without
+            }
+        }
+        guard !bad.isEmpty else { return nil }
+        return "warning: \(bad.map(\.with).joined(separator: ", ")) did not take longer than the case it adds to: "
+            + "the timings are noise-bound; rerun on a quieter machine or with more rounds."
     }
 
     private func cpuTable(withPeer: Bool) -> String {
