@@ -1,5 +1,8 @@
 /// 2-D convolution as im2col + sgemm, tiled over output rows so the column
-/// buffer stays under `columnBudget` bytes whatever the image size.
+/// buffer stays under `columnBudget` bytes whatever the image size; 3×3
+/// stride-1 ungrouped convolutions with enough channels and tiles, and
+/// their input gradients, go through Winograd F(2×2, 3×3) instead
+/// (CPUWinograd.swift).
 struct ConvGeometry {
     let n: Int, cin: Int, h: Int, w: Int
     let cout: Int, kh: Int, kw: Int
@@ -110,6 +113,12 @@ extension CPUBackend {
         let g = ConvGeometry(input: x.shape, weight: weight.shape, p)
         if let bias { precondition(bias.shape == [g.cout], "conv2d bias must be [\(g.cout)], got \(bias.shape)") }
         let out = empty([g.n, g.cout, g.ho, g.wo])
+        if Winograd.appliesForward(g) {
+            Winograd.convolve(x.ptr, n: g.n, cin: g.cin, h: g.h, w: g.w, cout: g.cout, ho: g.ho, wo: g.wo,
+                              padH: g.p.padH, padW: g.p.padW, weight: weight.ptr, rotatedTransposed: false,
+                              bias: bias?.ptr, out: out.ptr)
+            return out
+        }
         let P = g.spatial
         if let bias {
             parallelFor(g.n * g.cout, grain: 16) { r in
@@ -152,6 +161,14 @@ extension CPUBackend {
         let g = ConvGeometry(input: inputShape, weight: weight.shape, p)
         precondition(gradOutput.shape == [g.n, g.cout, g.ho, g.wo],
                      "conv2d gradient shape \(gradOutput.shape) != output shape \([g.n, g.cout, g.ho, g.wo])")
+        if Winograd.appliesBackwardInput(g) {
+            // dy convolved with the filters rotated 180°, channels swapped, padding 2 − p.
+            let dx = empty(inputShape)
+            Winograd.convolve(gradOutput.ptr, n: g.n, cin: g.cout, h: g.ho, w: g.wo, cout: g.cin, ho: g.h, wo: g.w,
+                              padH: 2 - g.p.padH, padW: 2 - g.p.padW, weight: weight.ptr, rotatedTransposed: true,
+                              bias: nil, out: dx.ptr)
+            return dx
+        }
         let dx = Tensor.zeros(inputShape)
         let P = g.spatial
         let tile = g.tileRows
