@@ -207,11 +207,13 @@ enum Winograd {
     }
 }
 
-/// One grow-only buffer for U, V and M, kept between calls: the filter
-/// transforms of wide layers (105 MB at 1280 channels) are bigger than the
-/// host buffer cache takes, and fresh pages cost more to fault in than the
-/// transform itself. A call that finds it in use (another thread
-/// convolving) allocates its own.
+/// One buffer for U, V and M, kept between calls: the filter transforms of
+/// wide layers (105 MB at 1280 channels) are bigger than the host buffer
+/// cache takes, and fresh pages cost more to fault in than the transform
+/// itself. It shrinks when a call needs less than half of it, so the
+/// wide low-resolution layers' buffer is not held while the narrow
+/// high-resolution layers (whose activations set the peak memory) run. A
+/// call that finds it in use (another thread convolving) allocates its own.
 final class WinogradArena: @unchecked Sendable {
     static let shared = WinogradArena()
     private let lock = NSLock()
@@ -228,7 +230,7 @@ final class WinogradArena: @unchecked Sendable {
             return body(own)
         }
         busy = true
-        if capacity < count {
+        if capacity < count || count < capacity / 2 {
             buffer?.deallocate()
             buffer = UnsafeMutablePointer<Float>.allocate(capacity: count)
             capacity = count

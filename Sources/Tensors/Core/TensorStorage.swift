@@ -73,15 +73,15 @@ public final class TensorStorage: @unchecked Sendable {
 
 /// Recently freed large host buffers, kept for reuse by exact size.
 ///
-/// Most buffers of 1–64 MiB are the same few sizes over and over (a
+/// Most buffers of 1–32 MiB are the same few sizes over and over (a
 /// product's output, a layer's activations); glibc hands such sizes back to
 /// the kernel on free, and the next allocation pays a page fault per 4 KiB
 /// touched (a 16 MiB result costs milliseconds). Keeping the most recent
-/// ones, up to a byte cap (default 64 MiB, `PILOT_BUFFER_CACHE_MB`; 0 turns
+/// ones, up to a byte cap (default 32 MiB, `PILOT_BUFFER_CACHE_MB`; 0 turns
 /// it off), skips that. The least recently freed buffers go first.
 final class HostBufferCache: @unchecked Sendable {
     static let shared = HostBufferCache(
-        capacity: (ProcessInfo.processInfo.environment["PILOT_BUFFER_CACHE_MB"].flatMap { Int($0) } ?? 64) << 20)
+        capacity: (ProcessInfo.processInfo.environment["PILOT_BUFFER_CACHE_MB"].flatMap { Int($0) } ?? 32) << 20)
 
     static let smallest = 1 << 20
 
