@@ -12,11 +12,15 @@ status=0
 # otherwise close the output with "0 tests".
 swift test -c release --disable-swift-testing "$@" 2>&1 | tee "$log" || status=$?
 
-# One plain closing line: "tests: N passed, F failed".
-summary=$(grep -E "^[[:space:]]*Executed [0-9]+ tests?, with [0-9]+ failures?" "$log" | tail -n 1 || true)
+# One plain closing line: "tests: N passed, F failed" (", S skipped" when some were).
+summary=$(grep -E "^[[:space:]]*Executed [0-9]+ tests?, with " "$log" | tail -n 1 || true)
 if [ -n "$summary" ]; then
     total=$(sed -E 's/.*Executed ([0-9]+) tests?.*/\1/' <<<"$summary")
-    failed=$(sed -E 's/.*with ([0-9]+) failures?.*/\1/' <<<"$summary")
-    echo "tests: $((total - failed)) passed, $failed failed"
+    failed=$(sed -E 's/.* ([0-9]+) failures?.*/\1/' <<<"$summary")
+    skipped=0
+    if grep -qE "[0-9]+ tests? skipped" <<<"$summary"; then
+        skipped=$(sed -E 's/.* ([0-9]+) tests? skipped.*/\1/' <<<"$summary")
+    fi
+    echo "tests: $((total - failed - skipped)) passed, $failed failed$( ((skipped)) && echo ", $skipped skipped")"
 fi
 exit "$status"
