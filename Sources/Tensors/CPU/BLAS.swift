@@ -11,18 +11,12 @@ import CBLAS
 func sgemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int, alpha: Float = 1,
            a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
            beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int) {
-    guard m > 0, n > 0 else { return }
-    if k == 0 {
-        // BLAS leaves C scaled by beta; make the empty product explicit.
-        for i in 0..<m { for j in 0..<n { c[i * ldc + j] *= beta } }
-        return
-    }
     let ta = transA ? CblasTrans : CblasNoTrans, tb = transB ? CblasTrans : CblasNoTrans
     let threads = ComputeThreads.count
-    // Below ~4 MFLOP per thread the split costs more than it saves.
+    // Below ~4 MFLOP per thread (and for empty products) the split costs more than it saves.
     guard threads > 1, m * n * k >= threads << 21 else {
-        cblas_sgemm(CblasRowMajor, ta, tb, Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb),
-                    beta, c, Int32(ldc))
+        serialSgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
+                    beta: beta, c: c, ldc: ldc)
         return
     }
     let box = UnsafeSendableBox((a, b, c))
@@ -62,6 +56,7 @@ func serialSgemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: 
                  beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int) {
     guard m > 0, n > 0 else { return }
     if k == 0 {
+        // BLAS leaves C scaled by beta; make the empty product explicit.
         for i in 0..<m { for j in 0..<n { c[i * ldc + j] *= beta } }
         return
     }

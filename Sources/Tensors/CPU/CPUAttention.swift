@@ -34,8 +34,8 @@ struct AttentionGeometry {
 
     /// Query rows per chunk so that `buffers` score matrices fit `bytes`
     /// (and, where possible, the cache-friendly size).
-    func chunkRows(budget bytes: Int, buffers: Int, workers: Int = 1) -> Int {
-        let limit = Swift.min(bytes, AttentionGeometry.cacheFriendlyBytes / Swift.max(1, workers))
+    func chunkRows(budget bytes: Int, buffers: Int) -> Int {
+        let limit = Swift.min(bytes, AttentionGeometry.cacheFriendlyBytes)
         return Swift.max(1, Swift.min(nq, limit / Swift.max(1, buffers * nk * MemoryLayout<Float>.size)))
     }
 }
@@ -46,7 +46,7 @@ extension CPUBackend {
         let out = empty([g.b, g.nq, g.heads * g.dv])
         let threads = ComputeThreads.count
         // Each worker owns its scratch: the budget (and the cache) is shared among them.
-        let rowsPerChunk = g.chunkRows(budget: p.scratchBytes / threads, buffers: 1, workers: 1)
+        let rowsPerChunk = g.chunkRows(budget: p.scratchBytes / threads, buffers: 1)
         let chunks = (g.nq + rowsPerChunk - 1) / rowsPerChunk
         let ldq = g.heads * g.d, ldv = g.heads * g.dv
         let pointers = UnsafeSendableBox((q.ptr, k.ptr, v.ptr, out.ptr))
@@ -100,7 +100,7 @@ extension CPUBackend {
                     // Recompute P (masked: P' = P ⊙ M; keep P in `probs`, P' only for dV).
                     sgemm(transB: true, m: rows, n: g.nk, k: g.d, alpha: g.scale, a: qc, lda: ldq,
                           b: kh, ldb: ldq, c: probs, ldc: g.nk)
-                    probabilities(probs, rows: rows, g: g, mask: nil, batch: bi, r0: r0)
+                    probabilities(probs, rows: rows, g: g, r0: r0)
                     // dP' = dO·Vᵀ
                     sgemm(transB: true, m: rows, n: g.nk, k: g.dv, a: doc, lda: ldv, b: vh, ldb: ldv,
                           c: dprobs, ldc: g.nk)
@@ -137,28 +137,17 @@ extension CPUBackend {
         return (dq, dk, dvT)
     }
 
-    /// Softmax of each score row in place, then the optional multiplicative mask.
-    private func probabilities(_ s: UnsafeMutablePointer<Float>, rows: Int, g: AttentionGeometry,
-                               mask: Tensor?, batch: Int, r0: Int, parallel: Bool = true) {
+    /// Softmax of each score row in place (keys after the query get 0 when
+    /// causal). The backward's P; the mask, if any, is applied by its caller.
+    private func probabilities(_ s: UnsafeMutablePointer<Float>, rows: Int, g: AttentionGeometry, r0: Int) {
         let nk = g.nk
-        let mp = mask.map { maskRows($0, g: g, batch: batch, r0: r0) }
         let causal = g.causal
-        let grain = parallel ? Swift.max(1, 4096 / Swift.max(nk, 1)) : Swift.max(rows, 1)
-        parallelFor(rows, grain: grain) { rr in
+        parallelFor(rows, grain: Swift.max(1, 4096 / Swift.max(nk, 1))) { rr in
             for r in rr {
                 let row = s + r * nk
-                if causal {
-                    // Keys after the query position get probability 0.
-                    let visible = Swift.min(nk, r0 + r + 1)
-                    softmaxRow(row, row, visible, scale: 1)
-                    if visible < nk { (row + visible).update(repeating: 0, count: nk - visible) }
-                } else {
-                    softmaxRow(row, row, nk, scale: 1)
-                }
-                if let mp {
-                    let m = mp + r * nk
-                    for j in 0..<nk { row[j] *= m[j] }
-                }
+                let visible = causal ? Swift.min(nk, r0 + r + 1) : nk
+                softmaxRow(row, row, visible, scale: 1)
+                if visible < nk { (row + visible).update(repeating: 0, count: nk - visible) }
             }
         }
     }
