@@ -41,7 +41,7 @@ public struct ConnectionInfo: Sendable, Equatable {
     /// A fresh random 256-bit key, hex.
     public static func newKey() -> String {
         var generator = SystemRandomNumberGenerator()
-        return Data((0..<32).map { _ in UInt8.random(in: .min ... .max, using: &generator) }).hexString
+        return Digest.hex((0..<32).map { _ in UInt8.random(in: .min ... .max, using: &generator) })
     }
 
     /// Writes the file with mode 0600 (created so, never widened), atomically.

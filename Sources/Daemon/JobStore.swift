@@ -1,4 +1,3 @@
-import Crypto
 import Foundation
 import GRDB
 import Workflow
@@ -361,7 +360,7 @@ public struct BlobStore: Sendable {
     /// Writes `data` (durably: temporary file, fsync, rename) unless present; returns its SHA-256.
     @discardableResult
     public func put(_ data: Data) throws -> String {
-        let sha = Data(SHA256.hash(data: data)).hexString
+        let sha = Digest.sha256Hex(data)
         let target = url(for: sha)
         if FileManager.default.fileExists(atPath: target.path) { return sha }
         try FileManager.default.createDirectory(at: target.deletingLastPathComponent(), withIntermediateDirectories: true)

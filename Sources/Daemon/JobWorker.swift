@@ -1,4 +1,3 @@
-import Crypto
 import Foundation
 import Logging
 import Nodes
@@ -193,7 +192,7 @@ final class JobWorker: @unchecked Sendable {
         let names = try FileManager.default.contentsOfDirectory(atPath: folder.path).filter { !$0.hasPrefix(".") }.sorted()
         return try names.map { name in
             let data = try Data(contentsOf: folder.appendingPathComponent(name))
-            return .object(["name": .string(name), "sha256": .string(Data(SHA256.hash(data: data)).hexString),
+            return .object(["name": .string(name), "sha256": .string(Digest.sha256Hex(data)),
                             "bytes": .int(data.count)])
         }
     }

@@ -125,7 +125,7 @@ public final class ModelCatalog: @unchecked Sendable {
             let relative = String(file.standardizedFileURL.path.dropFirst(root.count + 1))
             listing += "\(relative) \(try hashFile(file))\n"
         }
-        return Data(SHA256.hash(data: Data(listing.utf8))).hexString
+        return Workflow.Digest.sha256Hex(Data(listing.utf8))
     }
 
     static func hashFile(_ url: URL) throws -> String {
@@ -133,6 +133,6 @@ public final class ModelCatalog: @unchecked Sendable {
         defer { try? handle.close() }
         var hasher = SHA256()
         while let chunk = try handle.read(upToCount: 8 << 20), !chunk.isEmpty { hasher.update(data: chunk) }
-        return Data(hasher.finalize()).hexString
+        return Workflow.Digest.hex(hasher.finalize())
     }
 }

@@ -172,7 +172,7 @@ public struct MessageSigner: Sendable {
             withUnsafeBytes(of: &length) { mac.update(data: $0) }
             mac.update(data: frame)
         }
-        return Data(mac.finalize()).hexString
+        return Workflow.Digest.hex(mac.finalize())
     }
 
     /// Constant-time comparison of `signature` with the frames' MAC.
@@ -229,18 +229,6 @@ public struct ReplayGuard: Sendable {
 }
 
 extension Data {
-    /// Lowercase hex.
-    public var hexString: String {
-        let digits = Array("0123456789abcdef".utf8)
-        var out = [UInt8]()
-        out.reserveCapacity(count * 2)
-        for byte in self {
-            out.append(digits[Int(byte >> 4)])
-            out.append(digits[Int(byte & 15)])
-        }
-        return String(decoding: out, as: UTF8.self)
-    }
-
     /// Bytes from hex text (either case); nil if it is not hex.
     public init?(hex: String) {
         let characters = Array(hex.utf8)
