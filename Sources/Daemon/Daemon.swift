@@ -313,7 +313,8 @@ public final class Daemon: @unchecked Sendable {
                             templateFile: templateFile?.path, workflow: text, parameters: parameters,
                             inputs: .object(storedInputs), client: client, created: Date(), attempts: 0)
         do {
-            let prepared = try JobPreparation.prepare(job, paths: paths, blobs: blobs, registry: runner.registry)
+            let prepared = try JobPreparation.prepare(job, paths: paths, blobs: blobs, registry: runner.registry,
+                                                      validated: validated)
             var bindText = prepared.set
             for (name, path) in prepared.inputs { bindText[name] = path }
             _ = try prepared.workflow.bind(text: bindText, loader: NodeLibrary.objectLoader(base: paths.inputs(id)))

@@ -221,14 +221,21 @@ struct JobPreparation {
     var set: [String: String]
     var inputs: [String: String]
 
-    static func prepare(_ job: JobRecord, paths: JobPaths, blobs: BlobStore, registry: NodeRegistry) throws -> JobPreparation {
+    /// `validated`: the job's workflow when the caller has just validated it
+    /// (submit); otherwise it is parsed and validated again (a stored job).
+    static func prepare(_ job: JobRecord, paths: JobPaths, blobs: BlobStore, registry: NodeRegistry,
+                        validated: ValidatedWorkflow? = nil) throws -> JobPreparation {
         let displayName = job.template.map { "template \($0)" } ?? "job \(job.id)"
         let workflow: ValidatedWorkflow
-        do {
-            workflow = try ValidatedWorkflow(parsing: job.workflow, file: displayName, registry: registry)
-        } catch {
-            throw DaemonError(.invalidWorkflow, "the workflow no longer validates",
-                              details: .array(error.diagnostics.map(\.json)))
+        if let validated {
+            workflow = validated
+        } else {
+            do {
+                workflow = try ValidatedWorkflow(parsing: job.workflow, file: displayName, registry: registry)
+            } catch {
+                throw DaemonError(.invalidWorkflow, "the workflow no longer validates",
+                                  details: .array(error.diagnostics.map(\.json)))
+            }
         }
         let file = job.templateFile.map { URL(fileURLWithPath: $0) }
             ?? paths.models.appendingPathComponent("inline-workflow.yaml")
