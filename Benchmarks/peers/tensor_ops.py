@@ -122,6 +122,15 @@ def case_silu():
     return lambda: F.silu(x)
 
 
+def case_geglu():
+    x = uniform(2, TOKENS, 8 * CHANNELS, scale=4)
+
+    def call():
+        h, gate = x.chunk(2, dim=-1)   # diffusers' GEGLU after its projection
+        return h * F.gelu(gate)
+    return call
+
+
 def case_add_bcast():
     x, temb = uniform(*IMAGE), uniform(IMAGE[0], IMAGE[1], 1, 1)
     return lambda: x + temb
@@ -157,6 +166,8 @@ CASES = [
     ("softmax", f"[{HEADS},{TOKENS},{TEXT_TOKENS}] last dim", "bytes", ROUND_TRIP(HEADS, TOKENS, TEXT_TOKENS),
      "copy", case_softmax),
     ("silu", "[2,320,64,64]", "bytes", ROUND_TRIP(*IMAGE), "copy", case_silu),
+    ("geglu", f"[2,{TOKENS},{8 * CHANNELS}] -> h*gelu(gate)", "bytes", 3 * TOKENS * 8 * CHANNELS * 4, "copy",
+     case_geglu),
     ("add_bcast", "[2,320,64,64] + [2,320,1,1]", "bytes", (2 * numel(IMAGE) + IMAGE[0] * IMAGE[1]) * 4, "copy",
      case_add_bcast),
 ]

@@ -10,9 +10,14 @@ enum ModelBench {
             print(ModelCommand.usage)
         case .list:
             for c in ModelCases.all { print("\(c.name)\t\(c.shape)") }
-        case let .run(name, model, threads, reps, json):
+        case let .run(name, model, threads, reps, json, profile):
             guard let c = ModelCases.named(name) else { throw BenchError.usage("unknown case \(name)") }
-            let record = try run(c, model: model, threads: threads, reps: reps)
+            let opProfile = profile ? OpProfile() : nil
+            let record = try run(c, model: model, threads: threads, reps: reps, profile: opProfile)
+            if let opProfile {
+                FileHandle.standardError.write(Data(("\(c.name): kernels over \(record.results[0].reps) timed call(s)\n\n"
+                    + opProfile.table(top: 30)).utf8))
+            }
             print(json ? try record.encoded() : try ModelReport(ours: [record]).render())
         case let .report(oursPaths, peerPaths):
             let ours = try oursPaths.map(ModelRecord.decode(contentsOf:))
@@ -24,7 +29,8 @@ enum ModelBench {
     /// Loads the folder (untimed in the case), makes the inputs, then runs
     /// the warm-ups and the timed calls. The peak is reset after loading, so
     /// the record tells the loader's peak from the case's.
-    static func run(_ c: ModelCase, model path: String, threads: Int, reps: Int) throws -> ModelRecord {
+    static func run(_ c: ModelCase, model path: String, threads: Int, reps: Int,
+                    profile: OpProfile? = nil) throws -> ModelRecord {
         ComputeThreads.count = threads
         let loadStart = Stopwatch.now()
         let model = try StableDiffusionModel.load(path: path)
@@ -37,6 +43,8 @@ enum ModelBench {
             + "(loader's peak \(gib(loadPeak)) GiB)")
 
         for _ in 0..<c.warmups { _ = try call() }
+        Backends.profile(into: profile)
+        defer { Backends.profile(into: nil) }
         var samples: [Double] = [], cpuSamples: [Double] = []
         var phases: [Phase] = []
         for _ in 0..<(c.fixedReps ?? reps) {

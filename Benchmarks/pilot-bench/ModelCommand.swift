@@ -3,7 +3,7 @@ import Foundation
 /// What `pilot-bench models …` was asked to do.
 enum ModelCommand {
     /// Load the folder and time one case (one per process, so the peak RSS is the case's).
-    case run(name: String, model: String, threads: Int, reps: Int, json: Bool)
+    case run(name: String, model: String, threads: Int, reps: Int, json: Bool, profile: Bool)
     /// Merge records written by `--json` runs (ours and optionally the peer's).
     case report(ours: [String], peer: [String])
     case list
@@ -12,7 +12,7 @@ enum ModelCommand {
     static let defaultModel = "/work/bench-models/sd15-random"
 
     static let usage = """
-        usage: pilot-bench models CASE [--model DIR] [--threads N] [--reps N] [--json]
+        usage: pilot-bench models CASE [--model DIR] [--threads N] [--reps N] [--json] [--profile]
                pilot-bench models report --ours FILE… [--peer FILE…]
                pilot-bench models --list
 
@@ -24,6 +24,8 @@ enum ModelCommand {
           --reps N      timed calls after one warm-up (default 3); each case reports the
                         median. pilot_run_256 always runs once, without a warm-up
           --json        print the run as a JSON record instead of a table
+          --profile     time every kernel of the timed calls (not the warm-up) and print
+                        per-kernel totals and the costliest operand shapes to stderr
           report        merge rounds: each case's time is the median of the rounds' medians,
                         its peak RSS the median of the rounds' peaks
         """
@@ -52,6 +54,7 @@ enum ModelCommand {
         var threads = ProcessInfo.processInfo.activeProcessorCount
         var reps = 3
         var json = false
+        var profile = false
         while let arg = args.popFirst() {
             switch arg {
             case "--model":
@@ -60,6 +63,7 @@ enum ModelCommand {
             case "--threads": threads = try positive(args.popFirst(), for: arg)
             case "--reps": reps = try positive(args.popFirst(), for: arg)
             case "--json": json = true
+            case "--profile": profile = true
             case "--list": return .list
             case "-h", "--help": return .help
             case _ where !arg.hasPrefix("-") && name == nil:
@@ -71,7 +75,7 @@ enum ModelCommand {
             }
         }
         guard let name else { throw BenchError.usage("models: name one case\n\(usage)") }
-        return .run(name: name, model: model, threads: threads, reps: reps, json: json)
+        return .run(name: name, model: model, threads: threads, reps: reps, json: json, profile: profile)
     }
 
     private static func positive(_ value: String?, for flag: String) throws -> Int {

@@ -11,7 +11,7 @@ enum TensorOpCases {
     static var all: [BenchCase] {
         [
             sgemm(), matmul(), conv2d(), attention(), crossAttention(), attentionBackward(), conv2dBackward(),
-            copy(), groupNorm(), layerNorm(), softmax(), silu(), addBroadcast(),
+            copy(), groupNorm(), layerNorm(), softmax(), silu(), geglu(), addBroadcast(),
         ]
     }
 
@@ -178,6 +178,18 @@ enum TensorOpCases {
         memoryBound(op: "silu", shape: shapeText(image), elements: image) {
             let x = uniform(image, seed: 18, scale: 4)
             return { _ = x.silu() }
+        }
+    }
+
+    /// The transformer block's GEGLU after its projection: `[2, 4096, 2·1280]`
+    /// → `h · gelu(gate)`; reads the input once, writes half as much.
+    static func geglu() -> BenchCase {
+        let shape = [2, attn.tokens, 8 * attn.heads * attn.d]
+        let out = Shape.count(shape) / 2
+        return BenchCase(op: "geglu", shape: "\(shapeText(shape)) → h·gelu(gate)",
+                         work: .bytes(Double((Shape.count(shape) + out) * 4)), reference: .copy, targetPercent: nil) {
+            let x = uniform(shape, seed: 21, scale: 4)
+            return { _ = x.geglu() }
         }
     }
 

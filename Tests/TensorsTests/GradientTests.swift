@@ -28,6 +28,7 @@ final class GradientTests: XCTestCase {
         checkGradients([x], "tanh") { $0[0].tanh() }
         checkGradients([x], "silu") { $0[0].silu() }
         checkGradients([x], "gelu") { $0[0].gelu() }
+        checkGradients([detTensor([2, 2, 40], seed: 5, scale: 2)], "geglu") { $0[0].geglu() }
         checkGradients([x], "gelu tanh") { $0[0].gelu(approximateTanh: true) }
         checkGradients([x], "quick gelu") { $0[0].quickGelu() }
         checkGradients([x], "scalar ops") { ($0[0] * 3 + 1) / 2 - 0.5 }

@@ -64,6 +64,35 @@ final class OpSemanticsTests: XCTestCase {
         }
     }
 
+    func testGeluAndItsSlopeAreAccurateAcrossTheRange() throws {
+        // 37 values: two 16-lane blocks and a scalar tail, both signs, far tails.
+        let xs: [Float] = (0..<37).map { -9 + Float($0) * 0.47 }
+        let tape = Tape()
+        let input = tape.watch(Tensor(shape: [xs.count], values: xs))
+        let out = input.gelu()
+        let y = out.scalars
+        let slopes = try XCTUnwrap(try? tape.gradient(of: out.sum(), wrt: [input]).first).scalars
+        for (k, (x, v)) in zip(xs, y).enumerated() {
+            let d = Double(x), cdf = 0.5 * erfc(-d / 2.0.squareRoot()), ref = d * cdf
+            XCTAssertLessThanOrEqual(abs(Double(v) - ref), 2e-7 * max(1, abs(d)), "gelu(\(x)) = \(v), expected \(ref)")
+            let slope = cdf + d * Foundation.exp(-d * d / 2) / (2 * Double.pi).squareRoot()
+            XCTAssertLessThanOrEqual(abs(Double(slopes[k]) - slope), 4e-7 * max(1, abs(d)),
+                                     "gelu′(\(x)) = \(slopes[k]), expected \(slope)")
+            if x < -3 {
+                XCTAssertLessThanOrEqual(abs(Double(v) - ref) / abs(ref), 1e-5,
+                                         "gelu(\(x)) keeps its relative accuracy in the far tail: \(v), expected \(ref)")
+            }
+        }
+    }
+
+    func testGegluIsTheFirstHalfTimesGeluOfTheSecond() {
+        // Last dimension 2·21: a 16-lane block and a tail in each half.
+        let x = detTensor([3, 2, 42], seed: 11, scale: 3)
+        let parts = x.chunked(2, axis: -1)
+        assertClose(x.geglu(), parts[0] * parts[1].gelu(), tolerance: 1e-6, "geglu")
+        XCTAssertEqual(x.geglu().shape, [3, 2, 21])
+    }
+
     func testMatmulAndLinearByHand() {
         let a = Tensor(shape: [2, 2], values: [1, 2, 3, 4]), b = Tensor(shape: [2, 2], values: [5, 6, 7, 8])
         XCTAssertEqual(matmul(a, b).scalars, [19, 22, 43, 50])

@@ -51,8 +51,7 @@ struct GEGLUFeedForward {
     }
 
     func callAsFunction(_ x: Tensor) -> Tensor {
-        let parts = proj(x).chunked(2, axis: -1)
-        return out(parts[0] * parts[1].gelu())
+        out(proj(x).geglu())
     }
 }
 

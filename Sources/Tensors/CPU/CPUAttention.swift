@@ -81,29 +81,35 @@ extension CPUBackend {
         precondition(gradOutput.shape == [g.b, g.nq, g.heads * g.dv],
                      "attention gradient shape \(gradOutput.shape) != output shape \([g.b, g.nq, g.heads * g.dv])")
         let dq = empty(q.shape), dk = Tensor.zeros(k.shape), dvT = Tensor.zeros(v.shape)
-        // P, dP, and (with a mask) P ⊙ M share the scratch budget.
-        let rowsPerChunk = g.chunkRows(budget: p.scratchBytes, buffers: mask == nil ? 2 : 3)
-        let probs = UnsafeMutablePointer<Float>.allocate(capacity: rowsPerChunk * g.nk)
-        let dprobs = UnsafeMutablePointer<Float>.allocate(capacity: rowsPerChunk * g.nk)
-        let masked = mask == nil ? nil : UnsafeMutablePointer<Float>.allocate(capacity: rowsPerChunk * g.nk)
-        defer { probs.deallocate(); dprobs.deallocate(); masked?.deallocate() }
+        // Units of work: one (batch, head) each, all its query chunks in turn on
+        // single-threaded GEMMs, so that dK and dV, which sum over the chunks,
+        // have one writer; each worker owns its scratch for P, dP and (with a
+        // mask) P ⊙ M, and the scratch budget is shared among the workers.
+        let rowsPerChunk = g.chunkRows(budget: p.scratchBytes / ComputeThreads.count, buffers: mask == nil ? 2 : 3)
         let ldq = g.heads * g.d, ldv = g.heads * g.dv
-        for bi in 0..<g.b {
-            for h in 0..<g.heads {
-                let kh = k.ptr + bi * g.nk * ldq + h * g.d
-                let vh = v.ptr + bi * g.nk * ldv + h * g.dv
+        let pointers = UnsafeSendableBox((q.ptr, k.ptr, v.ptr, gradOutput.ptr, dq.ptr, dk.ptr, dvT.ptr))
+        parallelFor(g.b * g.heads) { units in
+            let (qp, kp, vp, dop, dqp, dkp, dvp) = pointers.value
+            let probs = UnsafeMutablePointer<Float>.allocate(capacity: rowsPerChunk * g.nk)
+            let dprobs = UnsafeMutablePointer<Float>.allocate(capacity: rowsPerChunk * g.nk)
+            let masked = mask == nil ? nil : UnsafeMutablePointer<Float>.allocate(capacity: rowsPerChunk * g.nk)
+            defer { probs.deallocate(); dprobs.deallocate(); masked?.deallocate() }
+            for unit in units {
+                let bi = unit / g.heads, h = unit % g.heads
+                let kh = kp + bi * g.nk * ldq + h * g.d, vh = vp + bi * g.nk * ldv + h * g.dv
+                let dkh = dkp + bi * g.nk * ldq + h * g.d, dvh = dvp + bi * g.nk * ldv + h * g.dv
                 var r0 = 0
                 while r0 < g.nq {
                     let rows = Swift.min(rowsPerChunk, g.nq - r0)
-                    let qc = q.ptr + (bi * g.nq + r0) * ldq + h * g.d
-                    let doc = gradOutput.ptr + (bi * g.nq + r0) * ldv + h * g.dv
+                    let qc = qp + (bi * g.nq + r0) * ldq + h * g.d
+                    let doc = dop + (bi * g.nq + r0) * ldv + h * g.dv
                     // Recompute P (masked: P' = P ⊙ M; keep P in `probs`, P' only for dV).
-                    sgemm(transB: true, m: rows, n: g.nk, k: g.d, alpha: g.scale, a: qc, lda: ldq,
-                          b: kh, ldb: ldq, c: probs, ldc: g.nk)
+                    serialSgemm(transB: true, m: rows, n: g.nk, k: g.d, alpha: g.scale, a: qc, lda: ldq,
+                                b: kh, ldb: ldq, c: probs, ldc: g.nk)
                     probabilities(probs, rows: rows, g: g, r0: r0)
                     // dP' = dO·Vᵀ
-                    sgemm(transB: true, m: rows, n: g.nk, k: g.dv, a: doc, lda: ldv, b: vh, ldb: ldv,
-                          c: dprobs, ldc: g.nk)
+                    serialSgemm(transB: true, m: rows, n: g.nk, k: g.dv, a: doc, lda: ldv, b: vh, ldb: ldv,
+                                c: dprobs, ldc: g.nk)
                     if let mask, let masked {
                         // dV += (P ⊙ M)ᵀ·dO, and dP = dP' ⊙ M.
                         let mp = maskRows(mask, g: g, batch: bi, r0: r0)
@@ -111,25 +117,22 @@ extension CPUBackend {
                             masked[i] = probs[i] * mp[i]
                             dprobs[i] *= mp[i]
                         }
-                        sgemm(transA: true, m: g.nk, n: g.dv, k: rows, a: masked, lda: g.nk, b: doc, ldb: ldv,
-                              beta: 1, c: dvT.ptr + bi * g.nk * ldv + h * g.dv, ldc: ldv)
+                        serialSgemm(transA: true, m: g.nk, n: g.dv, k: rows, a: masked, lda: g.nk, b: doc, ldb: ldv,
+                                    beta: 1, c: dvh, ldc: ldv)
                     } else {
-                        sgemm(transA: true, m: g.nk, n: g.dv, k: rows, a: probs, lda: g.nk, b: doc, ldb: ldv,
-                              beta: 1, c: dvT.ptr + bi * g.nk * ldv + h * g.dv, ldc: ldv)
+                        serialSgemm(transA: true, m: g.nk, n: g.dv, k: rows, a: probs, lda: g.nk, b: doc, ldb: ldv,
+                                    beta: 1, c: dvh, ldc: ldv)
                     }
                     // dS = P ⊙ (dP − Σ P⊙dP), in place in dprobs.
-                    let nk = g.nk
-                    parallelFor(rows, grain: Swift.max(1, 4096 / Swift.max(nk, 1))) { rr in
-                        for r in rr {
-                            let pr = probs + r * nk, dr = dprobs + r * nk
-                            let dot = FastMath.dot(pr, dr, nk)
-                            for j in 0..<nk { dr[j] = pr[j] * (dr[j] - dot) }
-                        }
+                    for r in 0..<rows {
+                        let pr = probs + r * g.nk, dr = dprobs + r * g.nk
+                        let dot = FastMath.dot(pr, dr, g.nk)
+                        for j in 0..<g.nk { dr[j] = pr[j] * (dr[j] - dot) }
                     }
-                    sgemm(m: rows, n: g.d, k: g.nk, alpha: g.scale, a: dprobs, lda: g.nk, b: kh, ldb: ldq,
-                          c: dq.ptr + (bi * g.nq + r0) * ldq + h * g.d, ldc: ldq)
-                    sgemm(transA: true, m: g.nk, n: g.d, k: rows, alpha: g.scale, a: dprobs, lda: g.nk,
-                          b: qc, ldb: ldq, beta: 1, c: dk.ptr + bi * g.nk * ldq + h * g.d, ldc: ldq)
+                    serialSgemm(m: rows, n: g.d, k: g.nk, alpha: g.scale, a: dprobs, lda: g.nk, b: kh, ldb: ldq,
+                                c: dqp + (bi * g.nq + r0) * ldq + h * g.d, ldc: ldq)
+                    serialSgemm(transA: true, m: g.nk, n: g.d, k: rows, alpha: g.scale, a: dprobs, lda: g.nk,
+                                b: qc, ldb: ldq, beta: 1, c: dkh, ldc: ldq)
                     r0 += rows
                 }
             }
@@ -141,14 +144,11 @@ extension CPUBackend {
     /// causal). The backward's P; the mask, if any, is applied by its caller.
     private func probabilities(_ s: UnsafeMutablePointer<Float>, rows: Int, g: AttentionGeometry, r0: Int) {
         let nk = g.nk
-        let causal = g.causal
-        parallelFor(rows, grain: Swift.max(1, 4096 / Swift.max(nk, 1))) { rr in
-            for r in rr {
-                let row = s + r * nk
-                let visible = causal ? Swift.min(nk, r0 + r + 1) : nk
-                softmaxRow(row, row, visible, scale: 1)
-                if visible < nk { (row + visible).update(repeating: 0, count: nk - visible) }
-            }
+        for r in 0..<rows {
+            let row = s + r * nk
+            let visible = g.causal ? Swift.min(nk, r0 + r + 1) : nk
+            softmaxRow(row, row, visible, scale: 1)
+            if visible < nk { (row + visible).update(repeating: 0, count: nk - visible) }
         }
     }
 

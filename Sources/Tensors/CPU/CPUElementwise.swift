@@ -34,20 +34,20 @@ extension CPUBackend {
             let i = px + r.lowerBound, o = po + r.lowerBound, n = r.count
             switch op {
             case .neg: map(i, o, n) { -$0 }
-            case .exp: FastMath.map(i, o, n, { FastMath.exp($0) }, { FastMath.exp($0) })
+            case .exp: map(i, o, n) { FastMath.exp($0) }
             case .log: map(i, o, n) { Foundation.log($0) }
             case .sqrt: map(i, o, n) { $0.squareRoot() }
             case .rsqrt: map(i, o, n) { 1 / $0.squareRoot() }
             case .square: map(i, o, n) { $0 * $0 }
             case .abs: map(i, o, n) { Swift.abs($0) }
             case .relu: map(i, o, n) { Swift.max($0, 0) }
-            case .sigmoid: FastMath.map(i, o, n, { 1 / (1 + FastMath.exp(-$0)) }, { FastMath.sigmoid($0) })
+            case .sigmoid: map(i, o, n) { FastMath.sigmoid($0) }
             case .tanh: map(i, o, n) { Foundation.tanh($0) }
-            case .silu: FastMath.map(i, o, n, { $0 / (1 + FastMath.exp(-$0)) }, { $0 * FastMath.sigmoid($0) })
-            case .gelu: map(i, o, n) { 0.5 * $0 * (1 + erf($0 * 0.707_106_77)) }
+            case .silu: map(i, o, n) { $0 / (1 + FastMath.exp(-$0)) }
+            case .gelu: map(i, o, n) { FastMath.gelu($0) }
             case .geluTanh: map(i, o, n) { 0.5 * $0 * (1 + Foundation.tanh(geluTanhInner($0))) }
             case .quickGelu:
-                FastMath.map(i, o, n, { $0 / (1 + FastMath.exp(-1.702 * $0)) }, { $0 * FastMath.sigmoid(1.702 * $0) })
+                map(i, o, n) { $0 / (1 + FastMath.exp(-1.702 * $0)) }
             case .scale(let c): map(i, o, n) { $0 * c }
             case .shift(let c): map(i, o, n) { $0 + c }
             case .pow(let c): map(i, o, n) { Foundation.pow($0, c) }
@@ -77,11 +77,7 @@ extension CPUBackend {
             case .silu:
                 map2(i, g, o, n) { x, g in let s = FastMath.sigmoid(x); return g * s * (1 + x * (1 - s)) }
             case .gelu:
-                map2(i, g, o, n) { x, g in
-                    let cdf = 0.5 * (1 + erf(x * 0.707_106_77))
-                    let pdf = 0.398_942_28 * Foundation.exp(-0.5 * x * x)
-                    return g * (cdf + x * pdf)
-                }
+                map2(i, g, o, n) { x, g in g * FastMath.geluSlope(x) }
             case .geluTanh:
                 map2(i, g, o, n) { x, g in
                     let t = Foundation.tanh(geluTanhInner(x))
@@ -97,6 +93,44 @@ extension CPUBackend {
             case .shift: map2(i, g, o, n) { _, g in g }
             case .pow(let c): map2(i, g, o, n) { x, g in g * c * Foundation.pow(x, c - 1) }
             case .clamp(let lo, let hi): map2(i, g, o, n) { x, g in x > lo && x < hi ? g : 0 }
+            }
+        }
+        return out
+    }
+}
+
+extension CPUBackend {
+    public func geglu(_ x: Tensor) -> Tensor {
+        let width = x.shape.last ?? 0
+        precondition(width % 2 == 0, "geglu needs an even last dimension, got \(x.shape)")
+        let half = width / 2, rows = x.count / Swift.max(width, 1)
+        let out = empty(Array(x.shape.dropLast()) + [half])
+        let px = x.ptr, po = out.ptr
+        parallelFor(rows, grain: Swift.max(1, (1 << 14) / Swift.max(half, 1))) { r in
+            for row in r {
+                let h = px + row * width, g = h + half, o = po + row * half
+                for k in 0..<half { o[k] = h[k] * FastMath.gelu(g[k]) }
+            }
+        }
+        return out
+    }
+
+    public func gegluBackward(_ x: Tensor, gradOutput: Tensor) -> Tensor {
+        let width = x.shape.last ?? 0, half = width / 2
+        precondition(gradOutput.shape == Array(x.shape.dropLast()) + [half],
+                     "geglu gradient shape \(gradOutput.shape) does not match input \(x.shape)")
+        let rows = x.count / Swift.max(width, 1)
+        let out = empty(x.shape)
+        let px = x.ptr, pg = gradOutput.ptr, po = out.ptr
+        parallelFor(rows, grain: Swift.max(1, (1 << 14) / Swift.max(half, 1))) { r in
+            for row in r {
+                let h = px + row * width, gate = h + half, dy = pg + row * half
+                let dh = po + row * width, dgate = dh + half
+                // ∂/∂h = dy·gelu(gate); ∂/∂gate = dy·h·gelu′(gate).
+                for k in 0..<half {
+                    dh[k] = dy[k] * FastMath.gelu(gate[k])
+                    dgate[k] = dy[k] * h[k] * FastMath.geluSlope(gate[k])
+                }
             }
         }
         return out

@@ -25,29 +25,37 @@ enum FastMath {
     @inline(__always)
     static func sigmoid(_ x: Float) -> Float { 1 / (1 + exp(-x)) }
 
-    /// `exp` on 16 lanes, the same algorithm as the scalar version. 2ⁿ is
-    /// built from the rounding sum's bits (t = 1.5·2²³ + n holds n in its
-    /// mantissa), avoiding SIMD int/float conversions, which do not specialise.
+    // Φ of the standard normal, for GELU: Φ(x) = ½·erfc(−x/√2). erfc(a) for
+    // a ≥ 0 is t·e^(−a² + P(t)), t = 1/(1 + a/2), with the degree-9
+    // Chebyshev-fitted P of Numerical Recipes' `erfcc` (fractional error
+    // below 1.2·10⁻⁷ for every a, so far tails keep their relative accuracy).
+    // Φ(x) is ½·erfc(|x|/√2) for x < 0 and 1 − ½·erfc(x/√2) otherwise.
+
+    /// Φ(x).
     @inline(__always)
-    static func exp(_ x: SIMD16<Float>) -> SIMD16<Float> {
-        typealias U = SIMD16<UInt32>
-        var xc = x
-        xc.replace(with: -87.33, where: xc .< -87.33)
-        xc.replace(with: 88.37, where: xc .> 88.37)
-        let magic: Float = 12_582_912
-        let t = xc * 1.442_695_04 + magic
-        let n = t - magic
-        let r = (xc - n * 0.693_359_375) - n * -2.121_944_4e-4
-        var p = V(repeating: 1.0 / 720)
-        p = p * r + 1.0 / 120
-        p = p * r + 1.0 / 24
-        p = p * r + 1.0 / 6
-        p = p * r + 0.5
-        p = p * r + 1
-        p = p * r + 1
-        let nBits = unsafeBitCast(t, to: U.self) &- U(repeating: magic.bitPattern)
-        return p * unsafeBitCast((nBits &+ 127) &<< 23, to: V.self)
+    static func normalCDF(_ x: Float) -> Float {
+        let a = Swift.abs(x * 0.707_106_77)
+        let t = 1 / (1 + 0.5 * a)
+        var p: Float = 0.170_872_77 * t - 0.822_152_23
+        p = p * t + 1.488_515_87
+        p = p * t - 1.135_203_98
+        p = p * t + 0.278_868_07
+        p = p * t - 0.186_288_06
+        p = p * t + 0.096_784_18
+        p = p * t + 0.374_091_96
+        p = p * t + 1.000_023_68
+        p = p * t - 1.265_512_23
+        let half = 0.5 * t * exp(p - a * a)
+        return x < 0 ? half : 1 - half
     }
+
+    /// GELU, x·Φ(x).
+    @inline(__always)
+    static func gelu(_ x: Float) -> Float { x * normalCDF(x) }
+
+    /// d GELU / dx = Φ(x) + x·φ(x), φ(x) = e^(−x²/2)/√(2π).
+    @inline(__always)
+    static func geluSlope(_ x: Float) -> Float { normalCDF(x) + x * (0.398_942_28 * exp(-0.5 * x * x)) }
 
     typealias V = SIMD16<Float>
 
@@ -135,27 +143,15 @@ enum FastMath {
     }
 
     /// out = exp(x·scale − shift) elementwise; returns Σ out. `out` may alias `x`.
+    /// Two passes, so that the exponential's loop (a pure map) vectorises; a
+    /// loop that also accumulated the sum would be an ordered float
+    /// reduction, which LLVM runs one lane at a time. The row is still in
+    /// cache for the second pass.
     @inline(__always)
     static func expShiftSum(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, _ n: Int,
                             scale: Float = 1, shift: Float) -> Float {
-        var k = 0
-        var acc = V()
-        let src = UnsafeRawPointer(x), dst = UnsafeMutableRawPointer(out)
-        let sv = V(repeating: shift)
-        while k + 16 <= n {
-            let e = exp(src.loadUnaligned(fromByteOffset: k * 4, as: V.self) * scale - sv)
-            dst.storeBytes(of: e, toByteOffset: k * 4, as: V.self)
-            acc += e
-            k += 16
-        }
-        var s = acc.sum()
-        while k < n {
-            let e = exp(x[k] * scale - shift)
-            out[k] = e
-            s += e
-            k += 1
-        }
-        return s
+        for k in 0..<n { out[k] = exp(x[k] * scale - shift) }
+        return sum(out, n)
     }
 
     /// out = x·c elementwise (`out` may alias `x`).
@@ -168,19 +164,5 @@ enum FastMath {
             k += 16
         }
         while k < n { out[k] = x[k] * c; k += 1 }
-    }
-
-    /// Applies `f` to 16 lanes at a time (`out` may alias `x`); the scalar
-    /// tail uses `g`, which must compute the same function.
-    @inline(__always)
-    static func map(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, _ n: Int,
-                    _ f: (V) -> V, _ g: (Float) -> Float) {
-        var k = 0
-        let src = UnsafeRawPointer(x), dst = UnsafeMutableRawPointer(out)
-        while k + 16 <= n {
-            dst.storeBytes(of: f(src.loadUnaligned(fromByteOffset: k * 4, as: V.self)), toByteOffset: k * 4, as: V.self)
-            k += 16
-        }
-        while k < n { out[k] = g(x[k]); k += 1 }
     }
 }

@@ -1,3 +1,5 @@
+import Foundation
+
 /// Elementwise binary kernels (NumPy broadcasting).
 public enum BinaryOp: Sendable {
     case add, sub, mul, div
@@ -88,6 +90,11 @@ public protocol Backend: AnyObject, Sendable {
     func unary(_ op: UnaryOp, _ x: Tensor) -> Tensor
     /// `dL/dx` given `x` and `dL/dy` for `y = op(x)`.
     func unaryBackward(_ op: UnaryOp, _ x: Tensor, gradOutput: Tensor) -> Tensor
+    /// GEGLU in one pass: for `x [..., 2n]` split into halves `h | g` on the
+    /// last axis, `h · gelu(g)` (exact GELU), shaped `[..., n]`.
+    func geglu(_ x: Tensor) -> Tensor
+    /// `dL/dx [..., 2n]` for `y = geglu(x)` given `dL/dy [..., n]`.
+    func gegluBackward(_ x: Tensor, gradOutput: Tensor) -> Tensor
 
     // Reductions
     func sum(_ x: Tensor, axes: [Int], keepDims: Bool) -> Tensor
@@ -137,9 +144,24 @@ public protocol Backend: AnyObject, Sendable {
 public enum Backends {
     public static let cpu = CPUBackend()
 
+    private static let lock = NSLock()
+    nonisolated(unsafe) private static var cpuProfiler: ProfilingBackend?
+
+    /// Times every CPU kernel into `profile` from now on (`nil` stops).
+    /// Kernels already running finish unprofiled.
+    public static func profile(into profile: OpProfile?) {
+        lock.lock()
+        defer { lock.unlock() }
+        cpuProfiler = profile.map { ProfilingBackend(cpu, profile: $0) }
+    }
+
     public static func backend(for device: Device) -> any Backend {
         switch device {
-        case .cpu: return cpu
+        case .cpu:
+            lock.lock()
+            defer { lock.unlock() }
+            if let profiler = cpuProfiler { return profiler }
+            return cpu
         case .cuda(let i): fatalError("no CUDA backend is available in this build (device cuda:\(i))")
         }
     }

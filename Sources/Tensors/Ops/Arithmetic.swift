@@ -79,6 +79,15 @@ extension Tensor {
     public func gelu(approximateTanh: Bool = false) -> Tensor { unaryOp(approximateTanh ? .geluTanh : .gelu, self) }
     /// CLIP's `x·σ(1.702x)`.
     public func quickGelu() -> Tensor { unaryOp(.quickGelu, self) }
+
+    /// GEGLU (diffusers' `GEGLU` after its projection): with `self` split in
+    /// halves `h | g` on the last axis, `h · gelu(g)`, in one pass without
+    /// the halves' copies; shape `[..., n]` for `[..., 2n]`.
+    public func geglu() -> Tensor {
+        let y = backend.geglu(self)
+        let cx = detached
+        return Tape.record(y, inputs: [self]) { g, _ in [g.backend.gegluBackward(cx, gradOutput: g)] }
+    }
     public func pow(_ c: Float) -> Tensor { unaryOp(.pow(c), self) }
     /// Limits values to `lo...hi`.
     public func clamped(_ lo: Float, _ hi: Float) -> Tensor { unaryOp(.clamp(lo, hi), self) }
