@@ -1,9 +1,10 @@
 @testable import Tensors
 import XCTest
 
-/// Winograd F(2×2, 3×3) against im2col on the same inputs: outputs and input
-/// gradients at odd sizes (partial tiles), several paddings, with and
-/// without bias; the finite-difference check with Winograd forced.
+/// Winograd F(2×2, 3×3) and F(4×4, 3×3) against im2col on the same inputs:
+/// outputs and input gradients at odd sizes (partial tiles), several
+/// paddings, with and without bias; the finite-difference check with each
+/// tile forced.
 final class WinogradTests: XCTestCase {
     override func tearDown() {
         Winograd.mode = .auto
@@ -34,13 +35,27 @@ final class WinogradTests: XCTestCase {
             let b = c.bias ? detTensor([c.cout], seed: seed + 2) : nil
             let ho = c.h + 2 * c.pad - 2, wo = c.w + 2 * c.pad - 2
             let dy = detTensor([c.n, c.cout, ho, wo], seed: seed + 3)
-            let fast = try run(.always, x: x, w: w, b: b, dy: dy, padding: c.pad)
             let ref = try run(.off, x: x, w: w, b: b, dy: dy, padding: c.pad)
-            let what = "\(c)"
-            assertClose(fast[0], ref[0], tolerance: 1e-5, "Winograd output \(what)")
-            assertClose(fast[1], ref[1], tolerance: 1e-5, "Winograd dx \(what)")
-            assertClose(fast[2], ref[2], tolerance: 1e-5, "dW \(what)")
+            // F(4×4)'s constants (up to 8 and 1/24) round more than F(2×2)'s.
+            for (tile, tolerance) in [(Winograd.Tile.two, Float(1e-5)), (.four, 4e-5)] {
+                let fast = try run(.only(tile), x: x, w: w, b: b, dy: dy, padding: c.pad)
+                let what = "F(\(tile.m)×\(tile.m)) \(c)"
+                assertClose(fast[0], ref[0], tolerance: tolerance, "Winograd output \(what)")
+                assertClose(fast[1], ref[1], tolerance: tolerance, "Winograd dx \(what)")
+                assertClose(fast[2], ref[2], tolerance: tolerance, "dW \(what)")
+            }
         }
+    }
+
+    func testTileChoice() {
+        Winograd.mode = .auto
+        XCTAssertEqual(Winograd.tile(cin: 320, cout: 320, n: 2, ho: 64, wo: 64), .four, "512 tiles, small U")
+        XCTAssertEqual(Winograd.tile(cin: 960, cout: 640, n: 2, ho: 32, wo: 32), .four, "128 tiles, U of 84 MiB")
+        XCTAssertEqual(Winograd.tile(cin: 1280, cout: 1280, n: 2, ho: 32, wo: 32), .two, "U of 225 MiB")
+        XCTAssertEqual(Winograd.tile(cin: 640, cout: 640, n: 1, ho: 32, wo: 32), .two, "64 tiles")
+        XCTAssertEqual(Winograd.tile(cin: 1280, cout: 1280, n: 2, ho: 16, wo: 16), .two, "32 tiles")
+        Winograd.mode = .only(.four)
+        XCTAssertEqual(Winograd.tile(cin: 1280, cout: 1280, n: 1, ho: 8, wo: 8), .four, "forced")
     }
 
     func testAutoThreshold() {
@@ -60,13 +75,16 @@ final class WinogradTests: XCTestCase {
     }
 
     func testFiniteDifferencesForced() {
-        Winograd.mode = .always
         defer { Winograd.mode = .auto }
         let x = detTensor([2, 4, 7, 6], seed: 17)
         let w = detTensor([6, 4, 3, 3], seed: 18, scale: 0.5), b = detTensor([6], seed: 19)
-        checkGradients([x, w, b], "Winograd conv 3×3 p1") { conv2d($0[0], weight: $0[1], bias: $0[2], padding: 1) }
-        checkGradients([x, w], "Winograd conv 3×3 p0") { conv2d($0[0], weight: $0[1]) }
-        checkGradients([x, w], "Winograd conv 3×3 p2") { conv2d($0[0], weight: $0[1], padding: 2) }
+        for tile in Winograd.Tile.allCases {
+            Winograd.mode = .only(tile)
+            let f = "Winograd F(\(tile.m)×\(tile.m))"
+            checkGradients([x, w, b], "\(f) conv 3×3 p1") { conv2d($0[0], weight: $0[1], bias: $0[2], padding: 1) }
+            checkGradients([x, w], "\(f) conv 3×3 p0") { conv2d($0[0], weight: $0[1]) }
+            checkGradients([x, w], "\(f) conv 3×3 p2") { conv2d($0[0], weight: $0[1], padding: 2) }
+        }
     }
 }
 
@@ -96,7 +114,7 @@ final class WinogradTimingTests: XCTestCase {
             var row = "n\(n) c\(c) \(hw)×\(hw):"
             for what in ["fwd", "dx"] {
                 var ms: [Double] = []
-                for mode in [Winograd.Mode.off, .always] {
+                for mode in [Winograd.Mode.off, .only(.two), .only(.four)] {
                     Winograd.mode = mode
                     if what == "fwd" {
                         ms.append(time { _ = conv2d(x, weight: w, bias: b, padding: 1) })
@@ -105,7 +123,8 @@ final class WinogradTimingTests: XCTestCase {
                         ms.append(time { _ = be.conv2dBackwardInput(x, weight: w, inputShape: x.shape, Conv2DParameters(padding: 1)) })
                     }
                 }
-                row += String(format: "  %@ im2col %.2f ms winograd %.2f ms (%.2fx)", what, ms[0], ms[1], ms[0] / ms[1])
+                row += String(format: "  %@ im2col %.2f ms F2 %.2f ms (%.2fx) F4 %.2f ms (%.2fx)", what, ms[0], ms[1],
+                              ms[0] / ms[1], ms[2], ms[0] / ms[2])
             }
             print(row)
         }

@@ -1,8 +1,8 @@
 /// 2-D convolution as im2col + sgemm, tiled over output rows so the column
 /// buffer stays under `columnBudget` bytes whatever the image size; 3×3
 /// stride-1 ungrouped convolutions with enough channels and tiles, and
-/// their input gradients, go through Winograd F(2×2, 3×3) instead
-/// (CPUWinograd.swift).
+/// their input gradients, go through Winograd F(2×2, 3×3) or F(4×4, 3×3)
+/// instead (CPUWinograd.swift).
 struct ConvGeometry {
     let n: Int, cin: Int, h: Int, w: Int
     let cout: Int, kh: Int, kw: Int
@@ -115,7 +115,7 @@ extension CPUBackend {
         let out = empty([g.n, g.cout, g.ho, g.wo])
         if Winograd.appliesForward(g) {
             Winograd.convolve(x.ptr, n: g.n, cin: g.cin, h: g.h, w: g.w, cout: g.cout, ho: g.ho, wo: g.wo,
-                              padH: g.p.padH, padW: g.p.padW, weight: weight.ptr, rotatedTransposed: false,
+                              padH: g.p.padH, padW: g.p.padW, weight: weight.ptr, layout: .direct,
                               bias: bias?.ptr, out: out.ptr)
             return out
         }
@@ -165,7 +165,7 @@ extension CPUBackend {
             // dy convolved with the filters rotated 180°, channels swapped, padding 2 − p.
             let dx = empty(inputShape)
             Winograd.convolve(gradOutput.ptr, n: g.n, cin: g.cout, h: g.ho, w: g.wo, cout: g.cin, ho: g.h, wo: g.w,
-                              padH: 2 - g.p.padH, padW: 2 - g.p.padW, weight: weight.ptr, rotatedTransposed: true,
+                              padH: 2 - g.p.padH, padW: 2 - g.p.padW, weight: weight.ptr, layout: .rotatedTransposed,
                               bias: nil, out: dx.ptr)
             return dx
         }

@@ -35,8 +35,7 @@ public final class TensorStorage: @unchecked Sendable {
         if let reused = HostBufferCache.shared.take(bytes: bytes) {
             raw = reused
         } else {
-            var fresh: UnsafeMutableRawPointer?
-            guard posix_memalign(&fresh, 64, bytes) == 0, let fresh else {
+            guard let fresh = HostMemory.allocate(bytes: bytes) else {
                 fatalError("out of memory allocating \(bytes) bytes for a tensor")
             }
             raw = fresh
@@ -60,7 +59,9 @@ public final class TensorStorage: @unchecked Sendable {
     deinit {
         guard owner == nil else { return }
         let bytes = Swift.max(count, 1) * MemoryLayout<Float>.stride
-        if !HostBufferCache.shared.give(UnsafeMutableRawPointer(pointer), bytes: bytes) { free(pointer) }
+        if !HostBufferCache.shared.give(UnsafeMutableRawPointer(pointer), bytes: bytes) {
+            HostMemory.deallocate(UnsafeMutableRawPointer(pointer), bytes: bytes)
+        }
     }
 
     /// A zero-filled buffer.
@@ -109,7 +110,7 @@ final class HostBufferCache: @unchecked Sendable {
     /// Keeps `pointer` (of `bytes`) for reuse; false when the caller should free it.
     func give(_ pointer: UnsafeMutableRawPointer, bytes: Int) -> Bool {
         guard bytes >= Self.smallest, bytes <= capacity else { return false }
-        var evicted: [UnsafeMutableRawPointer] = []
+        var evicted: [(bytes: Int, pointer: UnsafeMutableRawPointer)] = []
         lock.lock()
         free[bytes, default: []].append(pointer)
         order.append((bytes, pointer))
@@ -121,10 +122,10 @@ final class HostBufferCache: @unchecked Sendable {
                 free[oldest.bytes] = list.isEmpty ? nil : list
             }
             held -= oldest.bytes
-            evicted.append(oldest.pointer)
+            evicted.append(oldest)
         }
         lock.unlock()
-        for buffer in evicted { Foundation.free(buffer) }
+        for buffer in evicted { HostMemory.deallocate(buffer.pointer, bytes: buffer.bytes) }
         return true
     }
 
