@@ -263,10 +263,7 @@ enum Winograd {
                 let r1 = Swift.min(totalRows, r0 + rowsPerChunk)
                 let t = (r1 - r0) * tw
                 parallelFor(cin) { cr in
-                    switch tile {
-                    case .two: geo.transformInput2(x, channels: cr, cin: cin, rows: r0..<r1, v: v, ld: t)
-                    case .four: geo.transformInput4(x, channels: cr, cin: cin, rows: r0..<r1, v: v, ld: t)
-                    }
+                    geo.transformInput(tile, x, channels: cr, cin: cin, rows: r0..<r1, v: v, ld: t)
                 }
                 var c0 = 0
                 while c0 < cout {
@@ -289,14 +286,8 @@ enum Winograd {
                     let first = c0
                     parallelFor(rows) { local in
                         let cr = (local.lowerBound + first)..<(local.upperBound + first)
-                        switch tile {
-                        case .two:
-                            geo.transformOutput2(mBuf, channels: cr, first: first, mRows: rows, cout: cout,
-                                                 rows: r0..<r1, ld: t, bias: bias, out: out)
-                        case .four:
-                            geo.transformOutput4(mBuf, channels: cr, first: first, mRows: rows, cout: cout,
-                                                 rows: r0..<r1, ld: t, bias: bias, out: out)
-                        }
+                        geo.transformOutput(tile, mBuf, channels: cr, first: first, mRows: rows, cout: cout,
+                                            rows: r0..<r1, ld: t, bias: bias, out: out)
                     }
                     c0 = c1
                 }
@@ -357,32 +348,39 @@ final class WinogradArena: @unchecked Sendable {
 struct TileGeometry {
     let n: Int, h: Int, w: Int, ho: Int, wo: Int, padH: Int, padW: Int, th: Int, tw: Int
 
-    // MARK: F(2×2, 3×3)
+    // MARK: Transforms
 
     /// V[ξ][c][t] (row stride `ld`, ξ stride cin·ld) for the tiles of tile rows `rows`.
-    func transformInput2(_ x: UnsafePointer<Float>, channels: Range<Int>, cin: Int, rows: Range<Int>,
-                         v: UnsafeMutablePointer<Float>, ld: Int) {
-        // Each of the 4 input rows of a tile row, split into columns by phase
-        // (column mod 2): tile tx reads ph0[tx], ph1[tx], ph0[tx + 1], ph1[tx + 1].
-        let span = tw + 1
-        let buf = UnsafeMutablePointer<Float>.allocate(capacity: 8 * span)
+    func transformInput(_ tile: Winograd.Tile, _ x: UnsafePointer<Float>, channels: Range<Int>, cin: Int,
+                        rows: Range<Int>, v: UnsafeMutablePointer<Float>, ld: Int) {
+        // Each of the α input rows of a tile row, split into columns by phase
+        // (column mod m): tile tx reads the m phases at tx, then the first
+        // two again at tx + 1.
+        let m = tile.m, alpha = tile.alpha, span = tw + 1
+        let buf = UnsafeMutablePointer<Float>.allocate(capacity: alpha * m * span)
         defer { buf.deallocate() }
         let xiStride = cin * ld
         for c in channels {
             for gr in rows {
                 let b = gr / th, ty = gr % th
                 let plane = x + (b * cin + c) * h * w
-                for i in 0..<4 {
-                    gatherPhases(plane, row: 2 * ty - padH + i, phases: 2, span: span, into: buf + 2 * i * span)
+                for i in 0..<alpha {
+                    gatherPhases(plane, row: m * ty - padH + i, phases: m, span: span, into: buf + m * i * span)
                 }
                 let dst = v + c * ld + (gr - rows.lowerBound) * tw
                 var tx = 0
                 while tx + 8 <= tw {
-                    inputTiles2(SIMD8<Float>.self, buf, span, tx, dst, xiStride)
+                    switch tile {
+                    case .two: inputTiles2(SIMD8<Float>.self, buf, span, tx, dst, xiStride)
+                    case .four: inputTiles4(SIMD8<Float>.self, buf, span, tx, dst, xiStride)
+                    }
                     tx += 8
                 }
                 while tx < tw {
-                    inputTiles2(Float.self, buf, span, tx, dst, xiStride)
+                    switch tile {
+                    case .two: inputTiles2(Float.self, buf, span, tx, dst, xiStride)
+                    case .four: inputTiles4(Float.self, buf, span, tx, dst, xiStride)
+                    }
                     tx += 1
                 }
             }
@@ -444,28 +442,35 @@ struct TileGeometry {
     }
 
     /// out tiles = Aᵀ·m·A (+ bias) for channels `channels` and tile rows `rows`.
-    /// `m` holds output channels `first ..< first + mRows` (ξ stride mRows·ld);
+    /// `src` holds output channels `first ..< first + mRows` (ξ stride mRows·ld);
     /// `cout` is the output's channel count.
-    func transformOutput2(_ m: UnsafePointer<Float>, channels: Range<Int>, first: Int, mRows: Int, cout: Int,
-                          rows: Range<Int>, ld: Int, bias: UnsafePointer<Float>?, out: UnsafeMutablePointer<Float>) {
-        let y = UnsafeMutablePointer<Float>.allocate(capacity: 4 * tw)
+    func transformOutput(_ tile: Winograd.Tile, _ src: UnsafePointer<Float>, channels: Range<Int>, first: Int,
+                         mRows: Int, cout: Int, rows: Range<Int>, ld: Int, bias: UnsafePointer<Float>?,
+                         out: UnsafeMutablePointer<Float>) {
+        let y = UnsafeMutablePointer<Float>.allocate(capacity: tile.m * tile.m * tw)
         defer { y.deallocate() }
         let xiStride = mRows * ld
         for c in channels {
             let bv = bias?[c] ?? 0
             for gr in rows {
                 let b = gr / th, ty = gr % th
-                let src = m + (c - first) * ld + (gr - rows.lowerBound) * tw
+                let p = src + (c - first) * ld + (gr - rows.lowerBound) * tw
                 var tx = 0
                 while tx + 8 <= tw {
-                    outputTiles2(SIMD8<Float>.self, src, tx, xiStride, y)
+                    switch tile {
+                    case .two: outputTiles2(SIMD8<Float>.self, p, tx, xiStride, y)
+                    case .four: outputTiles4(SIMD8<Float>.self, p, tx, xiStride, y)
+                    }
                     tx += 8
                 }
                 while tx < tw {
-                    outputTiles2(Float.self, src, tx, xiStride, y)
+                    switch tile {
+                    case .two: outputTiles2(Float.self, p, tx, xiStride, y)
+                    case .four: outputTiles4(Float.self, p, tx, xiStride, y)
+                    }
                     tx += 1
                 }
-                scatter(y, tile: 2, plane: out + (b * cout + c) * ho * wo, ty: ty, bias: bv)
+                scatter(y, tile: tile.m, plane: out + (b * cout + c) * ho * wo, ty: ty, bias: bv)
             }
         }
     }
@@ -518,37 +523,7 @@ struct TileGeometry {
         (s1.1 - s2.1 - s3.1).store(to: y + 3 * tw + tx)
     }
 
-    // MARK: F(4×4, 3×3)
-
-    /// V[ξ][c][t] for F(4×4): as `transformInput2`, with 6×6 patches.
-    func transformInput4(_ x: UnsafePointer<Float>, channels: Range<Int>, cin: Int, rows: Range<Int>,
-                         v: UnsafeMutablePointer<Float>, ld: Int) {
-        // Each of the 6 input rows of a tile row in 4 phases (column mod 4):
-        // tile tx reads ph0..3[tx], then ph0[tx + 1], ph1[tx + 1].
-        let span = tw + 1
-        let buf = UnsafeMutablePointer<Float>.allocate(capacity: 24 * span)
-        defer { buf.deallocate() }
-        let xiStride = cin * ld
-        for c in channels {
-            for gr in rows {
-                let b = gr / th, ty = gr % th
-                let plane = x + (b * cin + c) * h * w
-                for i in 0..<6 {
-                    gatherPhases(plane, row: 4 * ty - padH + i, phases: 4, span: span, into: buf + 4 * i * span)
-                }
-                let dst = v + c * ld + (gr - rows.lowerBound) * tw
-                var tx = 0
-                while tx + 8 <= tw {
-                    inputTiles4(SIMD8<Float>.self, buf, span, tx, dst, xiStride)
-                    tx += 8
-                }
-                while tx < tw {
-                    inputTiles4(Float.self, buf, span, tx, dst, xiStride)
-                    tx += 1
-                }
-            }
-        }
-    }
+    // MARK: F(4×4, 3×3) tiles
 
     /// Bᵀ·d for F(4×4) on one 6-vector.
     @inline(__always)
@@ -581,33 +556,6 @@ struct TileGeometry {
         put(3, b4(e0.3, e1.3, e2.3, e3.3, e4.3, e5.3))
         put(4, b4(e0.4, e1.4, e2.4, e3.4, e4.4, e5.4))
         put(5, b4(e0.5, e1.5, e2.5, e3.5, e4.5, e5.5))
-    }
-
-    /// out tiles = Aᵀ·m·A (+ bias) for F(4×4).
-    /// `m` holds output channels `first ..< first + mRows` (ξ stride mRows·ld);
-    /// `cout` is the output's channel count.
-    func transformOutput4(_ m: UnsafePointer<Float>, channels: Range<Int>, first: Int, mRows: Int, cout: Int,
-                          rows: Range<Int>, ld: Int, bias: UnsafePointer<Float>?, out: UnsafeMutablePointer<Float>) {
-        let y = UnsafeMutablePointer<Float>.allocate(capacity: 16 * tw)
-        defer { y.deallocate() }
-        let xiStride = mRows * ld
-        for c in channels {
-            let bv = bias?[c] ?? 0
-            for gr in rows {
-                let b = gr / th, ty = gr % th
-                let src = m + (c - first) * ld + (gr - rows.lowerBound) * tw
-                var tx = 0
-                while tx + 8 <= tw {
-                    outputTiles4(SIMD8<Float>.self, src, tx, xiStride, y)
-                    tx += 8
-                }
-                while tx < tw {
-                    outputTiles4(Float.self, src, tx, xiStride, y)
-                    tx += 1
-                }
-                scatter(y, tile: 4, plane: out + (b * cout + c) * ho * wo, ty: ty, bias: bv)
-            }
-        }
     }
 
     /// Aᵀ·m for F(4×4) on one 6-vector.
