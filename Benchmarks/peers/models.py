@@ -11,7 +11,7 @@ step. Forward cases run under torch.no_grad (ours has no tape there); the
 PILOT gradient passes track only the latent, as ours does, with the model's
 parameters frozen. Everything is float32.
 
-Usage: python3 Benchmarks/peers/models.py CASE [--model DIR] [--threads N] [--reps N] [--json]
+Usage: python3 Benchmarks/peers/models.py CASE [--model DIR] [--threads N] [--reps N] [--json] [--profile]
 """
 
 from __future__ import annotations
@@ -384,6 +384,9 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--profile", action="store_true",
+                        help="time every operator of the timed calls with torch.profiler and print its "
+                             "table to stderr (the counterpart of pilot-bench models --profile)")
     args = parser.parse_args()
     shape, warmups, fixed_reps, prepare = CASES[args.case]
 
@@ -401,11 +404,20 @@ def main() -> int:
         for _ in range(warmups):
             call()
         samples, cpu_samples, phases = [], [], []
+        profiler = None
+        if args.profile:
+            from torch.profiler import ProfilerActivity, profile
+            profiler = profile(activities=[ProfilerActivity.CPU])
+            profiler.__enter__()
         for _ in range(fixed_reps or args.reps):
             t0, c0 = now(), cpu_seconds()
             phases = call()
             samples.append((now() - t0) * 1e3)
             cpu_samples.append((cpu_seconds() - c0) * 1e3)
+        if profiler is not None:
+            profiler.__exit__(None, None, None)
+            print(f"{args.case}: operators over {len(samples)} timed call(s)\n"
+                  + profiler.key_averages().table(sort_by="self_cpu_time_total", row_limit=20), file=sys.stderr)
     run_peak = peak_rss()
     ms = statistics.median(samples)
     print(f"{args.case}: {ms / 1e3:.2f} s (median of {len(samples)}), peak RSS "

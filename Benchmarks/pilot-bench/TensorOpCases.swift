@@ -186,7 +186,7 @@ enum TensorOpCases {
     static func geglu() -> BenchCase {
         let shape = [2, attn.tokens, 8 * attn.heads * attn.d]
         let out = Shape.count(shape) / 2
-        return BenchCase(op: "geglu", shape: "\(shapeText(shape)) → h·gelu(gate)",
+        return BenchCase(op: "geglu", shape: "\(shapeText(shape)) -> h*gelu(gate)",
                          work: .bytes(Double((Shape.count(shape) + out) * 4)), reference: .copy, targetPercent: nil) {
             let x = uniform(shape, seed: 21, scale: 4)
             return { _ = x.geglu() }

@@ -3,7 +3,7 @@ import XCTest
 
 final class StorageTests: XCTestCase {
     func testFreedLargeBuffersAreReusedBySizeWithinTheCap() {
-        // The cache frees what it evicts with free(): hand it malloc'd buffers.
+        // The cache frees what it evicts with HostMemory.deallocate, which is free() below 8 MiB.
         let cache = HostBufferCache(capacity: 3 << 20)
         let a = malloc(1 << 20)!, b = malloc(2 << 20)!
         XCTAssertTrue(cache.give(a, bytes: 1 << 20))
@@ -20,6 +20,29 @@ final class StorageTests: XCTestCase {
         XCTAssertEqual(cache.take(bytes: 2 << 20), c)
         XCTAssertFalse(cache.give(c, bytes: 1024), "expected small buffers to be left to malloc")
         free(c)
+    }
+
+    func testLargeBuffersAreHugePageAlignedAndSmallOnesAreNot() throws {
+        // 12 MiB rounds to whole 2 MiB pages with no waste: mapped, 2 MiB aligned.
+        let big = 12 << 20
+        XCTAssertEqual(HostMemory.usesHugePages(big), HostMemory.hugePagesEnabled)
+        let p = try XCTUnwrap(HostMemory.allocate(bytes: big), "expected 12 MiB to be allocated")
+        if HostMemory.usesHugePages(big) {
+            XCTAssertEqual(Int(bitPattern: p) % HostMemory.hugePage, 0, "expected a 2 MiB aligned mapping")
+        }
+        let floats = p.bindMemory(to: Float.self, capacity: big / 4)
+        floats[0] = 1; floats[big / 4 - 1] = 2   // both ends writable
+        XCTAssertEqual(floats[0] + floats[big / 4 - 1], 3)
+        HostMemory.deallocate(p, bytes: big)
+        // 9 MiB would waste 1 MiB of its 10 (more than 1/16): left to posix_memalign.
+        XCTAssertFalse(HostMemory.usesHugePages(9 << 20), "expected 9 MiB not to be rounded up to 10")
+        XCTAssertFalse(HostMemory.usesHugePages(4 << 20), "expected buffers under 8 MiB to stay on the heap")
+        let q = try XCTUnwrap(HostMemory.allocate(bytes: 9 << 20))
+        XCTAssertEqual(Int(bitPattern: q) % 64, 0, "expected 64-byte alignment")
+        HostMemory.deallocate(q, bytes: 9 << 20)
+        // Tensors on such storage behave as any other.
+        let t = Tensor.ones([3 << 20]) * 2
+        XCTAssertEqual(t.scalars.reduce(0, +), Float(6 << 20))
     }
 
     func testTensorsBuiltOnReusedStorageHoldTheirOwnValues() {
