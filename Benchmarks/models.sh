@@ -67,13 +67,8 @@ echo "building pilot-bench (release)..." >&2
 swift build -c release --product pilot-bench >&2
 bench="$(swift build -c release --show-bin-path)/pilot-bench"
 
-if [ -n "$keep" ]; then
-    mkdir -p "$keep"
-    records=$keep
-else
-    records=$(mktemp -d)
-    trap 'rm -rf "$records"' EXIT
-fi
+. Benchmarks/common.sh
+bench_records_dir "$keep"
 
 cases=$("$bench" models --list | cut -f1)
 if [ -n "$only" ]; then
@@ -96,18 +91,9 @@ if [ -n "$niceness" ]; then
     run=(setsid -w sh -c 'echo "$0" >/proc/self/autogroup 2>/dev/null || true; exec nice -n "$0" "$@"' "$niceness")
 fi
 
-notes=()
-with_peer=yes
-if ! "$python" -c 'import torch, diffusers, transformers' >/dev/null 2>&1; then
-    with_peer=""
-    notes+=("PyTorch peer not run: '$python' cannot import torch, diffusers and transformers (set PILOT_REFERENCE_PYTHON).")
-fi
+bench_check_peer "torch, diffusers, transformers"
 
-load_before=$(cut -d' ' -f1-3 /proc/loadavg)
-# Someone else's build or test on the same cores skews every row; say so in the output.
-if awk -v l="${load_before%% *}" 'BEGIN { exit !(l > 0.5) }'; then
-    notes+=("the machine was busy when the run started (1-minute load ${load_before%% *}); expect noisy timings.")
-fi
+bench_note_load
 # Rounds outer, cases inner: a slow spell on the shared cores then hits every
 # case of a round rather than all rounds of one case, which matters most for
 # the report's derived rows (differences of two cases).

@@ -43,29 +43,15 @@ echo "building pilot-bench (release)..." >&2
 swift build -c release --product pilot-bench >&2
 bench="$(swift build -c release --show-bin-path)/pilot-bench"
 
-if [ -n "$keep" ]; then
-    mkdir -p "$keep"
-    records=$keep
-else
-    records=$(mktemp -d)
-    trap 'rm -rf "$records"' EXIT
-fi
+. Benchmarks/common.sh
+bench_records_dir "$keep"
 
 args=(--threads "$threads" --reps "$reps")
 if [ -n "$only" ]; then args+=(--only "$only"); fi
 
-notes=()
-with_peer=yes
-if ! "$python" -c 'import torch' >/dev/null 2>&1; then
-    with_peer=""
-    notes+=("PyTorch peer not run: '$python' cannot import torch (set PILOT_REFERENCE_PYTHON to a Python that has it).")
-fi
+bench_check_peer "torch"
 
-load_before=$(cut -d' ' -f1-3 /proc/loadavg)
-# Someone else's build or test on the same cores skews every row; say so in the output.
-if awk -v l="${load_before%% *}" 'BEGIN { exit !(l > 0.5) }'; then
-    notes+=("the machine was busy when the run started (1-minute load ${load_before%% *}); expect noisy timings.")
-fi
+bench_note_load
 for r in $(seq "$rounds"); do
     echo "round $r/$rounds: pilot-bench" >&2
     "$bench" "${args[@]}" --json >"$records/ours-$r.json"

@@ -2,7 +2,7 @@ import Foundation
 
 /// One run of a benchmark program, ours or a peer's: the JSON both print with
 /// `--json` (snake_case keys) and that `pilot-bench report` merges.
-struct BenchRecord: Codable {
+struct BenchRecord: SchemaRecord {
     /// Schema tag; bump when a field changes meaning.
     static let currentSchema = "pilot-bench/1"
 
@@ -33,8 +33,16 @@ struct CaseResult: Codable {
     var samplesMs: [Double]
 }
 
-extension BenchRecord {
-    static func decode(contentsOf path: String) throws -> BenchRecord {
+/// A JSON record with a schema tag: tensor-op runs (`BenchRecord`) and
+/// model runs (`ModelRecord`), read back by the `report` commands.
+protocol SchemaRecord: Codable {
+    static var currentSchema: String { get }
+    var schema: String { get }
+}
+
+extension SchemaRecord {
+    /// The record at `path`, refusing files of another schema.
+    static func decode(contentsOf path: String) throws -> Self {
         let data: Data
         do {
             data = try Data(contentsOf: URL(fileURLWithPath: path))
@@ -43,9 +51,9 @@ extension BenchRecord {
         }
         let decoder = JSONDecoder()
         decoder.keyDecodingStrategy = .convertFromSnakeCase
-        let record: BenchRecord
+        let record: Self
         do {
-            record = try decoder.decode(BenchRecord.self, from: data)
+            record = try decoder.decode(Self.self, from: data)
         } catch {
             throw BenchError.unreadable(path: path, reason: "not a \(currentSchema) record: \(error)")
         }
@@ -55,6 +63,7 @@ extension BenchRecord {
         return record
     }
 
+    /// Pretty-printed snake_case JSON.
     func encoded() throws -> String {
         let encoder = JSONEncoder()
         encoder.keyEncodingStrategy = .convertToSnakeCase

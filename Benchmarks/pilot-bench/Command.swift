@@ -30,19 +30,7 @@ enum Command {
     static func parse(_ arguments: [String]) throws -> Command {
         var args = arguments[...]
         if args.first == "report" {
-            args = args.dropFirst()
-            var ours: [String] = [], peer: [String] = []
-            var addingPeer: Bool?   // which list the file names that follow go to
-            for arg in args {
-                switch (arg, addingPeer) {
-                case ("--ours", _): addingPeer = false
-                case ("--peer", _): addingPeer = true
-                case (_, false?) where !arg.hasPrefix("--"): ours.append(arg)
-                case (_, true?) where !arg.hasPrefix("--"): peer.append(arg)
-                default: throw BenchError.usage("report: unexpected \(arg)\n\(usage)")
-                }
-            }
-            guard !ours.isEmpty else { throw BenchError.noRecords }
+            let (ours, peer) = try ReportArguments.parse(args.dropFirst(), command: "report", usage: usage)
             return .report(ours: ours, peer: peer)
         }
 
@@ -52,8 +40,8 @@ enum Command {
         var json = false
         while let arg = args.popFirst() {
             switch arg {
-            case "--threads": threads = try positive(args.popFirst(), for: arg)
-            case "--reps": reps = try positive(args.popFirst(), for: arg)
+            case "--threads": threads = try ReportArguments.positive(args.popFirst(), for: arg)
+            case "--reps": reps = try ReportArguments.positive(args.popFirst(), for: arg)
             case "--only":
                 guard let list = args.popFirst() else { throw BenchError.usage("--only needs a list of ops") }
                 let names = Set(list.split(separator: ",").map(String.init))
@@ -71,8 +59,29 @@ enum Command {
         }
         return .run(threads: threads, reps: reps, only: only, json: json)
     }
+}
 
-    private static func positive(_ value: String?, for flag: String) throws -> Int {
+/// Argument pieces the tensor-op and model commands share.
+enum ReportArguments {
+    /// `--ours FILE… [--peer FILE…]` after `report`.
+    static func parse(_ args: ArraySlice<String>, command: String, usage: String) throws -> (ours: [String], peer: [String]) {
+        var ours: [String] = [], peer: [String] = []
+        var addingPeer: Bool?   // which list the file names that follow go to
+        for arg in args {
+            switch (arg, addingPeer) {
+            case ("--ours", _): addingPeer = false
+            case ("--peer", _): addingPeer = true
+            case (_, false?) where !arg.hasPrefix("--"): ours.append(arg)
+            case (_, true?) where !arg.hasPrefix("--"): peer.append(arg)
+            default: throw BenchError.usage("\(command): unexpected \(arg)\n\(usage)")
+            }
+        }
+        guard !ours.isEmpty else { throw BenchError.noRecords }
+        return (ours, peer)
+    }
+
+    /// `value` as a positive integer, or a usage error naming `flag`.
+    static func positive(_ value: String?, for flag: String) throws -> Int {
         guard let value, let n = Int(value), n > 0 else {
             throw BenchError.usage("\(flag) needs a positive integer")
         }

@@ -33,19 +33,7 @@ enum ModelCommand {
     static func parse(_ arguments: [String]) throws -> ModelCommand {
         var args = arguments[...]
         if args.first == "report" {
-            args = args.dropFirst()
-            var ours: [String] = [], peer: [String] = []
-            var addingPeer: Bool?   // which list the file names that follow go to
-            for arg in args {
-                switch (arg, addingPeer) {
-                case ("--ours", _): addingPeer = false
-                case ("--peer", _): addingPeer = true
-                case (_, false?) where !arg.hasPrefix("--"): ours.append(arg)
-                case (_, true?) where !arg.hasPrefix("--"): peer.append(arg)
-                default: throw BenchError.usage("models report: unexpected \(arg)\n\(usage)")
-                }
-            }
-            guard !ours.isEmpty else { throw BenchError.noRecords }
+            let (ours, peer) = try ReportArguments.parse(args.dropFirst(), command: "models report", usage: usage)
             return .report(ours: ours, peer: peer)
         }
 
@@ -60,8 +48,8 @@ enum ModelCommand {
             case "--model":
                 guard let dir = args.popFirst() else { throw BenchError.usage("--model needs a folder") }
                 model = dir
-            case "--threads": threads = try positive(args.popFirst(), for: arg)
-            case "--reps": reps = try positive(args.popFirst(), for: arg)
+            case "--threads": threads = try ReportArguments.positive(args.popFirst(), for: arg)
+            case "--reps": reps = try ReportArguments.positive(args.popFirst(), for: arg)
             case "--json": json = true
             case "--profile": profile = true
             case "--list": return .list
@@ -76,12 +64,5 @@ enum ModelCommand {
         }
         guard let name else { throw BenchError.usage("models: name one case\n\(usage)") }
         return .run(name: name, model: model, threads: threads, reps: reps, json: json, profile: profile)
-    }
-
-    private static func positive(_ value: String?, for flag: String) throws -> Int {
-        guard let value, let n = Int(value), n > 0 else {
-            throw BenchError.usage("\(flag) needs a positive integer")
-        }
-        return n
     }
 }

@@ -3,7 +3,7 @@ import Foundation
 /// One run of one model case, ours or the peer's: the JSON both print with
 /// `models … --json` (snake_case keys) and that `pilot-bench models report`
 /// merges. One case per process, so each record's peak RSS is that case's.
-struct ModelRecord: Codable {
+struct ModelRecord: SchemaRecord {
     /// Schema tag; bump when a field changes meaning.
     static let currentSchema = "pilot-bench-models/1"
 
@@ -64,35 +64,5 @@ struct ModelCaseResult: Codable {
         case name = "case"
         case shape, warmups, reps, medianMs, samplesMs, cpuMedianMs, cpuSamplesMs, phases, timeRatioTarget, rssRatioTarget
         case loadMs, loadedRssBytes, loadPeakRssBytes, runPeakRssBytes, peakReset, peakRssBytes
-    }
-}
-
-extension ModelRecord {
-    static func decode(contentsOf path: String) throws -> ModelRecord {
-        let data: Data
-        do {
-            data = try Data(contentsOf: URL(fileURLWithPath: path))
-        } catch {
-            throw BenchError.unreadable(path: path, reason: "\(error.localizedDescription)")
-        }
-        let decoder = JSONDecoder()
-        decoder.keyDecodingStrategy = .convertFromSnakeCase
-        let record: ModelRecord
-        do {
-            record = try decoder.decode(ModelRecord.self, from: data)
-        } catch {
-            throw BenchError.unreadable(path: path, reason: "not a \(currentSchema) record: \(error)")
-        }
-        guard record.schema == currentSchema else {
-            throw BenchError.unreadable(path: path, reason: "schema \(record.schema), expected \(currentSchema)")
-        }
-        return record
-    }
-
-    func encoded() throws -> String {
-        let encoder = JSONEncoder()
-        encoder.keyEncodingStrategy = .convertToSnakeCase
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        return String(decoding: try encoder.encode(self), as: UTF8.self)
     }
 }
