@@ -71,6 +71,14 @@ final class ModelLoadErrorTests: XCTestCase {
         assertLoadFails(["unet/config.json", "layers_per_block should be an integer"])
     }
 
+    func testUnsupportedActivationNamesFileAndValue() throws {
+        let url = tmp.appendingPathComponent("text_encoder/config.json")
+        var json = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [String: Any]
+        json["hidden_act"] = "swish"
+        try JSONSerialization.data(withJSONObject: json).write(to: url)
+        assertLoadFails(["text_encoder/config.json", "unsupported hidden_act swish"])
+    }
+
     func testSingleFileWithoutUNetIsRefused() throws {
         var writer = SafeTensorsWriter()
         try writer.add("cond_stage_model.transformer.text_model.final_layer_norm.weight", shape: [2], floats: [1, 1])

@@ -20,11 +20,7 @@ public struct CLIPTextConfig: Equatable, Sendable {
         heads = try c.int("num_attention_heads", default: 8)
         layers = try c.int("num_hidden_layers", default: 12)
         maxPositions = try c.int("max_position_embeddings", default: 77)
-        let act = try c.string("hidden_act", default: "quick_gelu")
-        guard let a = Activation(rawValue: act) else {
-            throw ModelLoadError.badConfig(path: c.path, reason: "unsupported hidden_act \(act)")
-        }
-        activation = a
+        activation = try c.activation("hidden_act", default: "quick_gelu")
         layerNormEps = try c.float("layer_norm_eps", default: 1e-5)
     }
 

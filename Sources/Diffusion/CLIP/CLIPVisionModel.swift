@@ -27,11 +27,7 @@ public struct CLIPVisionConfig: Equatable, Sendable {
         imageSize = try v.int("image_size", default: 224)
         patchSize = try v.int("patch_size", default: 32)
         projectionDim = try v.int("projection_dim", default: try c.int("projection_dim", default: 512))
-        let act = try v.string("hidden_act", default: "quick_gelu")
-        guard let a = Activation(rawValue: act) else {
-            throw ModelLoadError.badConfig(path: c.path, reason: "unsupported hidden_act \(act)")
-        }
-        activation = a
+        activation = try v.activation("hidden_act", default: "quick_gelu")
         layerNormEps = try v.float("layer_norm_eps", default: 1e-5)
     }
 

@@ -64,6 +64,15 @@ public struct JSONConfig {
         throw wrong(key, "a string")
     }
 
+    /// A transformer's `hidden_act` (or another activation key) as an `Activation`.
+    public func activation(_ key: String, default d: String) throws -> Activation {
+        let name = try string(key, default: d)
+        guard let a = Activation(rawValue: name) else {
+            throw ModelLoadError.badConfig(path: path, reason: "unsupported \(key) \(name)")
+        }
+        return a
+    }
+
     public func strings(_ key: String, default d: [String]) throws -> [String] {
         guard let v = values[key], !(v is NSNull) else { return d }
         if let s = v as? [String] { return s }
