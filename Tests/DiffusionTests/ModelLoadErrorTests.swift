@@ -63,19 +63,21 @@ final class ModelLoadErrorTests: XCTestCase {
         assertLoadFails(["unexpected tensor", "encoder.extra_layer.weight"])
     }
 
-    func testBadConfigValueNamesKeyAndExpectation() throws {
-        let url = tmp.appendingPathComponent("unet/config.json")
-        var json = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [String: Any]
-        json["layers_per_block"] = "two"
+    /// Rewrites the model copy's `relativePath` JSON file after `edit`.
+    private func editConfig(_ relativePath: String, _ edit: (inout [String: Any]) -> Void) throws {
+        let url = tmp.appendingPathComponent(relativePath)
+        var json = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any])
+        edit(&json)
         try JSONSerialization.data(withJSONObject: json).write(to: url)
+    }
+
+    func testBadConfigValueNamesKeyAndExpectation() throws {
+        try editConfig("unet/config.json") { $0["layers_per_block"] = "two" }
         assertLoadFails(["unet/config.json", "layers_per_block should be an integer"])
     }
 
     func testUnsupportedActivationNamesFileAndValue() throws {
-        let url = tmp.appendingPathComponent("text_encoder/config.json")
-        var json = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [String: Any]
-        json["hidden_act"] = "swish"
-        try JSONSerialization.data(withJSONObject: json).write(to: url)
+        try editConfig("text_encoder/config.json") { $0["hidden_act"] = "swish" }
         assertLoadFails(["text_encoder/config.json", "unsupported hidden_act swish"])
     }
 
