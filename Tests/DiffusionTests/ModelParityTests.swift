@@ -1,5 +1,5 @@
 @testable import Diffusion
-import Tensors
+@testable import Tensors
 import XCTest
 
 /// Text encoder, UNet and VAE outputs against diffusers on the tiny models,
@@ -72,6 +72,21 @@ final class ModelParityTests: XCTestCase {
                            "residual shapes the UNet expects")
             let out = try model.unet(x, timesteps: try fx.floats("unet.control.timestep"), conditioning: cond)
             assertClose(out, try fx.tensor("unet.control.out"), tolerance: tol, "\(v) unet with control residuals")
+        }
+    }
+
+    /// The tiny models are too small for the automatic Winograd choice;
+    /// forcing im2col, F(2×2) and F(4×4) on every 3×3 stride-1 conv in turn
+    /// checks each path through whole models against diffusers.
+    func testEveryConvolutionPathMatchesDiffusers() throws {
+        let fx = try SDFixture("sd1")
+        let model = try fx.loadFolder()
+        defer { Winograd.mode = .auto }
+        for mode in [Winograd.Mode.off, .only(.two), .only(.four)] {
+            Winograd.mode = mode
+            try checkUNet(fx, model, "conv \(mode)")
+            let decoded = try model.vae.decode(try fx.tensor("vae.decode.latent"))
+            assertClose(decoded, try fx.tensor("vae.decode.out"), tolerance: tol, "VAE decode, conv \(mode)")
         }
     }
 

@@ -27,6 +27,7 @@ final class WinogradTests: XCTestCase {
             (1, 32, 40, 9, 7, 1, true), (2, 33, 32, 8, 8, 1, false), (1, 40, 36, 11, 13, 0, true),
             (2, 35, 48, 5, 6, 2, false), (1, 3, 5, 3, 4, 1, true), (1, 64, 64, 17, 16, 1, true),
             (1, 8, 8, 33, 31, 1, false), (1, 16, 24, 6, 9, 3, true),
+            (1, 320, 96, 34, 30, 1, true),   // a UNet-wide sum over input channels
         ]
         for (i, c) in cases.enumerated() {
             let seed = UInt64(100 + 10 * i)
