@@ -143,34 +143,38 @@ extension CPUBackend {
     /// Softmax of each score row in place (keys after the query get 0 when
     /// causal). The backward's P; the mask, if any, is applied by its caller.
     private func probabilities(_ s: UnsafeMutablePointer<Float>, rows: Int, g: AttentionGeometry, r0: Int) {
-        let nk = g.nk
         for r in 0..<rows {
-            let row = s + r * nk
-            let visible = g.causal ? Swift.min(nk, r0 + r + 1) : nk
-            softmaxRow(row, row, visible, scale: 1)
-            if visible < nk { (row + visible).update(repeating: 0, count: nk - visible) }
+            let row = s + r * g.nk
+            FastMath.scale(row, row, g.nk, by: exponentiate(row, query: r0 + r, g: g))
         }
     }
 
-    /// exp(s − max) of each score row in place (keys after the query masked
-    /// out when causal; then the optional multiplicative mask), and the
-    /// inverse of each row's sum of exponentials: row-scaling by it gives the
-    /// probabilities, and commutes with the mask and with the product by V.
+    /// exp(s − max) of each score row in place (then the optional
+    /// multiplicative mask), and the inverse of each row's sum of
+    /// exponentials: row-scaling by it gives the probabilities, and commutes
+    /// with the mask and with the product by V.
     private func unnormalisedProbabilities(_ s: UnsafeMutablePointer<Float>, inverseSums: UnsafeMutablePointer<Float>,
                                            rows: Int, g: AttentionGeometry, mask: Tensor?, batch: Int, r0: Int) {
         let nk = g.nk
         let mp = mask.map { maskRows($0, g: g, batch: batch, r0: r0) }
         for r in 0..<rows {
             let row = s + r * nk
-            let visible = g.causal ? Swift.min(nk, r0 + r + 1) : nk
-            let top = FastMath.max(row, visible)
-            inverseSums[r] = 1 / FastMath.expShiftSum(row, row, visible, scale: 1, shift: top)
-            if visible < nk { (row + visible).update(repeating: 0, count: nk - visible) }
+            inverseSums[r] = exponentiate(row, query: r0 + r, g: g)
             if let mp {
                 let m = mp + r * nk
                 for j in 0..<nk { row[j] *= m[j] }
             }
         }
+    }
+
+    /// exp(s − max) of score row `row` (of query `query`) in place, keys
+    /// after the query set to 0 when causal; returns 1 / Σ exp.
+    @inline(__always)
+    private func exponentiate(_ row: UnsafeMutablePointer<Float>, query: Int, g: AttentionGeometry) -> Float {
+        let visible = g.causal ? Swift.min(g.nk, query + 1) : g.nk
+        let sum = FastMath.expShiftSum(row, row, visible, shift: FastMath.max(row, visible))
+        if visible < g.nk { (row + visible).update(repeating: 0, count: g.nk - visible) }
+        return 1 / sum
     }
 
     private func maskRows(_ mask: Tensor, g: AttentionGeometry, batch: Int, r0: Int) -> UnsafeMutablePointer<Float> {

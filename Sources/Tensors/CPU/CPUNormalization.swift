@@ -192,7 +192,7 @@ extension CPUBackend {
         let out = empty(x.shape)
         let px = x.ptr, po = out.ptr
         parallelFor(rows, grain: Swift.max(1, 4096 / Swift.max(d, 1))) { r in
-            for row in r { softmaxRow(px + row * d, po + row * d, d, scale: 1) }
+            for row in r { softmaxRow(px + row * d, po + row * d, d) }
         }
         return out
     }
@@ -235,11 +235,9 @@ func meanVariance(_ p: UnsafeMutablePointer<Float>, _ n: Int) -> (Float, Float) 
     return (m, Float(v / Double(n)))
 }
 
-/// Numerically stable softmax of one row of `x·scale`, written to `out`
-/// (which may alias `x`).
+/// Numerically stable softmax of one row of `x`, written to `out` (which may alias `x`).
 @inline(__always)
-func softmaxRow(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, _ n: Int, scale: Float) {
-    let m = FastMath.max(x, n)
-    let s = FastMath.expShiftSum(x, out, n, scale: scale, shift: m * scale)
+func softmaxRow(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, _ n: Int) {
+    let s = FastMath.expShiftSum(x, out, n, shift: FastMath.max(x, n))
     FastMath.scale(out, out, n, by: 1 / s)
 }

@@ -250,12 +250,13 @@ enum Winograd {
         // layers (105 MiB at 1280 channels, 210 at 2560 → 1280) would be
         // written, faulted in and read back once. With several chunks every
         // chunk reads all of U, so it is made once.
-        let block = chunks > 1 ? cout : Swift.min(cout, Swift.max(16, (filterBlockBytes / (positions * cin * 4)) & ~15))
+        let blocked = chunks == 1
+        let block = blocked ? Swift.min(cout, Swift.max(16, (filterBlockBytes / (positions * cin * 4)) & ~15)) : cout
         let uCount = positions * cin * block
         WinogradArena.shared.with(count: uCount + positions * (cin + block) * maxT) { arena in
             let u = arena, v = arena + uCount, mBuf = v + positions * cin * maxT
             let geo = TileGeometry(n: n, h: h, w: w, ho: ho, wo: wo, padH: padH, padW: padW, th: th, tw: tw)
-            if chunks > 1 {
+            if !blocked {
                 transformFilters(weight, rows: 0..<cout, totalRows: cout, cols: cin, layout: layout, tile: tile, into: u)
             }
             var r0 = 0
@@ -268,12 +269,12 @@ enum Winograd {
                 var c0 = 0
                 while c0 < cout {
                     let c1 = Swift.min(cout, c0 + block), rows = c1 - c0
-                    if chunks == 1 {
+                    if blocked {
                         transformFilters(weight, rows: c0..<c1, totalRows: cout, cols: cin, layout: layout, tile: tile,
                                          into: u)
                     }
                     // U's rows for this block (all of U holds every block when made once).
-                    let uBlock = chunks > 1 ? u + c0 * cin : u, uStride = (chunks > 1 ? cout : rows) * cin
+                    let uBlock = blocked ? u : u + c0 * cin, uStride = (blocked ? rows : cout) * cin
                     let box = UnsafeSendableBox((UnsafePointer(uBlock), UnsafePointer(v), mBuf))
                     // The products side by side, one single-threaded GEMM per worker.
                     parallelFor(positions) { r in
@@ -300,10 +301,10 @@ enum Winograd {
     static let filterBlockBytes = 8 << 20
 }
 
-/// One buffer for U, V and M, kept between calls: the filter transforms of
-/// wide layers (105 MB at 1280 channels) are bigger than the host buffer
-/// cache takes, and fresh pages cost more to fault in than the transform
-/// itself. It shrinks when a call needs less than half of it, so the
+/// One buffer for U, V and M, kept between calls: a call's buffer (up to
+/// 105 MiB of whole U at 1280 channels when its tiles span several chunks,
+/// plus up to 64 MiB of V and M) is bigger than the host buffer cache
+/// takes, and fresh pages cost more to fault in than the transform itself. It shrinks when a call needs less than half of it, so the
 /// wide low-resolution layers' buffer is not held while the narrow
 /// high-resolution layers (whose activations set the peak memory) run. A
 /// call that finds it in use (another thread convolving) allocates its own.

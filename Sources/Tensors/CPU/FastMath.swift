@@ -143,15 +143,15 @@ enum FastMath {
         return s
     }
 
-    /// out = exp(x·scale − shift) elementwise; returns Σ out. `out` may alias `x`.
+    /// out = exp(x − shift) elementwise; returns Σ out. `out` may alias `x`.
     /// Two passes, so that the exponential's loop (a pure map) vectorises; a
     /// loop that also accumulated the sum would be an ordered float
     /// reduction, which LLVM runs one lane at a time. The row is still in
     /// cache for the second pass.
     @inline(__always)
     static func expShiftSum(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, _ n: Int,
-                            scale: Float = 1, shift: Float) -> Float {
-        for k in 0..<n { out[k] = exp(x[k] * scale - shift) }
+                            shift: Float) -> Float {
+        for k in 0..<n { out[k] = exp(x[k] - shift) }
         return sum(out, n)
     }
 
