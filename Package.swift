@@ -45,7 +45,10 @@ let package = Package(
         .target(name: "CPNG", linkerSettings: [.linkedLibrary("png16"), .linkedLibrary("z")]),
 
         .target(name: "SafeTensors"),
-        .target(name: "Tensors", dependencies: ["CBLAS", "SafeTensors"], swiftSettings: hotSettings),
+        // CUDA is loaded at run time (dlopen): no CUDA header or library at build time.
+        // Kernels/ holds the .cu sources NVRTC compiles on first use.
+        .target(name: "Tensors", dependencies: ["CBLAS", "SafeTensors", .product(name: "Crypto", package: "swift-crypto")],
+                resources: [.copy("CUDA/Kernels")], swiftSettings: hotSettings),
         .target(name: "Imaging", dependencies: ["CPNG"], swiftSettings: hotSettings),
         .target(
             name: "Diffusion",
@@ -73,7 +76,7 @@ let package = Package(
             ]),
 
         .executableTarget(
-            name: "pilot-bench", dependencies: ["Tensors", "Diffusion", "CBLAS", "Daemon", "Workflow",
+            name: "pilot-bench", dependencies: ["Tensors", "Diffusion", "CBLAS", "Daemon", "Workflow", "Nodes", "Imaging",
                                                 .product(name: "Logging", package: "swift-log")], path: "Benchmarks/pilot-bench",
             swiftSettings: hotSettings),
 

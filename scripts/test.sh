@@ -4,6 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh python3-zmq
+# NVRTC (from PyPI, outside the repository) for the CUDA kernels' compile test.
+nvrtc=$(scripts/install-nvrtc.sh)
+export PILOT_CUDA_LIBRARY_PATH="$nvrtc${PILOT_CUDA_LIBRARY_PATH:+:$PILOT_CUDA_LIBRARY_PATH}"
+export PILOT_REQUIRE_NVRTC=1
 
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

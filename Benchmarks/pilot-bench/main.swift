@@ -51,6 +51,10 @@ do {
         try ModelBench.main(Array(arguments.dropFirst()))
         exit(0)
     }
+    if arguments.first == "gpu" {
+        try GPUBench.main(Array(arguments.dropFirst()))
+        exit(0)
+    }
     switch try Command.parse(arguments) {
     case .help:
         print(Command.usage)

@@ -93,7 +93,8 @@ public final class Daemon: @unchecked Sendable {
                                     curveServerKey: curveKey, pid: getpid())
         try connection.write(to: configuration.connectionFile)
 
-        worker = JobWorker(store: store, blobs: blobs, publisher: publisher, runner: runner, paths: paths, logger: logger)
+        worker = JobWorker(store: store, blobs: blobs, publisher: publisher, runner: runner, paths: paths, logger: logger,
+                           device: configuration.device)
         let requeued = try store.requeueInterrupted()
         for id in requeued {
             logger.notice("requeued job found running at start (the previous daemon stopped under it)", metadata: ["job": "\(id)"])

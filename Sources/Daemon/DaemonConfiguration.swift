@@ -23,6 +23,9 @@ public struct DaemonConfiguration: Sendable {
     public var maxMessageBytes: Int = 64 << 20
     /// CURVE encryption: nil = only when an endpoint is not loopback/ipc (then required).
     public var curve: Bool?
+    /// The device jobs run on, as `pilot serve` chose it ("cpu (fp32): requested",
+    /// "cuda:0 (fp16): NVIDIA H200 (sm_90)"): in each job's running transition and started event.
+    public var device = "cpu (fp32)"
     /// Messages older or newer than this (seconds) are refused as stale; signatures are remembered this long.
     public var replayWindow: TimeInterval = 300
     /// Reuse the key of an existing connection file (clients keep working across restarts).

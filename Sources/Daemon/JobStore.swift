@@ -227,7 +227,7 @@ public final class JobStore: Sendable {
     }
 
     /// Marks the next queued job (highest priority, then oldest) running and returns it.
-    public func claimNext(now: Date = Date()) throws -> JobRecord? {
+    public func claimNext(now: Date = Date(), note: String? = nil) throws -> JobRecord? {
         try database.write { db in
             guard let row = try Row.fetchOne(db, sql: """
                 SELECT id FROM job WHERE state = 'queued' ORDER BY priority DESC, seq ASC LIMIT 1
@@ -235,7 +235,7 @@ public final class JobStore: Sendable {
             let id: String = row["id"]
             try db.execute(sql: "UPDATE job SET state = 'running', started = ?, attempts = attempts + 1 WHERE id = ?",
                            arguments: [now.timeIntervalSince1970, id])
-            try Self.addTransition(db, job: id, state: "running", time: now, note: nil)
+            try Self.addTransition(db, job: id, state: "running", time: now, note: note)
             return try Self.record(try Row.fetchOne(db, sql: "SELECT * FROM job WHERE id = ?", arguments: [id])!)
         }
     }

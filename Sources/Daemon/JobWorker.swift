@@ -13,6 +13,8 @@ final class JobWorker: @unchecked Sendable {
     private let runner: WorkflowRunner
     private let paths: JobPaths
     private let logger: Logger
+    /// Where jobs run (DaemonConfiguration.device).
+    private let device: String
 
     private let condition = NSCondition()
     private var stopping = false
@@ -21,7 +23,9 @@ final class JobWorker: @unchecked Sendable {
     private var progress: [String: JSONValue] = [:]
     private var thread: Thread?
 
-    init(store: JobStore, blobs: BlobStore, publisher: EventPublisher, runner: WorkflowRunner, paths: JobPaths, logger: Logger) {
+    init(store: JobStore, blobs: BlobStore, publisher: EventPublisher, runner: WorkflowRunner, paths: JobPaths, logger: Logger,
+         device: String = "cpu (fp32)") {
+        self.device = device
         self.store = store
         self.blobs = blobs
         self.publisher = publisher
@@ -78,7 +82,7 @@ final class JobWorker: @unchecked Sendable {
             do {
                 job = try condition.withLock { () throws -> JobRecord? in
                     if stopping { return nil }
-                    guard let claimed = try store.claimNext() else {
+                    guard let claimed = try store.claimNext(note: "device \(device)") else {
                         _ = condition.wait(until: Date().addingTimeInterval(1))
                         return nil
                     }
@@ -105,7 +109,7 @@ final class JobWorker: @unchecked Sendable {
         logger[metadataKey: "job"] = "\(job.id)"
         let token = condition.withLock { current!.token }
         logger.info("started (attempt \(job.attempts))", metadata: job.template.map { ["template": "\($0)"] } ?? [:])
-        publisher.publish(job: job.id, type: "started", content: ["attempt": .int(job.attempts)])
+        publisher.publish(job: job.id, type: "started", content: ["attempt": .int(job.attempts), "device": .string(device)])
         let started = DispatchTime.now()
         do {
             let prepared = try JobPreparation.prepare(job, paths: paths, blobs: blobs, registry: runner.registry)

@@ -18,7 +18,15 @@ struct Info: ParsableCommand {
         zmq_version(&major, &minor, &patch)
         let blasConfig = openblas_get_config().map { String(cString: $0) } ?? "unknown"
         print("pilot \(PilotVersion.string)")
-        print("device:   cpu (no CUDA backend in this build)")
+        let probe = CUDARuntime.probe()
+        if let why = probe.unavailableReason {
+            print("device:   cpu (CUDA not used: \(why))")
+        } else {
+            print("device:   cuda:0 by default (--device auto), cpu available")
+        }
+        print("backends: cpu" + (probe.unavailableReason == nil ? ", " + probe.devices.map { "cuda:\($0.ordinal)" }.joined(separator: ", ") : ""))
+        for line in probe.summary { print(line) }
+        if probe.nvrtcPath == nil, let version = KernelCompiler.nvrtcVersion() { print("nvrtc:    \(version) (compiler only)") }
         print("threads:  \(ComputeThreads.count) of \(ProcessInfo.processInfo.activeProcessorCount) cores (OpenBLAS and parallel loops)")
         print("openblas: \(blasConfig), kernels \(BLASRuntime.coreName)"
               + (ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"].map { " (OPENBLAS_CORETYPE=\($0))" } ?? ""))

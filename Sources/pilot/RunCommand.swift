@@ -68,7 +68,10 @@ struct Run: ParsableCommand {
     @Flag(name: [.short, .long], help: "No progress lines.")
     var quiet = false
 
+    @OptionGroup var deviceOptions: DeviceOptions
+
     func run() throws {
+        _ = try deviceOptions.apply(command: "run")
         let file = try templateOptions.resolve(workflow)
         let runner = WorkflowRunner()
         let validated: ValidatedWorkflow

@@ -60,7 +60,10 @@ struct Serve: ParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error.")
     var logLevel = "info"
 
+    @OptionGroup var deviceOptions: DeviceOptions
+
     func run() throws {
+        let choice = try deviceOptions.apply(command: "serve")
         let level = Logger.Level(rawValue: logLevel) ?? .info
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
@@ -84,6 +87,7 @@ struct Serve: ParsableCommand {
         configuration.memoryBudget = budget
         configuration.maxMessageBytes = maxMessage
         configuration.curve = curve
+        configuration.device = choice.description
         try? FileManager.default.createDirectory(at: modelsDirectory, withIntermediateDirectories: true)
 
         let daemon: Daemon

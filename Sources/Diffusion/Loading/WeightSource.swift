@@ -2,6 +2,36 @@ import Foundation
 import SafeTensors
 import Tensors
 
+/// The device and element type model weights are uploaded to as they load:
+/// one GPU copy of every weight, kept as long as the model is (the model
+/// cache holds it). The process-wide `current` placement is what `pilot
+/// run|serve --device/--precision` sets; sources made later use it.
+public struct WeightPlacement: Sendable, Equatable, CustomStringConvertible {
+    public var device: Device
+    public var elementType: ElementType
+
+    public init(device: Device = .cpu, elementType: ElementType = .float32) {
+        self.device = device
+        self.elementType = device == .cpu ? .float32 : elementType
+    }
+
+    public static let host = WeightPlacement()
+
+    private static let lock = NSLock()
+    nonisolated(unsafe) private static var value = WeightPlacement.host
+
+    /// The placement new weight sources take.
+    public static var current: WeightPlacement {
+        get { lock.lock(); defer { lock.unlock() }; return value }
+        set { lock.lock(); value = newValue; lock.unlock() }
+    }
+
+    /// `t` where this placement says (itself on the host).
+    public func place(_ t: Tensor) -> Tensor { device == .cpu ? t : t.to(device, as: elementType) }
+
+    public var description: String { device == .cpu ? "cpu" : "\(device) \(elementType)" }
+}
+
 /// Named weights for one model component, in diffusers naming.
 ///
 /// Backed by one or more safetensors files. For single-file (LDM)
@@ -34,6 +64,9 @@ public final class WeightSource {
     private var used = Set<String>()
     /// Additions applied as weights are read (merged LoRAs), by diffusers name.
     public var deltas: [String: Tensor] = [:]
+    /// Where the weights go once read (merged and checked on the host):
+    /// the process default (`WeightPlacement.current`) when the source was made.
+    public var placement: WeightPlacement = .current
 
     /// Weights named exactly as in the files (diffusers folders).
     public convenience init(files: [SafeTensorsFile]) {
@@ -85,7 +118,7 @@ public final class WeightSource {
             let t = Tensor(shape: shape, values: values)
             generated.append((name, t))
             used.insert(name)
-            return t
+            return placement.place(t)
         }
         guard let loc = locations[name] else {
             throw ModelLoadError.missingTensor(key: name, source: description)
@@ -117,7 +150,7 @@ public final class WeightSource {
             t = t + d.reshaped(shape)
         }
         used.insert(name)
-        return t
+        return placement.place(t)
     }
 
     /// Every weight's stored shape, by diffusers name.

@@ -105,7 +105,7 @@ public final class Tape {
             needed[id] = nodes[id].inputs.contains { $0.map { needed[$0] } ?? false }
         }
 
-        var grads: [Int: Tensor] = [last: seed?.detached ?? Tensor.ones(output.shape)]
+        var grads: [Int: Tensor] = [last: seed?.detached ?? Tensor.ones(output.shape).to(output.device, as: output.elementType)]
         var results: [Int: Tensor] = [:]
         for id in stride(from: last, through: 0, by: -1) where needed[id] {
             guard let g = grads.removeValue(forKey: id) else { continue }
@@ -120,7 +120,7 @@ public final class Tape {
                 precondition(gi.shape == nodes[inputID].shape,
                              "backward produced gradient of shape \(gi.shape) for an input of shape \(nodes[inputID].shape)")
                 if let acc = grads[inputID] {
-                    grads[inputID] = acc.backend.binary(.add, acc, gi)
+                    grads[inputID] = Backends.backend(for: acc, gi).binary(.add, acc, gi)
                 } else {
                     grads[inputID] = gi
                 }

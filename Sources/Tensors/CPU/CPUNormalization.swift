@@ -167,7 +167,7 @@ extension CPUBackend {
             for t in tr {
                 let pwd = partial + t * 2 * d, pbd = pwd + d
                 for row in (rows * t / threads)..<(rows * (t + 1) / threads) {
-                    let m = st.mean[row], rs = st.rstd[row]
+                    let m = st.mean.storage.pointer[row], rs = st.rstd.storage.pointer[row]
                     let xs = px + row * d, gs = pg + row * d
                     for k in 0..<d {
                         pwd[k] += gs[k] * (xs[k] - m) * rs

@@ -65,10 +65,22 @@ public struct AttentionParameters: Equatable, Sendable {
     }
 }
 
-/// Per-group (or per-row) statistics saved by a normalisation's forward.
+/// Per-group (or per-row) statistics saved by a normalisation's forward,
+/// as float32 tensors on the backend's device (so a device backend's
+/// backward needs no copy to the host).
 public struct NormStatistics {
-    public let mean: [Float]
-    public let rstd: [Float]
+    public let mean: Tensor
+    public let rstd: Tensor
+
+    public init(mean: Tensor, rstd: Tensor) {
+        self.mean = mean
+        self.rstd = rstd
+    }
+
+    /// Host statistics (the CPU backend's).
+    public init(mean: [Float], rstd: [Float]) {
+        self.init(mean: Tensor(shape: [mean.count], values: mean), rstd: Tensor(shape: [rstd.count], values: rstd))
+    }
 }
 
 /// The kernels a device provides. Ops (with autograd) are written once on
@@ -140,12 +152,26 @@ public protocol Backend: AnyObject, Sendable {
     func embeddingBackward(_ gradOutput: Tensor, ids: [Int32], vocabulary: Int) -> Tensor
 }
 
+/// A backend whose tensors live in device memory: it copies between the
+/// host and its device, and converts element types.
+public protocol DeviceBackend: Backend {
+    /// `x` (any device) on this backend's device, stored as `elementType`.
+    func upload(_ x: Tensor, as elementType: ElementType) -> Tensor
+    /// A host (float32) copy of `x`, which is on this backend's device.
+    func download(_ x: Tensor) -> Tensor
+    /// Waits until every kernel queued so far has finished.
+    func synchronize()
+}
+
 /// The backend registry: one instance per device.
 public enum Backends {
     public static let cpu = CPUBackend()
 
     private static let lock = NSLock()
     nonisolated(unsafe) private static var cpuProfiler: ProfilingBackend?
+    nonisolated(unsafe) private static var devices: [Device: any DeviceBackend] = [:]
+    /// Makes the backend of a device on first use: CUDA's, unless replaced.
+    nonisolated(unsafe) private static var factory: (@Sendable (Device) -> (any DeviceBackend)?)? = CUDARuntime.makeBackend
 
     /// Times every CPU kernel into `profile` from now on (`nil` stops).
     /// Kernels already running finish unprofiled.
@@ -155,6 +181,37 @@ public enum Backends {
         cpuProfiler = profile.map { ProfilingBackend(cpu, profile: $0) }
     }
 
+    /// Makes `backend` the one for `backend.device` (a device backend found
+    /// at run time, or a test's emulated device); nil removes it.
+    public static func register(_ backend: (any DeviceBackend)?, for device: Device) {
+        precondition(device != .cpu, "the CPU backend is built in")
+        lock.lock()
+        defer { lock.unlock() }
+        devices[device] = backend
+    }
+
+    /// Called for a device that has no backend registered yet (the CUDA
+    /// loader installs itself here), so `backend(for:)` finds it lazily.
+    public static func setDeviceFactory(_ make: @escaping @Sendable (Device) -> (any DeviceBackend)?) {
+        lock.lock()
+        defer { lock.unlock() }
+        factory = make
+    }
+
+    /// The device backend for `device`, if one is available.
+    public static func deviceBackend(for device: Device) -> (any DeviceBackend)? {
+        lock.lock()
+        if let b = devices[device] { lock.unlock(); return b }
+        let make = factory
+        lock.unlock()
+        guard let made = make?(device) else { return nil }
+        lock.lock()
+        defer { lock.unlock() }
+        if let b = devices[device] { return b }
+        devices[device] = made
+        return made
+    }
+
     public static func backend(for device: Device) -> any Backend {
         switch device {
         case .cpu:
@@ -162,7 +219,25 @@ public enum Backends {
             defer { lock.unlock() }
             if let profiler = cpuProfiler { return profiler }
             return cpu
-        case .cuda(let i): fatalError("no CUDA backend is available in this build (device cuda:\(i))")
+        case .cuda:
+            guard let b = deviceBackend(for: device) else {
+                fatalError("no backend is available for \(device) (see `pilot info`)")
+            }
+            return b
         }
+    }
+
+    /// The backend an op over `tensors` runs on: the device of the first
+    /// tensor not on the CPU (a device backend takes host operands and copies
+    /// them up), else the CPU's.
+    public static func backend(for tensors: Tensor?...) -> any Backend {
+        for case let t? in tensors where t.device != .cpu { return backend(for: t.device) }
+        return backend(for: .cpu)
+    }
+
+    /// As `backend(for:)` over an array.
+    public static func backend(forAll tensors: [Tensor]) -> any Backend {
+        for t in tensors where t.device != .cpu { return backend(for: t.device) }
+        return backend(for: .cpu)
     }
 }

@@ -1,4 +1,5 @@
-/// An n-dimensional array of Float32 values on one device.
+/// An n-dimensional array of Float32 values on one device (stored on a
+/// device as float32, float16 or bfloat16: `elementType`).
 ///
 /// A `Tensor` is a value: its storage is never written after the op that made
 /// it returns, so copies share storage freely. A tensor may carry a `trace`
@@ -37,6 +38,8 @@ public struct Tensor {
     public var count: Int { storage.count }
     public var device: Device { storage.device }
     public var backend: any Backend { Backends.backend(for: device) }
+    /// Whether the elements are in host memory.
+    public var isOnHost: Bool { device == .cpu }
 
     /// The same values with no tape link: a constant for autograd.
     public var detached: Tensor {
@@ -48,25 +51,59 @@ public struct Tensor {
     /// Whether this tensor is recorded on a tape.
     public var isTraced: Bool { trace != nil }
 
-    /// The elements, copied to the host in row-major order.
+    /// How the elements are stored (`.float32` on the host).
+    public var elementType: ElementType { storage.elementType }
+
+    /// The elements, copied to the host in row-major order (a device
+    /// tensor is copied down first, which waits for its kernels).
     public var scalars: [Float] {
-        precondition(device == .cpu, "scalars of a \(device) tensor: copy it to the CPU first")
-        return Array(UnsafeBufferPointer(start: storage.pointer, count: count))
+        let host = onHost
+        return Array(UnsafeBufferPointer(start: host.storage.pointer, count: count))
     }
 
     /// The single element of a one-element tensor.
     public var item: Float {
         precondition(count == 1, "item() needs exactly one element, shape is \(shape)")
-        return storage.pointer[0]
+        return onHost.storage.pointer[0]
+    }
+
+    /// This tensor on the host (itself when it is there), untraced.
+    private var onHost: Tensor {
+        guard device != .cpu else { return self }
+        guard let b = Backends.deviceBackend(for: device) else {
+            fatalError("no backend for \(device) to copy a tensor to the host")
+        }
+        return b.download(detached)
+    }
+
+    /// The same values on `device` (as `elementType` there; the host holds
+    /// float32 only). Differentiable: the gradient comes back to this
+    /// tensor's device. Returns `self` when nothing changes.
+    public func to(_ target: Device, as type: ElementType? = nil) -> Tensor {
+        let wanted = target == .cpu ? ElementType.float32 : (type ?? elementType)
+        if target == device && wanted == elementType { return self }
+        let source = device, sourceType = elementType
+        let y: Tensor
+        if target == .cpu {
+            y = onHost
+        } else {
+            guard let b = Backends.deviceBackend(for: target) else {
+                fatalError("no backend for \(target) (see `pilot info`)")
+            }
+            y = b.upload(detached, as: wanted)
+        }
+        return Tape.record(y, inputs: [self]) { g, _ in [g.to(source, as: sourceType).detached] }
     }
 
     /// Size of dimension `axis` (negative counts from the end).
     public func dim(_ axis: Int) -> Int { shape[Shape.axis(axis, rank: rank)] }
 
-    /// Read-only access to host elements.
+    /// Read-only access to host elements; a device tensor is copied down.
     public func withUnsafeBufferPointer<R>(_ body: (UnsafeBufferPointer<Float>) throws -> R) rethrows -> R {
-        precondition(device == .cpu, "host access to a \(device) tensor")
-        return try body(UnsafeBufferPointer(start: storage.pointer, count: count))
+        let host = onHost
+        return try withExtendedLifetime(host) {
+            try body(UnsafeBufferPointer(start: host.storage.pointer, count: count))
+        }
     }
 }
 
@@ -109,7 +146,8 @@ extension Tensor: CustomStringConvertible {
     public var description: String {
         let head = count <= 8 || device != .cpu ? "" : " first: \(Array(scalars.prefix(8)))"
         let all = count <= 8 && device == .cpu ? " \(scalars)" : ""
-        return "Tensor(\(shape), \(device)\(traced))\(all)\(head)"
+        let type = elementType == .float32 ? "" : ", \(elementType)"
+        return "Tensor(\(shape), \(device)\(type)\(traced))\(all)\(head)"
     }
     private var traced: String { isTraced ? ", traced" : "" }
 }

@@ -3,7 +3,7 @@ import Foundation
 /// Where a tensor's elements live.
 public enum Device: Hashable, Sendable, CustomStringConvertible {
     case cpu
-    /// A CUDA device by ordinal (the backend lands with the GPU issue).
+    /// A CUDA device by ordinal.
     case cuda(Int)
 
     public var description: String {
@@ -14,17 +14,49 @@ public enum Device: Hashable, Sendable, CustomStringConvertible {
     }
 }
 
-/// Reference-counted Float32 buffer backing one or more `Tensor` values.
+/// How a buffer stores each element. Host storage is always `float32`;
+/// device storage may hold half or bfloat16 elements (the precision a model
+/// was uploaded in), and kernels compute in float32 whatever the storage.
+public enum ElementType: String, Sendable, CaseIterable {
+    case float32, float16, bfloat16
+
+    public var byteSize: Int { self == .float32 ? 4 : 2 }
+}
+
+/// Reference-counted buffer backing one or more `Tensor` values.
 ///
-/// Host storage is 64-byte aligned so SIMD loads and OpenBLAS see cache-line
-/// aligned rows. Tensors never mutate shared storage: every op writes a fresh
-/// buffer, so value semantics hold without copy-on-write bookkeeping.
+/// Host storage is 64-byte aligned Float32 so SIMD loads and OpenBLAS see
+/// cache-line aligned rows. Device storage is an address on that device,
+/// owned by `owner` (the device allocator's block), and is never
+/// dereferenced on the host: `Tensor.scalars` copies it down. Tensors never
+/// mutate shared storage: every op writes a fresh buffer, so value semantics
+/// hold without copy-on-write bookkeeping.
 public final class TensorStorage: @unchecked Sendable {
     public let device: Device
     public let count: Int
-    /// Host pointer for `.cpu` storage.
+    /// Element format; `.float32` for every host buffer.
+    public let elementType: ElementType
+    /// Host pointer for `.cpu` storage; for device storage, the device
+    /// address (see `deviceAddress`), never to be dereferenced on the host.
     public let pointer: UnsafeMutablePointer<Float>
     private let owner: AnyObject?
+
+    /// The device address of device storage.
+    public var deviceAddress: UInt64 { UInt64(UInt(bitPattern: pointer)) }
+
+    /// Bytes the elements occupy.
+    public var byteCount: Int { count * elementType.byteSize }
+
+    /// Storage at `address` on `device`, kept alive (and freed) by `owner`.
+    public init(device: Device, address: UInt64, count: Int, elementType: ElementType, owner: AnyObject) {
+        precondition(device != .cpu, "device storage needs a device other than the CPU")
+        precondition(address != 0, "null device address")
+        self.device = device
+        self.count = count
+        self.elementType = elementType
+        self.pointer = UnsafeMutablePointer(bitPattern: UInt(address))!
+        self.owner = owner
+    }
 
     /// Allocates `count` floats, contents uninitialised.
     public init(count: Int, device: Device = .cpu) {
@@ -43,6 +75,7 @@ public final class TensorStorage: @unchecked Sendable {
         self.pointer = raw.bindMemory(to: Float.self, capacity: Swift.max(count, 1))
         self.count = count
         self.device = device
+        self.elementType = .float32
         self.owner = nil
     }
 
@@ -53,6 +86,7 @@ public final class TensorStorage: @unchecked Sendable {
         self.pointer = pointer
         self.count = count
         self.device = .cpu
+        self.elementType = .float32
         self.owner = owner
     }
 

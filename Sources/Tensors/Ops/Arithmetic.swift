@@ -9,16 +9,16 @@ extension Tensor {
         precondition(lead >= 0, "cannot reduce \(shape) to higher-rank \(target)")
         var axes = Array(0..<lead)
         for (i, d) in target.enumerated() where d == 1 && shape[lead + i] != 1 { axes.append(lead + i) }
-        let s = backend.sum(self, axes: axes, keepDims: true)
+        let s = Backends.backend(for: self).sum(self, axes: axes, keepDims: true)
         return Tensor(shape: target, storage: s.storage)
     }
 }
 
 func binaryOp(_ op: BinaryOp, _ a: Tensor, _ b: Tensor) -> Tensor {
-    let y = a.backend.binary(op, a, b)
+    let y = Backends.backend(for: a, b).binary(op, a, b)
     let (ca, cb) = (a.detached, b.detached)
     return Tape.record(y, inputs: [a, b]) { g, needs in
-        let be = g.backend
+        let be = Backends.backend(for: g, ca, cb)
         var ga: Tensor?, gb: Tensor?
         switch op {
         case .add:
@@ -46,7 +46,7 @@ func unaryOp(_ op: UnaryOp, _ x: Tensor) -> Tensor {
     let y = x.backend.unary(op, x)
     let cx = x.detached
     return Tape.record(y, inputs: [x]) { g, _ in
-        [g.backend.unaryBackward(op, cx, gradOutput: g)]
+        [Backends.backend(for: g, cx).unaryBackward(op, cx, gradOutput: g)]
     }
 }
 
@@ -84,9 +84,9 @@ extension Tensor {
     /// halves `h | g` on the last axis, `h · gelu(g)`, in one pass without
     /// the halves' copies; shape `[..., n]` for `[..., 2n]`.
     public func geglu() -> Tensor {
-        let y = backend.geglu(self)
+        let y = Backends.backend(for: self).geglu(self)
         let cx = detached
-        return Tape.record(y, inputs: [self]) { g, _ in [g.backend.gegluBackward(cx, gradOutput: g)] }
+        return Tape.record(y, inputs: [self]) { g, _ in [Backends.backend(for: g, cx).gegluBackward(cx, gradOutput: g)] }
     }
     public func pow(_ c: Float) -> Tensor { unaryOp(.pow(c), self) }
     /// Limits values to `lo...hi`.
@@ -100,20 +100,20 @@ extension Tensor {
         if left + right > 0 {
             var parts: [Tensor] = []
             s[rank - 1] = left
-            if left > 0 { parts.append(Tensor.zeros(s)) }
+            if left > 0 { parts.append(Tensor.zeros(s).to(device, as: elementType)) }
             parts.append(x)
             s[rank - 1] = right
-            if right > 0 { parts.append(Tensor.zeros(s)) }
+            if right > 0 { parts.append(Tensor.zeros(s).to(device, as: elementType)) }
             x = concat(parts, axis: rank - 1)
         }
         if top + bottom > 0 {
             s = x.shape
             var parts: [Tensor] = []
             s[rank - 2] = top
-            if top > 0 { parts.append(Tensor.zeros(s)) }
+            if top > 0 { parts.append(Tensor.zeros(s).to(device, as: elementType)) }
             parts.append(x)
             s[rank - 2] = bottom
-            if bottom > 0 { parts.append(Tensor.zeros(s)) }
+            if bottom > 0 { parts.append(Tensor.zeros(s).to(device, as: elementType)) }
             x = concat(parts, axis: rank - 2)
         }
         return x

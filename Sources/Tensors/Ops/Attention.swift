@@ -11,10 +11,10 @@
 public func attention(q: Tensor, k: Tensor, v: Tensor, heads: Int, scale: Float? = nil, mask: Tensor? = nil,
                       causal: Bool = false, scratchBytes: Int = 64 << 20) -> Tensor {
     let p = AttentionParameters(heads: heads, scale: scale, scratchBytes: scratchBytes, causal: causal)
-    let y = q.backend.attention(q: q, k: k, v: v, mask: mask?.detached, p)
+    let y = Backends.backend(for: q, k, v, mask).attention(q: q, k: k, v: v, mask: mask?.detached, p)
     let (cq, ck, cv, cm) = (q.detached, k.detached, v.detached, mask?.detached)
     return Tape.record(y, inputs: [q, k, v]) { g, _ in
-        let (dq, dk, dv) = g.backend.attentionBackward(q: cq, k: ck, v: cv, mask: cm, gradOutput: g, p)
+        let (dq, dk, dv) = Backends.backend(for: g, cq, ck, cv).attentionBackward(q: cq, k: ck, v: cv, mask: cm, gradOutput: g, p)
         return [dq, dk, dv]
     }
 }

@@ -27,10 +27,10 @@ extension Tensor {
 
     /// Reorders dimensions: output dimension i is input dimension `perm[i]`.
     public func permuted(_ perm: [Int]) -> Tensor {
-        let y = backend.permute(self, perm)
+        let y = Backends.backend(for: self).permute(self, perm)
         var inverse = [Int](repeating: 0, count: perm.count)
         for (i, p) in perm.enumerated() { inverse[p] = i }
-        return Tape.record(y, inputs: [self]) { g, _ in [g.backend.permute(g, inverse)] }
+        return Tape.record(y, inputs: [self]) { g, _ in [Backends.backend(for: g).permute(g, inverse)] }
     }
 
     /// Swaps two dimensions.
@@ -42,9 +42,9 @@ extension Tensor {
 
     /// Elements `range` along `axis`.
     public func sliced(axis: Int, _ range: Range<Int>) -> Tensor {
-        let y = backend.slice(self, axis: axis, range: range)
+        let y = Backends.backend(for: self).slice(self, axis: axis, range: range)
         let s = shape
-        return Tape.record(y, inputs: [self]) { g, _ in [g.backend.unslice(g, shape: s, axis: axis, range: range)] }
+        return Tape.record(y, inputs: [self]) { g, _ in [Backends.backend(for: g).unslice(g, shape: s, axis: axis, range: range)] }
     }
 
     /// `parts` equal pieces along `axis`.
@@ -57,7 +57,7 @@ extension Tensor {
 
     /// Broadcasts to `target` (copies).
     public func broadcast(to target: [Int]) -> Tensor {
-        let y = backend.broadcast(self, to: target)
+        let y = Backends.backend(for: self).broadcast(self, to: target)
         let s = shape
         return Tape.record(y, inputs: [self]) { g, _ in [g.reduced(toShape: s)] }
     }
@@ -66,13 +66,13 @@ extension Tensor {
 /// Joins tensors along `axis`.
 public func concat(_ xs: [Tensor], axis: Int) -> Tensor {
     precondition(!xs.isEmpty, "concat of no tensors")
-    let y = xs[0].backend.concat(xs, axis: axis)
+    let y = Backends.backend(forAll: xs).concat(xs, axis: axis)
     let sizes = xs.map { $0.dim(axis) }
     return Tape.record(y, inputs: xs) { g, needs in
         var start = 0
         return sizes.enumerated().map { i, n in
             defer { start += n }
-            return needs[i] ? g.backend.slice(g, axis: axis, range: start..<(start + n)) : nil
+            return needs[i] ? Backends.backend(for: g).slice(g, axis: axis, range: start..<(start + n)) : nil
         }
     }
 }

@@ -1,18 +1,18 @@
 /// Group normalisation over `[N, C, ...]` (PyTorch's `F.group_norm`).
 public func groupNorm(_ x: Tensor, groups: Int, weight: Tensor? = nil, bias: Tensor? = nil, eps: Float = 1e-5) -> Tensor {
-    let (y, stats) = x.backend.groupNorm(x, groups: groups, weight: weight, bias: bias, eps: eps)
+    let (y, stats) = Backends.backend(for: x, weight, bias).groupNorm(x, groups: groups, weight: weight, bias: bias, eps: eps)
     let cx = x.detached, cw = weight?.detached
     return recordNorm(y, x: x, weight: weight, bias: bias, biasAxis: 1) { g in
-        g.backend.groupNormBackward(g, input: cx, groups: groups, weight: cw, statistics: stats)
+        Backends.backend(for: g, cx, cw).groupNormBackward(g, input: cx, groups: groups, weight: cw, statistics: stats)
     }
 }
 
 /// Layer normalisation over the last dimension.
 public func layerNorm(_ x: Tensor, weight: Tensor? = nil, bias: Tensor? = nil, eps: Float = 1e-5) -> Tensor {
-    let (y, stats) = x.backend.layerNorm(x, weight: weight, bias: bias, eps: eps)
+    let (y, stats) = Backends.backend(for: x, weight, bias).layerNorm(x, weight: weight, bias: bias, eps: eps)
     let cx = x.detached, cw = weight?.detached
     return recordNorm(y, x: x, weight: weight, bias: bias, biasAxis: x.rank - 1) { g in
-        g.backend.layerNormBackward(g, input: cx, weight: cw, statistics: stats)
+        Backends.backend(for: g, cx, cw).layerNormBackward(g, input: cx, weight: cw, statistics: stats)
     }
 }
 
@@ -36,7 +36,7 @@ private func recordNorm(_ y: Tensor, x: Tensor, weight: Tensor?, bias: Tensor?, 
             default:
                 if hasWeight { return db }
                 let axes = (0..<g.rank).filter { $0 != biasAxis }
-                return g.backend.sum(g, axes: axes, keepDims: false)
+                return Backends.backend(for: g).sum(g, axes: axes, keepDims: false)
             }
         }
     }
@@ -44,7 +44,7 @@ private func recordNorm(_ y: Tensor, x: Tensor, weight: Tensor?, bias: Tensor?, 
 
 /// Softmax over the last dimension.
 public func softmax(_ x: Tensor) -> Tensor {
-    let y = x.backend.softmax(x)
+    let y = Backends.backend(for: x).softmax(x)
     let cy = y
-    return Tape.record(y, inputs: [x]) { g, _ in [g.backend.softmaxBackward(output: cy, gradOutput: g)] }
+    return Tape.record(y, inputs: [x]) { g, _ in [Backends.backend(for: g, cy).softmaxBackward(output: cy, gradOutput: g)] }
 }

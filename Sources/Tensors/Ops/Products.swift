@@ -1,9 +1,9 @@
 /// Batched matrix product `op(a)·op(b)`; batch dimensions broadcast.
 public func matmul(_ a: Tensor, _ b: Tensor, transposeA: Bool = false, transposeB: Bool = false) -> Tensor {
-    let y = a.backend.matmul(a, b, transposeA: transposeA, transposeB: transposeB)
+    let y = Backends.backend(for: a, b).matmul(a, b, transposeA: transposeA, transposeB: transposeB)
     let (ca, cb) = (a.detached, b.detached)
     return Tape.record(y, inputs: [a, b]) { g, needs in
-        let be = g.backend
+        let be = Backends.backend(for: g, ca, cb)
         var ga: Tensor?, gb: Tensor?
         if needs[0] {
             // C = A·B: dA = dC·Bᵀ; with A transposed, dAᵀ = dC·Bᵀ → dA = B·dCᵀ.
@@ -24,11 +24,11 @@ public func matmul(_ a: Tensor, _ b: Tensor, transposeA: Bool = false, transpose
 
 /// `x·Wᵀ + b`, PyTorch's `nn.Linear` with `weight [out, in]`.
 public func linear(_ x: Tensor, weight: Tensor, bias: Tensor? = nil) -> Tensor {
-    let y = x.backend.linear(x, weight: weight, bias: bias)
+    let y = Backends.backend(for: x, weight, bias).linear(x, weight: weight, bias: bias)
     let (cx, cw) = (x.detached, weight.detached)
     let inputs = [x, weight] + (bias.map { [$0] } ?? [])
     return Tape.record(y, inputs: inputs) { g, needs in
-        let be = g.backend
+        let be = Backends.backend(for: g, cx, cw)
         let outF = cw.shape[0], inF = cw.shape[1]
         let g2 = Tensor(shape: [g.count / outF, outF], storage: g.storage)
         var grads: [Tensor?] = [nil, nil, nil]
@@ -49,11 +49,11 @@ public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, stride: Int
 }
 
 public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, _ p: Conv2DParameters) -> Tensor {
-    let y = x.backend.conv2d(x, weight: weight, bias: bias, p)
+    let y = Backends.backend(for: x, weight, bias).conv2d(x, weight: weight, bias: bias, p)
     let (cx, cw) = (x.detached, weight.detached)
     let inputs = [x, weight] + (bias.map { [$0] } ?? [])
     return Tape.record(y, inputs: inputs) { g, needs in
-        let be = g.backend
+        let be = Backends.backend(for: g, cx, cw)
         var grads: [Tensor?] = [nil, nil, nil]
         if needs[0] { grads[0] = be.conv2dBackwardInput(g, weight: cw, inputShape: cx.shape, p) }
         if needs[1] { grads[1] = be.conv2dBackwardWeight(g, input: cx, weightShape: cw.shape, p) }

@@ -2,16 +2,16 @@ import Foundation
 
 /// Nearest-neighbour upsampling of NCHW by an integer factor.
 public func upsampleNearest(_ x: Tensor, factor: Int = 2) -> Tensor {
-    let y = x.backend.upsampleNearest(x, factor: factor)
-    return Tape.record(y, inputs: [x]) { g, _ in [g.backend.upsampleNearestBackward(g, factor: factor)] }
+    let y = Backends.backend(for: x).upsampleNearest(x, factor: factor)
+    return Tape.record(y, inputs: [x]) { g, _ in [Backends.backend(for: g).upsampleNearestBackward(g, factor: factor)] }
 }
 
 /// Rows of `table [V, D]` selected by `ids`, shaped `idsShape + [D]`.
 public func embedding(_ table: Tensor, ids: [Int32], shape idsShape: [Int]? = nil) -> Tensor {
     let shape = idsShape ?? [ids.count]
-    let y = table.backend.embedding(table, ids: ids, idsShape: shape)
+    let y = Backends.backend(for: table).embedding(table, ids: ids, idsShape: shape)
     let vocab = table.shape[0]
-    return Tape.record(y, inputs: [table]) { g, _ in [g.backend.embeddingBackward(g, ids: ids, vocabulary: vocab)] }
+    return Tape.record(y, inputs: [table]) { g, _ in [Backends.backend(for: g).embeddingBackward(g, ids: ids, vocabulary: vocab)] }
 }
 
 /// Sinusoidal timestep embedding as diffusers' `get_timestep_embedding`:

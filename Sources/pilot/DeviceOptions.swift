@@ -1,0 +1,37 @@
+import ArgumentParser
+import Diffusion
+import Foundation
+import Tensors
+
+/// `--device` and `--precision`, shared by `pilot run` and `pilot serve`.
+struct DeviceOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("Where models run: auto (a CUDA GPU when one works, else the CPU), cpu, cuda or cuda:N (default: $PILOT_DEVICE, else auto).",
+                               valueName: "device"))
+    var device: String?
+
+    @Option(help: ArgumentHelp("fp32, tf32, fp16 or bf16 (default: fp16 on a GPU, fp32 on the CPU).", valueName: "precision"))
+    var precision: String?
+
+    /// Resolves the request, places model weights there from now on and
+    /// says on standard error which device was chosen and why.
+    func apply(command: String) throws -> DeviceChoice {
+        let choice: DeviceChoice
+        do {
+            let request = try DeviceRequest(parsing: device ?? ProcessInfo.processInfo.environment["PILOT_DEVICE"] ?? "auto")
+            choice = try request.resolve(precision: try precision.map(ComputePrecision.init(parsing:)))
+        } catch {
+            throw ValidationError("\(error)")
+        }
+        if case .cuda(let i) = choice.device {
+            do {
+                let backend = try CUDARuntime.backend(ordinal: i)
+                backend.allowTF32 = choice.precision == .tf32
+            } catch {
+                throw ValidationError("cuda:\(i) could not be started: \(error)")
+            }
+        }
+        WeightPlacement.current = WeightPlacement(device: choice.device, elementType: choice.precision.elementType)
+        FileHandle.standardError.write(Data("pilot \(command): device \(choice)\n".utf8))
+        return choice
+    }
+}
