@@ -30,22 +30,24 @@ extension CUDABackend {
         }
     }
 
-    /// Runs `body` per group of channels when groups > 1, on contiguous slices.
-    private func grouped(_ x: Tensor, _ weight: Tensor, _ p: Conv2DParameters,
-                         _ body: (Tensor, Tensor, Conv2DParameters) -> Tensor) -> Tensor {
+    /// A grouped convolution's kernel as `groups` ungrouped ones: `body`
+    /// gets the i-th equal slice of `a` along `axisA` and of `b` along
+    /// `axisB`, and the results are joined along `joinAxis`.
+    private func perGroup(_ p: Conv2DParameters, _ a: Tensor, axisA: Int, _ b: Tensor, axisB: Int, joinAxis: Int,
+                          _ body: (Tensor, Tensor, Conv2DParameters) -> Tensor) -> Tensor {
         let g = p.groups
-        let cg = x.shape[1] / g, og = weight.shape[0] / g
+        let na = a.shape[axisA] / g, nb = b.shape[axisB] / g
         var single = p
         single.groups = 1
         let parts = (0..<g).map { i in
-            body(slice(x, axis: 1, range: (i * cg)..<((i + 1) * cg)), slice(weight, axis: 0, range: (i * og)..<((i + 1) * og)), single)
+            body(slice(a, axis: axisA, range: (i * na)..<((i + 1) * na)), slice(b, axis: axisB, range: (i * nb)..<((i + 1) * nb)), single)
         }
-        return concat(parts, axis: 1)
+        return concat(parts, axis: joinAxis)
     }
 
     public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, _ p: Conv2DParameters) -> Tensor {
         if p.groups > 1 {
-            let y = grouped(x, weight, p) { conv2d($0, weight: $1, bias: nil, $2) }
+            let y = perGroup(p, x, axisA: 1, weight, axisB: 0, joinAxis: 1) { conv2d($0, weight: $1, bias: nil, $2) }
             if let bias { addBias(y, bias, outer: y.shape[0], channels: y.shape[1], inner: y.shape[2] * y.shape[3]) }
             return y
         }
@@ -82,17 +84,11 @@ extension CUDABackend {
 
     public func conv2dBackwardInput(_ gradOutput: Tensor, weight: Tensor, inputShape: [Int], _ p: Conv2DParameters) -> Tensor {
         if p.groups > 1 {
-            let g = p.groups
-            let og = weight.shape[0] / g, cg = inputShape[1] / g
-            var single = p
-            single.groups = 1
             var shape = inputShape
-            shape[1] = cg
-            let parts = (0..<g).map { i in
-                conv2dBackwardInput(slice(gradOutput, axis: 1, range: (i * og)..<((i + 1) * og)),
-                                    weight: slice(weight, axis: 0, range: (i * og)..<((i + 1) * og)), inputShape: shape, single)
+            shape[1] /= p.groups
+            return perGroup(p, gradOutput, axisA: 1, weight, axisB: 0, joinAxis: 1) {
+                conv2dBackwardInput($0, weight: $1, inputShape: shape, $2)
             }
-            return concat(parts, axis: 1)
         }
         let t = workingType(gradOutput, weight)
         let gv = operand(gradOutput, t), wv = operand(weight, t)
@@ -125,17 +121,11 @@ extension CUDABackend {
 
     public func conv2dBackwardWeight(_ gradOutput: Tensor, input: Tensor, weightShape: [Int], _ p: Conv2DParameters) -> Tensor {
         if p.groups > 1 {
-            let g = p.groups
-            let og = weightShape[0] / g, cg = input.shape[1] / g
-            var single = p
-            single.groups = 1
             var shape = weightShape
-            shape[0] = og
-            let parts = (0..<g).map { i in
-                conv2dBackwardWeight(slice(gradOutput, axis: 1, range: (i * og)..<((i + 1) * og)),
-                                     input: slice(input, axis: 1, range: (i * cg)..<((i + 1) * cg)), weightShape: shape, single)
+            shape[0] /= p.groups
+            return perGroup(p, gradOutput, axisA: 1, input, axisB: 1, joinAxis: 0) {
+                conv2dBackwardWeight($0, input: $1, weightShape: shape, $2)
             }
-            return concat(parts, axis: 0)
         }
         let t = workingType(gradOutput, input)
         let gv = operand(gradOutput, t), xv = operand(input, t)

@@ -116,36 +116,38 @@ public final class CUDABackend: DeviceBackend, @unchecked Sendable {
 
     static let stagingChunk = 64 << 20
 
-    /// Copies `bytes` from host `source` to device `address` through pinned staging.
-    func copyToDevice(_ source: UnsafeRawPointer, _ address: UInt64, bytes: Int) {
+    /// Runs `piece(offset, count, staging)` over `bytes` in staging-sized
+    /// pieces, holding the pinned buffer; each piece waits for the stream.
+    private func staged(_ bytes: Int, _ piece: (Int, Int, UnsafeMutableRawPointer) -> Void) {
         stagingLock.lock()
         defer { stagingLock.unlock() }
         makeCurrent()
         var done = 0
         while done < bytes {
             let n = Swift.min(Self.stagingChunk, bytes - done)
-            let buffer = stagingBuffer(Swift.min(bytes, Self.stagingChunk))
-            buffer.copyMemory(from: source + done, byteCount: n)
-            check(driver.cuMemcpyHtoDAsync(address + UInt64(done), buffer, n, stream), "cuMemcpyHtoDAsync")
+            piece(done, n, stagingBuffer(Swift.min(bytes, Self.stagingChunk)))
             check(driver.cuStreamSynchronize(stream), "cuStreamSynchronize")
             done += n
         }
     }
 
+    /// Copies `bytes` from host `source` to device `address` through pinned staging.
+    func copyToDevice(_ source: UnsafeRawPointer, _ address: UInt64, bytes: Int) {
+        staged(bytes) { offset, n, buffer in
+            buffer.copyMemory(from: source + offset, byteCount: n)
+            check(driver.cuMemcpyHtoDAsync(address + UInt64(offset), buffer, n, stream), "cuMemcpyHtoDAsync")
+        }
+    }
+
     /// Copies `bytes` from device `address` to host `target` (waits for the stream).
     func copyToHost(_ address: UInt64, _ target: UnsafeMutableRawPointer, bytes: Int) {
-        stagingLock.lock()
-        defer { stagingLock.unlock() }
-        makeCurrent()
-        var done = 0
-        while done < bytes {
-            let n = Swift.min(Self.stagingChunk, bytes - done)
-            let buffer = stagingBuffer(Swift.min(bytes, Self.stagingChunk))
-            check(driver.cuMemcpyDtoHAsync(buffer, address + UInt64(done), n, stream), "cuMemcpyDtoHAsync")
-            check(driver.cuStreamSynchronize(stream), "cuStreamSynchronize")
-            (target + done).copyMemory(from: buffer, byteCount: n)
-            done += n
+        var pending: (Int, Int, UnsafeMutableRawPointer)?
+        staged(bytes) { offset, n, buffer in
+            if let (o, c, b) = pending { (target + o).copyMemory(from: b, byteCount: c) }
+            check(driver.cuMemcpyDtoHAsync(buffer, address + UInt64(offset), n, stream), "cuMemcpyDtoHAsync")
+            pending = (offset, n, buffer)
         }
+        if let (o, c, b) = pending { (target + o).copyMemory(from: b, byteCount: c) }
     }
 
     public func upload(_ x: Tensor, as type: ElementType) -> Tensor {

@@ -61,40 +61,35 @@ __device__ __forceinline__ float warp_max(float v) {
     return v;
 }
 
-// Sum over the block (blockDim.x a multiple of 32, at most 1024); every thread gets it.
-__device__ float block_sum(float v) {
+struct SumOp { __device__ static float apply(float a, float b) { return a + b; } };
+struct MaxOp { __device__ static float apply(float a, float b) { return fmaxf(a, b); } };
+
+__device__ __forceinline__ float warp_reduce(float v, SumOp) { return warp_sum(v); }
+__device__ __forceinline__ float warp_reduce(float v, MaxOp) { return warp_max(v); }
+
+// Reduces v over the block (blockDim.x a multiple of 32, at most 1024);
+// every thread gets the result. `identity` fills the missing warps. Each
+// instantiation has its own shared slots, and the leading barrier lets a
+// block call it again right after reading the previous result.
+template <typename Op> __device__ float block_reduce(float v, float identity) {
     __shared__ float part[32];
     __shared__ float total;
     int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = (blockDim.x + 31) >> 5;
-    v = warp_sum(v);
+    v = warp_reduce(v, Op());
     __syncthreads();
     if (lane == 0) part[warp] = v;
     __syncthreads();
     if (warp == 0) {
-        float w = lane < warps ? part[lane] : 0.0f;
-        w = warp_sum(w);
+        float w = lane < warps ? part[lane] : identity;
+        w = warp_reduce(w, Op());
         if (lane == 0) total = w;
     }
     __syncthreads();
     return total;
 }
 
-__device__ float block_max(float v) {
-    __shared__ float part[32];
-    __shared__ float total;
-    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = (blockDim.x + 31) >> 5;
-    v = warp_max(v);
-    __syncthreads();
-    if (lane == 0) part[warp] = v;
-    __syncthreads();
-    if (warp == 0) {
-        float w = lane < warps ? part[lane] : NEG_INF;
-        w = warp_max(w);
-        if (lane == 0) total = w;
-    }
-    __syncthreads();
-    return total;
-}
+__device__ __forceinline__ float block_sum(float v) { return block_reduce<SumOp>(v, 0.0f); }
+__device__ __forceinline__ float block_max(float v) { return block_reduce<MaxOp>(v, NEG_INF); }
 
 // ---------------------------------------------------------------- conversion
 
