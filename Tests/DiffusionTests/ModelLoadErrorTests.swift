@@ -50,6 +50,26 @@ final class ModelLoadErrorTests: XCTestCase {
         assertLoadFails(["text_encoder/model.safetensors"])
     }
 
+    /// transformers 5 saves CLIPTextModel without the `text_model.` prefix;
+    /// such a folder loads, and its text encoder gives the same states.
+    func testATextEncoderSavedWithoutTheTextModelPrefixLoads() throws {
+        let reference = try StableDiffusionModel.load(path: tmp.path)
+        let url = tmp.appendingPathComponent("text_encoder/model.safetensors")
+        let original = try SafeTensorsFile(path: url.path)
+        var writer = SafeTensorsWriter()
+        for name in original.names {
+            let info = try original.info(name)
+            let short = name.hasPrefix("text_model.") ? String(name.dropFirst("text_model.".count)) : name
+            try writer.add(short, shape: info.shape, floats: try original.floats(name))
+        }
+        try writer.write(to: url.path)
+        XCTAssertFalse(try SafeTensorsFile(path: url.path).names.contains { $0.hasPrefix("text_model.") })
+        let renamed = try StableDiffusionModel.load(path: tmp.path)
+        let ids: [[Int32]] = [[49406, 320, 49407] + [Int32](repeating: 49407, count: 4)]
+        XCTAssertEqual(renamed.textEncoder(ids: ids).scalars, reference.textEncoder(ids: ids).scalars,
+                       "the unprefixed text encoder must give the prefixed one's states")
+    }
+
     func testUnexpectedTensorsAreReportedNotDropped() throws {
         let url = tmp.appendingPathComponent("vae/diffusion_pytorch_model.safetensors")
         let original = try SafeTensorsFile(path: url.path)

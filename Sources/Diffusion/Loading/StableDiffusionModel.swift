@@ -101,7 +101,7 @@ struct DiffusersFolder {
         if let prediction { schedule.prediction = prediction }
         var report = LoRAReport()
         report.unknown = loras.flatMap { l in l.0.unrecognisedKeys.map { "\(l.0.source): \($0)" } }
-        let textSource = WeightSource(files: [try weights("text_encoder", base: "model", variant: variant)])
+        let textSource = WeightSource.clipText(try weights("text_encoder", base: "model", variant: variant))
         try textSource.merge(loras, target: .textEncoder, report: &report)
         let unetSource = WeightSource(files: [try weights("unet", base: "diffusion_pytorch_model", variant: variant)])
         try unetSource.merge(loras, target: .unet, report: &report)

@@ -84,6 +84,19 @@ public final class WeightSource {
         description = files.map(\.source).joined(separator: ", ")
     }
 
+    /// A CLIP text encoder's weights from a diffusers folder. transformers
+    /// 5 saves `CLIPTextModel` without the `text_model.` prefix every earlier
+    /// version (and every published SD folder) has; such a file is read
+    /// through a rename table, so the model and LoRA keys see one naming.
+    public static func clipText(_ file: SafeTensorsFile) -> WeightSource {
+        let names = Set(file.names)
+        guard !names.contains("text_model.embeddings.token_embedding.weight"),
+              names.contains("embeddings.token_embedding.weight") else { return WeightSource(files: [file]) }
+        var locations: [String: Location] = [:]
+        for name in names { locations["text_model." + name] = Location(file: 0, key: name) }
+        return WeightSource(files: [file], locations: locations)
+    }
+
     /// A source that invents every weight it is asked for (see `generated`).
     public init(randomSeed: UInt64) {
         files = []
