@@ -38,6 +38,13 @@ final class JobStoreTests: XCTestCase {
         XCTAssertNil(try store.claimNext(), "expected an empty queue")
     }
 
+    func testTheRunningTransitionRecordsTheDevice() throws {
+        _ = try insert("a")
+        _ = try store.claimNext(note: "device cuda:0 (fp16): NVIDIA H200 (sm_90)")
+        let running = try XCTUnwrap(try store.transitions("a").first { $0.state == "running" })
+        XCTAssertEqual(running.note, "device cuda:0 (fp16): NVIDIA H200 (sm_90)", "the job record must say which device ran it")
+    }
+
     func testIdempotencyKeyReturnsTheFirstJob() throws {
         guard case .inserted = try insert("first", key: "k1") else { return XCTFail("expected the first insert to insert") }
         guard case let .duplicate(existing) = try insert("second", key: "k1") else {
