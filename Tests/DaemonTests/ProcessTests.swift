@@ -31,6 +31,31 @@ final class ProcessTests: XCTestCase {
         try DaemonClient(connectionFile: state.appendingPathComponent(ConnectionInfo.fileName), timeout: 30)
     }
 
+    /// One signed submit of a workflow nested 50,000 levels deep used to
+    /// overflow the parser's stack and kill the daemon.
+    func testADeeplyNestedWorkflowIsRefusedAndTheDaemonAnswersAPingRightAfter() throws {
+        let folder = DaemonFixture.temporaryFolder("deep")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let state = folder.appendingPathComponent("state")
+        let daemon = try startDaemon(state: state, folder: folder)
+        defer { daemon.terminate(); daemon.waitUntilExit() }
+        let client = try client(state)
+        let n = 50_000
+        for workflow in ["version: 1\nnodes:\n  a: {type: Constant, params: {value: " + String(repeating: "[", count: n) + "]}}\n",
+                         "{\"version\": 1, \"nodes\": " + String(repeating: "{\"a\": ", count: n) + "1" + String(repeating: "}", count: n) + "}"] {
+            XCTAssertThrowsError(try client.request("submit", ["workflow": .string(workflow)])) { error in
+                let e = error as? DaemonError
+                XCTAssertEqual(e?.code, .invalidWorkflow, "expected invalid_workflow, got \(error)")
+                XCTAssertTrue("\(error)".contains("nesting deeper than 64 levels") && "\(error)".contains("workflow:"),
+                              "the reply must name the depth limit and the place: \(error)")
+            }
+            let start = Date()
+            XCTAssertEqual(try client.request("ping").content["status"]?.stringValue, "ok", "the daemon must still answer")
+            XCTAssertLessThan(Date().timeIntervalSince(start), 5, "the ping must be answered at once")
+        }
+        XCTAssertTrue(daemon.isRunning, "the daemon must survive")
+    }
+
     func testKillNineMidJobThenRestartCompletesTheJobAndLosesNothing() throws {
         let folder = DaemonFixture.temporaryFolder("kill")
         defer { try? FileManager.default.removeItem(at: folder) }

@@ -191,6 +191,15 @@ final class BrokenWorkflowTests: XCTestCase {
             "7:44: error: node 'sum' port 'a': expected Int, found String (from 'word.text')",
             "8:52: error: node 'count' port 'steps': expected Int, found String \"3\"",
         ],
+        "53-nested-flow-too-deep.yaml": [
+            "3:101: error: nesting deeper than 64 levels (level 65 starts here); workflows nest at most 64 levels (PILOT_WORKFLOW_MAX_DEPTH)",
+        ],
+        "54-nested-sequence-too-deep.yaml": [
+            "7:127: error: nesting deeper than 64 levels (level 65 starts here); workflows nest at most 64 levels (PILOT_WORKFLOW_MAX_DEPTH)",
+        ],
+        "55-nested-json-too-deep.json": [
+            "1:133: error: nesting deeper than 64 levels (level 65 starts here); workflows nest at most 64 levels (PILOT_WORKFLOW_MAX_DEPTH)",
+        ],
         "52-yaml-undefined-alias.yaml": [
             "3:41: error: YAML syntax error: found undefined alias",
         ],
@@ -300,6 +309,53 @@ final class BrokenWorkflowTests: XCTestCase {
     }
 
     /// Several problems of different classes in one file, all reported in source order.
+    /// Nesting past the limit is refused from the raw text, before the
+    /// (recursive) YAML parser runs: flow brackets, compact sequences, JSON.
+    func testNestingBeyondTheLimitIsRefusedBeforeParsing() throws {
+        try assertDiagnostics("53-nested-flow-too-deep.yaml")
+        try assertDiagnostics("54-nested-sequence-too-deep.yaml")
+        try assertDiagnostics("55-nested-json-too-deep.json")
+    }
+
+    /// 50,000 levels, the size that overflowed the parser's stack: a clear
+    /// error, at once, in every shape of nesting.
+    func testFiftyThousandLevelsOfNestingGiveAnErrorNotACrash() {
+        let n = 50_000
+        let shapes = [
+            "version: 1\nnodes:\n  a: {type: Constant, params: {value: " + String(repeating: "[", count: n) + "]}}\n",
+            "version: 1\nnodes:\n  a:\n    params:\n      value:\n        " + String(repeating: "- ", count: n) + "1\n",
+            "{\"version\": 1, \"nodes\": " + String(repeating: "{\"a\": ", count: n) + "1" + String(repeating: "}", count: n) + "}",
+            "version: 1\nnodes: " + String(repeating: "{a: ", count: n) + "1\n",
+        ]
+        for text in shapes {
+            let diagnostics = Validator(registry: TestNodes.registry()).validate(text, file: "deep.yaml").diagnostics
+            XCTAssertEqual(diagnostics.map(\.code), [.limitExceeded], "expected one limit error for \(text.prefix(40))…")
+            XCTAssertTrue(diagnostics.first?.message.contains("nesting deeper than 64 levels") ?? false,
+                          "the error must name the depth limit: \(diagnostics)")
+        }
+    }
+
+    func testTheLimitsCountRealNestingNotBracketsInTextOrBlockScalars() {
+        let text = """
+            version: 1
+            description: "brackets [[[[ in a quoted string ]]]] and 'quotes' # not a comment"
+            nodes:
+              one:
+                type: Constant
+                params:
+                  value: |
+                    [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[
+              # a comment with [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[
+            outputs:
+              result: one.value
+            """
+        XCTAssertNil(WorkflowLimits().violation(in: text), "text inside quotes, block scalars and comments is not nesting")
+        XCTAssertNil(WorkflowLimits(maxDepth: 4).violation(in: "a: {b: [c, {d: 1}]}\n"), "depth 4 is within a limit of 4")
+        XCTAssertNotNil(WorkflowLimits(maxDepth: 3).violation(in: "a: {b: [c, {d: 1}]}\n"), "depth 4 breaks a limit of 3")
+        let big = WorkflowLimits(maxDepth: 64, maxBytes: 100).violation(in: String(repeating: "#", count: 101))
+        XCTAssertEqual(big?.message.hasPrefix("workflow text is 101 bytes, over the limit of 100"), true)
+    }
+
     func testManyProblemsReportedAtOnce() throws {
         try assertDiagnostics("50-many-problems.yaml")
     }

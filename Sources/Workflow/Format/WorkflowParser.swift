@@ -7,8 +7,14 @@ import Yams
 public enum WorkflowParser {
     /// The graph (empty when the text is not YAML at all) and the problems
     /// met while reading it, in source order.
-    public static func parse(_ text: String, file: String = "<workflow>") -> (graph: WorkflowGraph, diagnostics: [Diagnostic]) {
+    public static func parse(_ text: String, file: String = "<workflow>",
+                             limits: WorkflowLimits = .current) -> (graph: WorkflowGraph, diagnostics: [Diagnostic]) {
         var reader = GraphReader(file: file)
+        // Before the parser: it recurses per nesting level.
+        if let (location, message) = limits.violation(in: text) {
+            reader.error(.limitExceeded, at: location, message)
+            return (WorkflowGraph(file: file), reader.diagnostics)
+        }
         let root: YAMLNode?
         do {
             root = try Yams.compose(yaml: text)

@@ -13,6 +13,8 @@ public struct Diagnostic: Error, Sendable, Equatable, CustomStringConvertible {
         case wrongLiteralType, outOfRange, notInChoices
         case unboundParameter, unusedParameter, invalidTemplateInput
         case cycle, danglingOutput, nothingToRun
+        /// The text breaks a limit checked before parsing (nesting depth, size).
+        case limitExceeded
     }
 
     public var code: Code

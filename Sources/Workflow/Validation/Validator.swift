@@ -10,7 +10,7 @@ public struct Validator: Sendable {
     /// Parses and checks `text`; the diagnostics of both, in source order.
     public func validate(_ text: String, file: String = "<workflow>") -> (graph: WorkflowGraph, diagnostics: [Diagnostic]) {
         let (graph, parseProblems) = WorkflowParser.parse(text, file: file)
-        if parseProblems.contains(where: { $0.code == .yamlSyntax }) { return (graph, parseProblems) }
+        if parseProblems.contains(where: { $0.code == .yamlSyntax || $0.code == .limitExceeded }) { return (graph, parseProblems) }
         var problems = validate(graph)
         if !parseProblems.isEmpty {
             // A part that could not be read explains an empty workflow better.
