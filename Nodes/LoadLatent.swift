@@ -15,15 +15,6 @@ struct LoadLatent: Node, DefaultConstructible {
 
     func run(_ inputs: NodeInputs, _ context: NodeContext) throws -> [String: Value] {
         let url = try inputs.path("path")
-        let file = try SafeTensorsFile(path: url.path)
-        guard file.contains("latent") else {
-            throw NodeError("\(url.path) has no tensor 'latent' (it has: \(file.names.joined(separator: ", ")))")
-        }
-        let shape = try file.info("latent").shape
-        guard shape.count == 4, shape[0] == 1 else {
-            throw NodeError("\(url.path): 'latent' has shape \(shape), expected [1, C, h, w]")
-        }
-        let latent = Tensor(shape: shape, values: try file.floats("latent"))
-        return ["latent": .object(LatentPayload(latent), type: .latent)]
+        return ["latent": .object(try LatentPayload.read(path: url.path), type: .latent)]
     }
 }

@@ -50,9 +50,7 @@ public enum NodeLibrary {
             case .image: return .object(try PNG.read(path: path).image, type: .image)
             case .mask: return .object(try Mask(from: PNG.read(path: path)), type: .mask)
             case .latent:
-                let file = try SafeTensorsFile(path: path)
-                let latent = Tensor(shape: try file.info("latent").shape, values: try file.floats("latent"))
-                return .object(LatentPayload(latent), type: .latent)
+                return .object(try LatentPayload.read(path: path), type: .latent)
             default:
                 throw NodeError("\(type.spelling) cannot be loaded from a file; connect it from a node instead")
             }

@@ -1,6 +1,7 @@
 import Diffusion
 import Foundation
 import Imaging
+import SafeTensors
 import Tensors
 import Workflow
 
@@ -169,6 +170,31 @@ public final class LatentPayload: @unchecked Sendable, EstimatedByteSize, Conten
     public let latent: Tensor
 
     public init(_ latent: Tensor) { self.latent = latent }
+
+    /// Largest latent side accepted from a file (8192 pixels at 1/8 scale).
+    public static let maxSide = 1024
+    /// Most latent channels (SD uses 4, SD3-style models 16).
+    public static let maxChannels = 16
+
+    /// The tensor `latent` of a safetensors file, checked before any model
+    /// sees it: `[1, C, h, w]` with every size at least 1 (a zero size once
+    /// reached the kernels), C ≤ 16, h and w ≤ 1024, finite values.
+    public static func read(path: String) throws -> LatentPayload {
+        let file = try SafeTensorsFile(path: path)
+        guard file.contains("latent") else {
+            throw NodeError("\(path) has no tensor 'latent' (it has: \(file.names.prefix(20).joined(separator: ", ")))")
+        }
+        let shape = try file.info("latent").shape
+        guard shape.count == 4, shape[0] == 1, shape.allSatisfy({ $0 >= 1 }),
+              shape[1] <= maxChannels, shape[2] <= maxSide, shape[3] <= maxSide else {
+            throw NodeError("\(path): 'latent' has shape \(shape), expected [1, C, h, w] with 1 ≤ C ≤ \(maxChannels) and 1 ≤ h, w ≤ \(maxSide)")
+        }
+        let values = try file.floats("latent")
+        guard values.allSatisfy(\.isFinite) else {
+            throw NodeError("\(path): 'latent' holds a NaN or infinite value")
+        }
+        return LatentPayload(Tensor(shape: shape, values: values))
+    }
 
     public var estimatedBytes: Int { latent.count * 4 }
 

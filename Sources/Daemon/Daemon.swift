@@ -95,7 +95,11 @@ public final class Daemon: @unchecked Sendable {
 
         worker = JobWorker(store: store, blobs: blobs, publisher: publisher, runner: runner, paths: paths, logger: logger,
                            device: configuration.device)
-        let requeued = try store.requeueInterrupted()
+        var crashed: [String] = []
+        let requeued = try store.requeueInterrupted(crashed: &crashed)
+        for id in crashed {
+            logger.warning("job failed as crashed: the daemon stopped under it on each of its starts", metadata: ["job": "\(id)"])
+        }
         for id in requeued {
             logger.notice("requeued job found running at start (the previous daemon stopped under it)", metadata: ["job": "\(id)"])
         }

@@ -272,16 +272,47 @@ public final class JobStore: Sendable {
         }
     }
 
-    /// Requeues every job found running (the daemon died under it); returns their ids.
-    public func requeueInterrupted(now: Date = Date()) throws -> [String] {
+    /// How many deaths of the daemon a job may be running at before it is
+    /// failed (`crashed`) instead of requeued again.
+    public static let defaultMaxCrashes = 2
+    static let crashRequeueNote = "requeued: the daemon stopped while it ran"
+
+    /// Requeues every job found running (the daemon died under it); returns
+    /// their ids. A job the daemon has now died under `maxCrashes` times is
+    /// failed as `crashed` instead (its id goes to `crashed`), so a job that
+    /// kills the process cannot do it forever. Clean stops (`requeue`) do
+    /// not count.
+    public func requeueInterrupted(now: Date = Date(), maxCrashes: Int = JobStore.defaultMaxCrashes,
+                                   crashed: inout [String]) throws -> [String] {
         try database.write { db in
             let ids = try String.fetchAll(db, sql: "SELECT id FROM job WHERE state = 'running' ORDER BY seq")
+            var requeued: [String] = []
             for id in ids {
-                try db.execute(sql: "UPDATE job SET state = 'queued', started = NULL WHERE id = ?", arguments: [id])
-                try Self.addTransition(db, job: id, state: "queued", time: now, note: "requeued: the daemon stopped while it ran")
+                let earlier = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM transition WHERE job = ? AND note = ?",
+                                               arguments: [id, Self.crashRequeueNote]) ?? 0
+                let crashes = earlier + 1
+                if crashes >= maxCrashes {
+                    let message = "the daemon stopped while this job ran, \(crashes) times: not retried again"
+                    let error = JSONValue.object(["code": .string(ErrorCode.crashed.rawValue), "message": .string(message),
+                                                  "details": .object(["crashes": .int(crashes)])])
+                    try db.execute(sql: "UPDATE job SET state = 'failed', finished = ?, error = ? WHERE id = ?",
+                                   arguments: [now.timeIntervalSince1970, error.compact, id])
+                    try Self.addTransition(db, job: id, state: "failed", time: now, note: message)
+                    crashed.append(id)
+                } else {
+                    try db.execute(sql: "UPDATE job SET state = 'queued', started = NULL WHERE id = ?", arguments: [id])
+                    try Self.addTransition(db, job: id, state: "queued", time: now, note: Self.crashRequeueNote)
+                    requeued.append(id)
+                }
             }
-            return ids
+            return requeued
         }
+    }
+
+    /// `requeueInterrupted` without the list of crashed jobs.
+    public func requeueInterrupted(now: Date = Date(), maxCrashes: Int = JobStore.defaultMaxCrashes) throws -> [String] {
+        var crashed: [String] = []
+        return try requeueInterrupted(now: now, maxCrashes: maxCrashes, crashed: &crashed)
     }
 
     public func transitions(_ id: String) throws -> [JobTransition] {

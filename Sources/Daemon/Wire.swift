@@ -31,6 +31,8 @@ public enum ErrorCode: String, Sendable, CaseIterable {
     case shuttingDown = "shutting_down"
     /// A job failed while running (events and status only).
     case nodeFailed = "node_failed"
+    /// The daemon died while the job ran, as often as a job may be retried (status only).
+    case crashed
     case pathNotAllowed = "path_not_allowed"
     case `internal`
 }

@@ -38,6 +38,30 @@ final class JobStoreTests: XCTestCase {
         XCTAssertNil(try store.claimNext(), "expected an empty queue")
     }
 
+    /// A job the daemon dies under twice is failed as crashed, not requeued a third time.
+    func testAJobTheDaemonDiesUnderTwiceFailsAsCrashed() throws {
+        _ = try insert("poison")
+        _ = try store.claimNext()
+        XCTAssertEqual(try JobStore(path: store.path).requeueInterrupted(), ["poison"], "the first death requeues")
+        let second = try JobStore(path: store.path)
+        _ = try second.claimNext()
+        var crashed: [String] = []
+        XCTAssertEqual(try JobStore(path: store.path).requeueInterrupted(crashed: &crashed), [], "the second death must not requeue")
+        XCTAssertEqual(crashed, ["poison"])
+        let job = try XCTUnwrap(try second.job("poison"))
+        XCTAssertEqual(job.state, .failed)
+        XCTAssertEqual(job.error?["code"]?.stringValue, "crashed", "expected the error code crashed, got \(String(describing: job.error))")
+        XCTAssertNil(try second.claimNext(), "a crashed job must not run again")
+    }
+
+    func testACleanStopDoesNotCountAsACrash() throws {
+        _ = try insert("a")
+        _ = try store.claimNext()
+        try store.requeue("a", note: "daemon stopping")
+        _ = try store.claimNext()
+        XCTAssertEqual(try JobStore(path: store.path).requeueInterrupted(), ["a"], "one crash after a clean stop still requeues")
+    }
+
     func testTheRunningTransitionRecordsTheDevice() throws {
         _ = try insert("a")
         _ = try store.claimNext(note: "device cuda:0 (fp16): NVIDIA H200 (sm_90)")

@@ -152,3 +152,36 @@ final class NodeTests: XCTestCase {
         }
     }
 }
+
+/// Latents from files are checked before any model sees them.
+final class LatentInputTests: XCTestCase {
+    private func latentFile(shape: [Int], values: [Float]? = nil) throws -> String {
+        let url = Fixture.temporaryFolder("latent").appendingPathComponent("latent.safetensors")
+        var writer = SafeTensorsWriter()
+        try writer.add("latent", shape: shape, floats: values ?? [Float](repeating: 0.5, count: shape.reduce(1, *)))
+        try writer.write(to: url.path)
+        return url.path
+    }
+
+    func testALatentWithAZeroDimensionIsRefusedWithItsShape() throws {
+        let path = try latentFile(shape: [1, 4, 0, 8])
+        let loader = NodeLibrary.objectLoader(base: URL(fileURLWithPath: "/"))
+        XCTAssertThrowsError(try loader(.latent, path)) { error in
+            XCTAssertTrue("\(error)".contains("[1, 4, 0, 8]") && "\(error)".contains("1 ≤ h, w ≤ 1024"),
+                          "the error must give the shape found and the one expected: \(error)")
+        }
+    }
+
+    func testOversizedNonFiniteAndMisshapenLatentsAreRefused() throws {
+        let loader = NodeLibrary.objectLoader(base: URL(fileURLWithPath: "/"))
+        for shape in [[1, 4, 2048, 8], [2, 4, 8, 8], [4, 8, 8], [1, 64, 8, 8]] {
+            XCTAssertThrowsError(try loader(.latent, try latentFile(shape: shape)), "shape \(shape) must be refused")
+        }
+        var values = [Float](repeating: 0, count: 4 * 8 * 8)
+        values[17] = .nan
+        XCTAssertThrowsError(try loader(.latent, try latentFile(shape: [1, 4, 8, 8], values: values))) { error in
+            XCTAssertTrue("\(error)".contains("NaN"), "\(error)")
+        }
+        XCTAssertNoThrow(try loader(.latent, try latentFile(shape: [1, 4, 8, 8])), "a good latent loads")
+    }
+}

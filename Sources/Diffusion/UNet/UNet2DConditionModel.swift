@@ -72,6 +72,9 @@ public final class UNet2DConditionModel {
         guard x.rank == 4, x.dim(1) == config.inChannels else {
             throw ModelInputError.shape(what: "UNet latent", expected: "[B, \(config.inChannels), H, W]", found: x.shape)
         }
+        guard x.shape.allSatisfy({ $0 >= 1 }) else {
+            throw ModelInputError.shape(what: "UNet latent", expected: "every dimension at least 1", found: x.shape)
+        }
         guard x.dim(2) % spatialMultiple == 0, x.dim(3) % spatialMultiple == 0 else {
             throw ModelInputError.shape(what: "UNet latent", expected: "spatial sizes divisible by \(spatialMultiple)", found: x.shape)
         }
