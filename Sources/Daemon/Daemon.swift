@@ -115,8 +115,16 @@ public final class Daemon: @unchecked Sendable {
             publisher.serviceSubscriptions()
             guard readable.first == true else { continue }
             var handled = 0
-            while handled < 256, !isStopping, let frames = try? router.receive(dontWait: true) {
-                handle(frames)
+            // Bounded before anything is looked at: the envelope (2 frames), the
+            // 4 protocol frames and the binary frames, within the size limit.
+            while handled < 256, !isStopping,
+                  let got = try? router.receive(dontWait: true, maxFrames: 6 + Self.maxBinaryFrames,
+                                                maxBytes: configuration.maxMessageBytes + 4096) {
+                if got.truncated {
+                    refuseOversized(got.frames, bytes: got.bytes)
+                } else {
+                    handle(got.frames)
+                }
                 handled += 1
             }
         }
@@ -141,6 +149,20 @@ public final class Daemon: @unchecked Sendable {
 
     // MARK: requests
 
+    /// Most binary frames one request may carry.
+    public static let maxBinaryFrames = 64
+    /// Longest message id echoed in a reply's `parent`.
+    static let maxEchoedID = 128
+
+    /// A message over the frame-count or size bound, answered without reading it.
+    private func refuseOversized(_ frames: [Data], bytes: Int) {
+        guard frames.count >= 2 else { return }
+        let envelope = frames[1].isEmpty ? Array(frames[0...1]) : [frames[0]]
+        refuse(envelope, DaemonError(.tooLarge, "the message is over the limits (\(configuration.maxMessageBytes) bytes, "
+                                     + "\(Self.maxBinaryFrames) binary frames); \(bytes) bytes arrived"),
+               parent: nil, type: nil)
+    }
+
     private func handle(_ frames: [Data]) {
         guard frames.count >= 2 else { return }
         // Envelope: the peer identity, then an empty delimiter if the peer is a REQ socket.
@@ -152,15 +174,18 @@ public final class Daemon: @unchecked Sendable {
                           parent: nil, type: nil)
         }
         let message: WireMessage
+        // The id is echoed only once the signature checked out (nothing of an
+        // unauthenticated message is parsed), and never longer than 128.
+        var authenticatedID: String?
         do {
             let (decoded, signature) = try WireMessage.decode(parts, signer: signer)
             message = decoded
+            authenticatedID = String(decoded.header.id.prefix(Self.maxEchoedID))
             stateLock.lock()
             defer { stateLock.unlock() }
             try replayGuard.admit(signature: signature, time: decoded.header.time)
         } catch {
-            let header = parts.count >= 3 ? (try? JSONValue(parsing: parts[parts.startIndex + 2])) : nil
-            return refuse(envelope, error, parent: header?["id"]?.stringValue, type: nil)
+            return refuse(envelope, error, parent: authenticatedID, type: nil)
         }
         let type = message.header.type
         do {
@@ -168,9 +193,10 @@ public final class Daemon: @unchecked Sendable {
             stateLock.withLock { served[type, default: 0] += 1 }
             var body = content
             body["status"] = .string("ok")
-            send(envelope, WireMessage(type: type + "_reply", content: .object(body), frames: binaries, parent: message.header.id))
+            send(envelope, WireMessage(type: type + "_reply", content: .object(body), frames: binaries,
+                                       parent: String(message.header.id.prefix(Self.maxEchoedID))))
         } catch {
-            refuse(envelope, error, parent: message.header.id, type: type)
+            refuse(envelope, error, parent: String(message.header.id.prefix(Self.maxEchoedID)), type: String(type.prefix(64)))
         }
     }
 

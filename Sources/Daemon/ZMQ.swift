@@ -159,7 +159,16 @@ public final class ZMQSocket: @unchecked Sendable {
 
     /// Receives one multipart message; nil when `dontWait` and none is waiting.
     public func receive(dontWait: Bool = false) throws -> [Data]? {
+        try receive(dontWait: dontWait, maxFrames: .max, maxBytes: .max)?.frames
+    }
+
+    /// The next multipart message, copying at most `maxFrames` frames and
+    /// `maxBytes` bytes: past either bound the rest is drained without a
+    /// copy and `truncated` is set, so an oversized message costs no memory
+    /// of ours.
+    public func receive(dontWait: Bool, maxFrames: Int, maxBytes: Int) throws -> (frames: [Data], truncated: Bool, bytes: Int)? {
         var frames: [Data] = []
+        var total = 0, truncated = false
         var message = zmq_msg_t()
         zmq_msg_init(&message)
         defer { zmq_msg_close(&message) }
@@ -168,12 +177,14 @@ public final class ZMQSocket: @unchecked Sendable {
             if received < 0 {
                 let error = ZMQError("zmq_msg_recv")
                 if error.interrupted { continue }
-                if error.wouldBlock && frames.isEmpty { return nil }
+                if error.wouldBlock && frames.isEmpty && !truncated { return nil }
                 throw error
             }
             let size = zmq_msg_size(&message)
-            frames.append(size == 0 ? Data() : Data(bytes: zmq_msg_data(&message), count: size))
-            if zmq_msg_more(&message) == 0 { return frames }
+            total += size
+            if !truncated && (frames.count >= maxFrames || total > maxBytes) { truncated = true }
+            if !truncated { frames.append(size == 0 ? Data() : Data(bytes: zmq_msg_data(&message), count: size)) }
+            if zmq_msg_more(&message) == 0 { return (frames, truncated, total) }
         }
     }
 

@@ -51,6 +51,37 @@ final class ProtocolTests: XCTestCase {
         XCTAssertEqual(refused.values.reduce(0, +), cases.count, "expected every refusal counted, got \(refused)")
     }
 
+    /// Nothing of an unauthenticated message is parsed or echoed, and a
+    /// message over the frame or byte bounds is refused without being read.
+    func testUnauthenticatedAndOversizedMessagesCostNothingAndEchoNothing() throws {
+        let server = try TestDaemon(label: "flood") { $0.maxMessageBytes = 1 << 20 }
+        defer { server.stop() }
+        let client = try server.client(timeout: 10)
+        let protocolFrame = Data(pilotProtocolID.utf8)
+        let longID = String(repeating: "x", count: 900_000)
+        let bigHeader = JSONValue.object(["id": .string(longID), "type": .string("ping"), "time": .string(WireTime.format(Date()))]).data
+        let cases: [(String, [Data], ErrorCode)] = [
+            ("bad signature, 900 kB header", [protocolFrame, Data("00".utf8), bigHeader, Data("{}".utf8)], .badSignature),
+            ("unsigned, 900 kB header", [protocolFrame, Data(), bigHeader, Data("{}".utf8)], .unsigned),
+            ("10,000 frames", [protocolFrame, Data("00".utf8)] + [Data](repeating: Data("{}".utf8), count: 10_000), .tooLarge),
+            ("8 MiB in frames", [protocolFrame, Data("00".utf8), Data("{}".utf8), Data("{}".utf8)]
+                + [Data](repeating: Data(count: 1 << 20), count: 8), .tooLarge),
+        ]
+        for (label, frames, code) in cases {
+            try client.sendRaw(frames)
+            let reply = try client.awaitReply(to: nil)
+            XCTAssertEqual(reply.content["error"]?["code"]?.stringValue, code.rawValue, "\(label): expected \(code.rawValue), got \(reply.content.compact.prefix(200))")
+            XCTAssertNil(reply.header.parent, "\(label): nothing of an unauthenticated message may be echoed")
+            let start = Date()
+            XCTAssertEqual(try client.request("ping").content["status"]?.stringValue, "ok")
+            XCTAssertLessThan(Date().timeIntervalSince(start), 1, "\(label): a ping right after must be answered at once")
+        }
+        // An authenticated request with a long id gets at most 128 characters of it back.
+        let signed = WireMessage(header: MessageHeader(id: String(repeating: "y", count: 5000), type: "ping", time: WireTime.format(Date())))
+        try client.sendRaw(signed.encoded(signer: server.connection.signer))
+        XCTAssertEqual(try client.awaitReply(to: nil).header.parent?.count, 128, "echoed ids are bounded")
+    }
+
     func testInvalidWorkflowErrorCarriesLineColumnNodeAndPort() throws {
         let server = try TestDaemon(label: "inv")
         defer { server.stop() }
