@@ -46,9 +46,12 @@ public struct ConnectionInfo: Sendable, Equatable {
 
     /// Writes the file with mode 0600 (created so, never widened), atomically.
     public func write(to url: URL) throws {
-        let temporary = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).\(getpid()).tmp")
+        // An unpredictable name, created exclusively and never through a link:
+        // a file or symlink planted in the folder cannot receive the key.
+        let temporary = url.deletingLastPathComponent()
+            .appendingPathComponent(".\(url.lastPathComponent).\(getpid()).\(UInt64.random(in: 0 ... .max)).tmp")
         let bytes = Array(json.pretty.utf8)
-        let fd = open(temporary.path, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        let fd = open(temporary.path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600)
         guard fd >= 0 else { throw CocoaError(.fileWriteNoPermission, userInfo: [NSFilePathErrorKey: temporary.path]) }
         fchmod(fd, 0o600)
         let written = bytes.withUnsafeBytes { Foundation.write(fd, $0.baseAddress, $0.count) }

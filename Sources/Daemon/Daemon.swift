@@ -40,7 +40,11 @@ public final class Daemon: @unchecked Sendable {
         self.logger = logger
         let manager = FileManager.default
         let state = configuration.stateDirectory
+        // Everything the daemon creates is private to its user (store, blobs, outputs, keys).
+        umask(0o077)
+        let existed = manager.fileExists(atPath: state.path)
         try manager.createDirectory(at: state, withIntermediateDirectories: true)
+        if existed { try StateDirectory.checkTrusted(state) }
         chmod(state.path, 0o700)
 
         // One daemon per state directory.

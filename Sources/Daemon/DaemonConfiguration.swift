@@ -57,3 +57,31 @@ public struct DaemonConfiguration: Sendable {
         return host == "127.0.0.1" || host == "localhost" || host == "::1" || host.hasPrefix("127.")
     }
 }
+
+/// Checks on a state directory that existed before the daemon started: it
+/// holds the signing key, the job store and templates the daemon trusts, so
+/// it must be a real directory of the daemon's own user that nobody else can
+/// write to. A folder planted by someone else is refused, not adopted.
+public enum StateDirectory {
+    public static func checkTrusted(_ url: URL) throws {
+        var info = stat()
+        guard lstat(url.path, &info) == 0 else {
+            throw DaemonError(.internal, "cannot inspect the state directory \(url.path): \(String(cString: strerror(errno)))")
+        }
+        if (info.st_mode & S_IFMT) == S_IFLNK {
+            throw DaemonError(.internal, "the state directory \(url.path) is a symbolic link: give the real folder with --state")
+        }
+        guard (info.st_mode & S_IFMT) == S_IFDIR else {
+            throw DaemonError(.internal, "the state directory \(url.path) is not a directory")
+        }
+        guard info.st_uid == geteuid() else {
+            throw DaemonError(.internal, "the state directory \(url.path) belongs to uid \(info.st_uid), not to this user (uid \(geteuid())): "
+                              + "refusing to trust its key, store and templates; use another --state")
+        }
+        let mode = info.st_mode & 0o777
+        guard mode & 0o022 == 0 else {
+            throw DaemonError(.internal, "the state directory \(url.path) is writable by group or others (mode \(String(mode, radix: 8))): "
+                              + "something may have been planted there; check it, then chmod 700 it")
+        }
+    }
+}
