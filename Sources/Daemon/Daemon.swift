@@ -87,9 +87,12 @@ public final class Daemon: @unchecked Sendable {
         }
         try router.setMaximumMessageSize(2 * configuration.maxMessageBytes + (1 << 20))
         try router.setOption(ZMQ_ROUTER_MANDATORY, Int32(1))
-        try router.setOption(ZMQ_SNDHWM, Int32(10_000))
+        // Replies to a client that never reads are dropped past 1,000, not queued.
+        try router.setOption(ZMQ_SNDHWM, Int32(1_000))
         try router.setHeartbeat(interval: 5_000, timeout: 30_000)
-        try events.setMaximumMessageSize(64 << 10)
+        // Subscriptions are a byte and a topic (a job id, "welcome.<uuid>"):
+        // a longer one drops the subscriber's connection unread.
+        try events.setMaximumMessageSize(EventPublisher.maxTopicBytes + 1)
         try router.bind(configuration.requestEndpoint)
         try events.bind(configuration.eventEndpoint)
         publisher = try EventPublisher(socket: events, signer: signer)

@@ -45,10 +45,19 @@ public final class EventPublisher: @unchecked Sendable {
     }
 
     /// Reads pending subscription messages and answers `welcome.` ones.
+    /// Longest subscription topic accepted (job ids and welcome topics are under 50).
+    static let maxTopicBytes = 256
+    /// Subscription messages handled per turn of the request loop, so a
+    /// flood of them cannot starve requests.
+    static let subscriptionsPerTurn = 256
+
     func serviceSubscriptions() {
         lock.withLock {
-            while let frames = try? socket.receive(dontWait: true) {
-                guard let first = frames.first, first.count > 1, first[first.startIndex] == 1 else { continue }
+            var handled = 0
+            while handled < Self.subscriptionsPerTurn, let frames = try? socket.receive(dontWait: true) {
+                handled += 1
+                guard let first = frames.first, first.count > 1, first.count <= Self.maxTopicBytes + 1,
+                      first[first.startIndex] == 1 else { continue }
                 let topic = String(decoding: first.dropFirst(), as: UTF8.self)
                 if topic.hasPrefix("welcome.") {
                     send(topic: topic, WireMessage(type: "welcome", content: .object(["topic": .string(topic)])))

@@ -1,3 +1,4 @@
+import CZeroMQ
 import Daemon
 import Foundation
 import Workflow
@@ -80,6 +81,32 @@ final class ProtocolTests: XCTestCase {
         let signed = WireMessage(header: MessageHeader(id: String(repeating: "y", count: 5000), type: "ping", time: WireTime.format(Date())))
         try client.sendRaw(signed.encoded(signer: server.connection.signer))
         XCTAssertEqual(try client.awaitReply(to: nil).header.parent?.count, 128, "echoed ids are bounded")
+    }
+
+    /// Subscriptions of 60 KB from peers without the
+    /// key: dropped unread, and a legitimate ping is still answered at once.
+    func testASubscriptionFloodDoesNotDelayRequests() throws {
+        let server = try TestDaemon(label: "subs")
+        defer { server.stop() }
+        let client = try server.client(timeout: 10)
+        var floods: [ZMQSocket] = []
+        for _ in 0..<3 {
+            let socket = try ZMQSocket(.sub)
+            try socket.connect(server.connection.events)
+            let big = String(repeating: "z", count: 60_000)
+            // (libzmq's own subscription trie makes many more slow to set up on the client side.)
+            for i in 0..<40 { try socket.setOption(ZMQ_SUBSCRIBE, "\(i)" + big) }
+            floods.append(socket)
+        }
+        Thread.sleep(forTimeInterval: 0.2)
+        for _ in 0..<5 {
+            let start = Date()
+            XCTAssertEqual(try client.request("ping").content["status"]?.stringValue, "ok")
+            XCTAssertLessThan(Date().timeIntervalSince(start), 0.1, "a ping during a subscription flood must be answered within 100 ms")
+        }
+        // A real subscriber still gets its welcome.
+        XCTAssertNoThrow(try EventSubscriber(connection: server.connection, topics: ["job"], timeout: 5))
+        floods.forEach { $0.close() }
     }
 
     func testInvalidWorkflowErrorCarriesLineColumnNodeAndPort() throws {
