@@ -266,16 +266,31 @@ public final class Daemon: @unchecked Sendable {
 
     // MARK: submit
 
+    /// Bounds on what a submit may carry.
+    static let maxIdempotencyKey = 128
+    static let priorities = -1000...1000
+    static let maxParameters = 256
+    static let maxDiagnosticsInReply = 50
+
     private func submit(_ content: JSONValue, frames: [Data]) throws(DaemonError) -> Reply {
         let key = try optionalString(content, "idempotency_key")
+        if let key, key.utf8.count > Self.maxIdempotencyKey {
+            throw DaemonError(.invalidRequest, "'idempotency_key' is \(key.utf8.count) bytes; at most \(Self.maxIdempotencyKey)")
+        }
         if let key, let existing = try storeCall({ try store.job(idempotencyKey: key) }) {
             return (["job": .string(existing.id), "state": .string(existing.state.rawValue), "duplicate": .bool(true)], [])
         }
         let priority = try optionalInt(content, "priority") ?? 0
-        let client = try optionalString(content, "client")
+        guard Self.priorities.contains(priority) else {
+            throw DaemonError(.invalidRequest, "'priority' must be in \(Self.priorities.lowerBound)...\(Self.priorities.upperBound), found \(priority)")
+        }
+        let client = try optionalString(content, "client").map { String($0.prefix(128)) }
         let parameters = content["parameters"] ?? .object([:])
         guard case let .object(given) = parameters else {
             throw DaemonError(.invalidRequest, "'parameters' must be an object of name → value, found \(parameters.typeName)")
+        }
+        guard given.count <= Self.maxParameters else {
+            throw DaemonError(.invalidRequest, "\(given.count) parameters; at most \(Self.maxParameters)")
         }
         for (name, value) in given {
             switch value {
@@ -305,9 +320,13 @@ public final class Daemon: @unchecked Sendable {
         do {
             validated = try ValidatedWorkflow(parsing: text, file: displayName, registry: runner.registry)
         } catch {
+            // Bounded: a small workflow can produce very many diagnostics.
+            let shown = error.diagnostics.prefix(Self.maxDiagnosticsInReply)
+            let more = error.diagnostics.count - shown.count
             throw DaemonError(.invalidWorkflow, "the workflow has \(error.diagnostics.count) problem(s): "
-                              + error.diagnostics.map(\.description).joined(separator: "; "),
-                              details: .array(error.diagnostics.map(\.json)))
+                              + shown.map { String($0.description.prefix(500)) }.joined(separator: "; ")
+                              + (more > 0 ? "; and \(more) more" : ""),
+                              details: .array(shown.map(\.json)))
         }
         let declared = validated.graph.inputs
         for name in given.keys.sorted() {

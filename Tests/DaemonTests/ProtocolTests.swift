@@ -109,6 +109,33 @@ final class ProtocolTests: XCTestCase {
         floods.forEach { $0.close() }
     }
 
+    func testSubmitBoundsKeysPrioritiesParametersAndDiagnostics() throws {
+        let server = try TestDaemon(label: "bounds")
+        defer { server.stop() }
+        let client = try server.client(timeout: 10)
+        let workflow = JSONValue.string("version: 1\nnodes:\n  a: {type: Constant, params: {value: 1}}\noutputs:\n  r: a.value\n")
+        let refusals: [(String, [String: JSONValue], String)] = [
+            ("long key", ["workflow": workflow, "idempotency_key": .string(String(repeating: "k", count: 5000))], "at most 128"),
+            ("huge priority", ["workflow": workflow, "priority": .int(Int.max)], "'priority' must be in -1000...1000"),
+            ("many parameters", ["workflow": workflow, "parameters": .object(Dictionary(uniqueKeysWithValues: (0..<300).map { ("p\($0)", JSONValue.int($0)) }))],
+             "at most 256"),
+        ]
+        for (label, content, expected) in refusals {
+            XCTAssertThrowsError(try client.request("submit", content)) { error in
+                XCTAssertEqual((error as? DaemonError)?.code, .invalidRequest, "\(label): \(error)")
+                XCTAssertTrue("\(error)".contains(expected), "\(label): expected '\(expected)' in \(error)")
+            }
+        }
+        // 400 unknown node types: the reply carries 50 diagnostics and says how many more.
+        let many = "version: 1\nnodes:\n" + (0..<400).map { "  n\($0): {type: NoSuchNode\($0)}\n" }.joined()
+        XCTAssertThrowsError(try client.request("submit", ["workflow": .string(many)])) { error in
+            let e = error as? DaemonError
+            XCTAssertEqual(e?.code, .invalidWorkflow)
+            XCTAssertEqual(e?.details?.arrayValue?.count, 50, "at most 50 diagnostics travel in a reply")
+            XCTAssertTrue("\(error)".contains("and 350 more"), "the reply must say how many were left out: \(String(describing: e?.message.suffix(80)))")
+        }
+    }
+
     func testInvalidWorkflowErrorCarriesLineColumnNodeAndPort() throws {
         let server = try TestDaemon(label: "inv")
         defer { server.stop() }
