@@ -34,22 +34,43 @@ public struct PathPolicy: Sendable, Equatable {
     }
 
     /// The absolute, symlink-free location of `path`, or an error when it is
-    /// empty or lies outside every allowed read directory.
+    /// empty, cannot be resolved, or lies outside every allowed read
+    /// directory. Resolution is the kernel's (`realpath(3)`: every link, up
+    /// to its own limit) and fails closed; a path that does not exist yet
+    /// resolves through its folder.
     public func resolveForReading(_ path: String) throws(PathError) -> URL {
-        guard !path.isEmpty else { throw .empty }
+        guard !path.isEmpty, !path.contains("\0") else { throw .empty }
         let url = path.hasPrefix("/") ? URL(fileURLWithPath: path)
                                       : baseDirectory.appendingPathComponent(path)
-        let resolved = url.standardizedFileURL.resolvingSymlinksInPath()
+        guard let resolved = Self.realPath(url.standardizedFileURL.path) else {
+            guard allowedReadDirectories == nil else { throw .unresolvable(path: path) }
+            return url.standardizedFileURL
+        }
         guard let allowed = allowedReadDirectories else { return resolved }
         let inside = allowed.contains { directory in
-            let root = directory.standardizedFileURL.resolvingSymlinksInPath().pathComponents
-            return resolved.pathComponents.starts(with: root)
+            guard let root = Self.realPath(directory.standardizedFileURL.path) else { return false }
+            return resolved.pathComponents.starts(with: root.pathComponents)
         }
         guard inside else {
-            throw .outsideAllowedDirectories(path: path, resolved: resolved.path,
-                                             allowed: allowed.map(\.path))
+            throw .outsideAllowedDirectories(path: path, allowed: allowed.map(\.path))
         }
         return resolved
+    }
+
+    /// `realpath(3)` of `path`; for a missing file, that of its folder with
+    /// the name appended. Nil when neither resolves (a loop, too many links,
+    /// a missing folder, no permission).
+    static func realPath(_ path: String) -> URL? {
+        if let full = realpath(path, nil) {
+            defer { free(full) }
+            return URL(fileURLWithPath: String(cString: full))
+        }
+        guard errno == ENOENT else { return nil }
+        let url = URL(fileURLWithPath: path)
+        let name = url.lastPathComponent
+        guard !name.isEmpty, name != "..", name != ".", let folder = realpath(url.deletingLastPathComponent().path, nil) else { return nil }
+        defer { free(folder) }
+        return URL(fileURLWithPath: String(cString: folder)).appendingPathComponent(name)
     }
 
     /// `name` + `.ext` inside the output directory; `name` must be a plain
@@ -65,15 +86,21 @@ public struct PathPolicy: Sendable, Equatable {
 /// A path a node was given cannot be used.
 public enum PathError: Error, Sendable, Equatable, CustomStringConvertible {
     case empty
-    case outsideAllowedDirectories(path: String, resolved: String, allowed: [String])
+    /// Outside every allowed folder. Where it resolves is not said: the
+    /// message would reveal other folders' links.
+    case outsideAllowedDirectories(path: String, allowed: [String])
+    /// The path cannot be resolved (a link loop, too many links, no permission).
+    case unresolvable(path: String)
     case notAFileName(String)
 
     public var description: String {
         switch self {
         case .empty:
             "empty path"
-        case let .outsideAllowedDirectories(path, resolved, allowed):
-            "path '\(path)' resolves to \(resolved), outside the allowed read directories (\(allowed.joined(separator: ", ")))"
+        case let .outsideAllowedDirectories(path, allowed):
+            "path '\(path.prefix(300))' is outside the allowed read directories (\(allowed.joined(separator: ", ")))"
+        case let .unresolvable(path):
+            "path '\(path.prefix(300))' cannot be resolved (a link loop, too many links, a missing folder or no permission)"
         case let .notAFileName(name):
             "'\(name)' is not a plain file name (no '/', not '.' or '..')"
         }
