@@ -335,6 +335,27 @@ final class BrokenWorkflowTests: XCTestCase {
         }
     }
 
+    func testNodeCountStringLengthTemplateInputsAndAliasExpansionAreBounded() {
+        func codes(_ text: String) -> [Diagnostic] {
+            Validator(registry: TestNodes.registry()).validate(text, file: "big.yaml").diagnostics
+        }
+        let manyNodes = "version: 1\nnodes:\n" + (0..<1001).map { "  n\($0): {type: Constant, params: {value: 1}}\n" }.joined()
+        XCTAssertEqual(codes(manyNodes).first?.message, "1001 nodes, over the limit of 1000")
+        let manyInputs = "version: 1\ninputs:\n" + (0..<257).map { "  i\($0): {type: Int}\n" }.joined() + "nodes: {}\n"
+        XCTAssertEqual(codes(manyInputs).first?.message, "257 template inputs, over the limit of 256")
+        let longPrompt = "version: 1\nnodes:\n  t: {type: Constant, params: {value: \"" + String(repeating: "a", count: 70_000) + "\"}}\n"
+        let long = codes(longPrompt)
+        XCTAssertEqual(long.first?.message, "a string of 70000 bytes, over the limit of 65536")
+        XCTAssertEqual(long.first?.location.line, 3)
+        // Ten levels of aliases, each used ten times: 10^10 values if expanded.
+        var laughs = "version: 1\na0: &a0 [x, x, x, x, x, x, x, x, x, x]\n"
+        for i in 1..<10 { laughs += "a\(i): &a\(i) [" + [String](repeating: "*a\(i - 1)", count: 10).joined(separator: ", ") + "]\n" }
+        laughs += "nodes: {}\n"
+        let start = Date()
+        XCTAssertEqual(codes(laughs).first?.code, .limitExceeded)
+        XCTAssertLessThan(Date().timeIntervalSince(start), 5, "alias expansion must be cut short")
+    }
+
     func testTheLimitsCountRealNestingNotBracketsInTextOrBlockScalars() {
         let text = """
             version: 1

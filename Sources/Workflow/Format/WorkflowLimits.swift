@@ -1,4 +1,5 @@
 import Foundation
+import Yams
 
 /// Bounds on workflow text, checked on the raw text before any YAML/JSON
 /// parser sees it: the parsers recurse once per nesting level, so a deeply
@@ -12,9 +13,20 @@ public struct WorkflowLimits: Sendable, Equatable {
     /// Largest workflow text, in bytes.
     public var maxBytes: Int
 
-    public init(maxDepth: Int = 64, maxBytes: Int = 4 << 20) {
+    /// Most nodes in a workflow.
+    public var maxNodes: Int
+    /// Most template inputs.
+    public var maxTemplateInputs: Int
+    /// Longest string value (a prompt, a path), in bytes.
+    public var maxStringBytes: Int
+
+    public init(maxDepth: Int = 64, maxBytes: Int = 4 << 20, maxNodes: Int = 1000, maxTemplateInputs: Int = 256,
+                maxStringBytes: Int = 64 << 10) {
         self.maxDepth = maxDepth
         self.maxBytes = maxBytes
+        self.maxNodes = maxNodes
+        self.maxTemplateInputs = maxTemplateInputs
+        self.maxStringBytes = maxStringBytes
     }
 
     /// The defaults, or `PILOT_WORKFLOW_MAX_DEPTH` / `PILOT_WORKFLOW_MAX_BYTES`.
@@ -36,6 +48,37 @@ public struct WorkflowLimits: Sendable, Equatable {
         if let (line, column, depth) = NestingScanner.firstBeyond(maxDepth, in: text) {
             return (SourceLocation(line: line, column: column),
                     "nesting deeper than \(maxDepth) levels (level \(depth) starts here); workflows nest at most \(maxDepth) levels (PILOT_WORKFLOW_MAX_DEPTH)")
+        }
+        return nil
+    }
+}
+
+extension WorkflowLimits {
+    /// Most values (scalars and collections) in the parsed tree, counting
+    /// each use of an alias: bounds "billion laughs" alias expansion.
+    static let maxValues = 100_000
+
+    /// The first string value longer than the limit, or too many values, in
+    /// the parsed tree (walked with an explicit stack, no recursion).
+    func longString(in root: Yams.Node) -> (location: SourceLocation, message: String)? {
+        var stack: [Yams.Node] = [root]
+        var visited = 0
+        while let node = stack.popLast() {
+            visited += 1
+            if visited > Self.maxValues {
+                return (node.location, "more than \(Self.maxValues) values (aliases counted each time they are used)")
+            }
+            switch node {
+            case let .scalar(scalar):
+                let n = scalar.string.utf8.count
+                if n > maxStringBytes {
+                    return (node.location, "a string of \(n) bytes, over the limit of \(maxStringBytes)")
+                }
+            case let .mapping(mapping):
+                for (key, value) in mapping { stack.append(key); stack.append(value) }
+            case let .sequence(sequence):
+                stack.append(contentsOf: sequence)
+            }
         }
         return nil
     }

@@ -27,6 +27,11 @@ public enum WorkflowParser {
                          "empty document: expected a workflow mapping (version, nodes, outputs)")
             return (WorkflowGraph(file: file), reader.diagnostics)
         }
+        if let (location, message) = limits.longString(in: root) {
+            reader.error(.limitExceeded, at: location, message)
+            return (WorkflowGraph(file: file), reader.diagnostics)
+        }
+        reader.limits = limits
         let graph = reader.readWorkflow(root)
         return (graph, reader.diagnostics.sortedBySource())
     }
@@ -36,6 +41,7 @@ public enum WorkflowParser {
 struct GraphReader {
     let file: String
     var diagnostics: [Diagnostic] = []
+    var limits = WorkflowLimits()
 
     mutating func error(_ code: Diagnostic.Code, at location: SourceLocation, node: String? = nil,
                         port: String? = nil, templateInput: String? = nil, output: String? = nil,
@@ -124,9 +130,17 @@ struct GraphReader {
             case "description":
                 graph.description = text(value, what: "the description") ?? ""
             case "inputs":
+                if case let .mapping(m) = value, m.count > limits.maxTemplateInputs {
+                    error(.limitExceeded, at: keyLocation, "\(m.count) template inputs, over the limit of \(limits.maxTemplateInputs)")
+                    return graph
+                }
                 graph.inputs = readTemplateInputs(value)
             case "nodes":
                 sawNodes = true
+                if case let .mapping(m) = value, m.count > limits.maxNodes {
+                    error(.limitExceeded, at: keyLocation, "\(m.count) nodes, over the limit of \(limits.maxNodes)")
+                    return graph
+                }
                 graph.nodes = readNodes(value)
             case "outputs":
                 graph.outputs = readOutputs(value)
