@@ -8,7 +8,7 @@ final class BrokenWorkflowTests: XCTestCase {
     /// Expected diagnostics by file, without the leading `FILE:`.
     static let expected: [String: [String]] = [
         "01-yaml-unclosed-flow.yaml": [
-            "4:1: error: YAML syntax error: did not find expected ',' or '}' (while parsing a flow mapping started at 3:8)",
+            "3:8: error: YAML syntax error: flow mapping '{' opened at 3:8 is never closed (did not find expected ',' or '}' at 4:1)",
         ],
         "02-yaml-bad-indent.yaml": [
             "5:4: error: YAML syntax error: did not find expected key (while parsing a block mapping started at 3:3)",
@@ -17,7 +17,7 @@ final class BrokenWorkflowTests: XCTestCase {
             "4:1: error: YAML syntax error: found character that cannot start any token (while scanning for the next token started at 4:1)",
         ],
         "04-yaml-unclosed-quote.yaml": [
-            "6:1: error: YAML syntax error: found unexpected end of stream (while scanning a quoted scalar started at 3:41)",
+            "3:41: error: YAML syntax error: quoted string opened at 3:41 is never closed (found unexpected end of stream at 6:1)",
         ],
         "05-not-a-mapping.yaml": [
             "1:1: error: expected the workflow as a mapping, found a sequence",

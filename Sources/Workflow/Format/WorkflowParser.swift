@@ -58,6 +58,14 @@ struct GraphReader {
         switch yamlError {
         case let .scanner(context, problem, mark, _), let .parser(context, problem, mark, _),
              let .composer(context, problem, mark, _):
+            // An unclosed bracket or quote is noticed where the text ends or
+            // the next construct starts; point at where it was opened.
+            if let context, let opened = Self.unclosed(context.text, problem) {
+                let start = SourceLocation(context.mark)
+                self.error(.yamlSyntax, at: start,
+                           "YAML syntax error: \(opened) opened at \(start) is never closed (\(problem) at \(SourceLocation(mark)))")
+                return
+            }
             var message = "YAML syntax error: \(problem)"
             if let context {
                 message += " (\(context.text) started at \(SourceLocation(context.mark)))"
@@ -69,6 +77,15 @@ struct GraphReader {
         default:
             self.error(.yamlSyntax, at: SourceLocation(line: 1, column: 1), "YAML syntax error: \(yamlError)")
         }
+    }
+
+    /// What was left open, for libyaml's context and problem texts of an
+    /// unclosed flow collection or quoted scalar; nil for other errors.
+    static func unclosed(_ context: String, _ problem: String) -> String? {
+        if context.hasSuffix("flow mapping"), problem.contains("',' or '}'") { return "flow mapping '{'" }
+        if context.hasSuffix("flow sequence"), problem.contains("',' or ']'") { return "flow sequence '['" }
+        if context.hasSuffix("quoted scalar"), problem.contains("end of stream") { return "quoted string" }
+        return nil
     }
 
     /// A mapping's entries with scalar keys, in source order. A repeated key
