@@ -149,7 +149,14 @@ class PilotClient:
             if not socket.poll(int(timeout * 1000)):
                 raise TimeoutError("no welcome from the event socket")
             parts = socket.recv_multipart()
-            if parts[0].decode() == welcome:
+            if parts[0].decode() != welcome:
+                continue
+            # Only a welcome signed with the key proves this is our daemon.
+            try:
+                header, content, _ = self.decode(parts[1:])
+            except ValueError:
+                continue
+            if header.get("type") == "welcome" and content.get("topic") == welcome:
                 return socket
 
     def follow(self, job, timeout=600.0):

@@ -56,6 +56,14 @@ class PilotClientTest(unittest.TestCase):
         reply = other.socket.recv_multipart()
         self.assertIn(b'"bad_signature"', reply[3])
 
+    def test_a_welcome_signed_with_another_key_is_not_accepted(self):
+        # Subscribing with the wrong key: the daemon's welcome does not verify,
+        # so the client keeps waiting instead of trusting the event socket.
+        other = PilotClient(dict(self.client.connection, key="00" * 32), timeout=10)
+        with self.assertRaises(TimeoutError):
+            other.subscribe(["job"], timeout=1.0)
+        self.client.subscribe(["job"], timeout=10.0).close()
+
 
 if __name__ == "__main__":
     unittest.main(argv=[sys.argv[0], "-v"])
