@@ -209,7 +209,7 @@ public final class Daemon: @unchecked Sendable {
 
     private func refuse(_ envelope: [Data], _ error: DaemonError, parent: String?, type: String?) {
         stateLock.withLock { refused[error.code.rawValue, default: 0] += 1 }
-        logger.debug("refused a request: \(error)")
+        logger.debug("refused a request: \(LogText.escaped("\(error)"))")
         let content: JSONValue = .object(["status": .string("error"), "error": error.json])
         send(envelope, WireMessage(type: type.map { $0 + "_reply" } ?? "error", content: content, parent: parent))
     }
@@ -404,7 +404,7 @@ public final class Daemon: @unchecked Sendable {
             publisher.publish(job: id, type: "queued", content: ["position": position.map(JSONValue.int) ?? .null])
             worker.notify()
             var metadata: Logger.Metadata = ["job": "\(id)"]
-            if let template { metadata["template"] = "\(template)" }
+            if let template { metadata["template"] = "\(LogText.escaped(template, limit: 100))" }
             logger.info("queued", metadata: metadata)
             return (["job": .string(id), "state": .string("queued"), "duplicate": .bool(false),
                      "position": position.map(JSONValue.int) ?? .null], [])

@@ -108,7 +108,7 @@ final class JobWorker: @unchecked Sendable {
         var logger = logger
         logger[metadataKey: "job"] = "\(job.id)"
         let token = condition.withLock { current!.token }
-        logger.info("started (attempt \(job.attempts))", metadata: job.template.map { ["template": "\($0)"] } ?? [:])
+        logger.info("started (attempt \(job.attempts))", metadata: job.template.map { ["template": "\(LogText.escaped($0, limit: 100))"] } ?? [:])
         publisher.publish(job: job.id, type: "started", content: ["attempt": .int(job.attempts), "device": .string(device)])
         let started = DispatchTime.now()
         do {
@@ -133,11 +133,11 @@ final class JobWorker: @unchecked Sendable {
             if case let .cancelled(node) = error {
                 if condition.withLock({ current?.requeue ?? false }) {
                     try? store.requeue(job.id, note: "requeued: the daemon stopped at node '\(node)'")
-                    logger.notice("requeued at node '\(node)': the daemon is stopping")
+                    logger.notice("requeued at node '\(LogText.escaped(node, limit: 100))': the daemon is stopping")
                     publisher.publish(job: job.id, type: "requeued", content: ["node": .string(node)])
                 } else {
                     try? store.finish(job.id, state: .cancelled, error: DaemonError(.notFinished, "cancelled at node '\(node)'").json)
-                    logger.info("cancelled at node '\(node)'")
+                    logger.info("cancelled at node '\(LogText.escaped(node, limit: 100))'")
                     publisher.publish(job: job.id, type: "cancelled", content: ["node": .string(node)])
                     publisher.forget(job: job.id)
                 }
@@ -158,7 +158,7 @@ final class JobWorker: @unchecked Sendable {
         do { try store.finish(job.id, state: .failed, error: error.json) } catch {
             logger.error("job store: cannot record the failure: \(error)")
         }
-        logger.warning("failed: \(error.message)")
+        logger.warning("failed: \(LogText.escaped(error.message))")
         publisher.publish(job: job.id, type: "failed", content: ["error": error.json])
         publisher.forget(job: job.id)
     }

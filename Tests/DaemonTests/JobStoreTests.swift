@@ -101,3 +101,12 @@ final class JobStoreTests: XCTestCase {
         XCTAssertEqual(try store.counts(), [.finished: 1, .cancelled: 1])
     }
 }
+
+final class LogTextTests: XCTestCase {
+    func testClientTextCannotForgeALogLineOrDriveTheTerminal() {
+        XCTAssertEqual(LogText.escaped("a.png\n2026-12-04T00:00:00 critical : forged"), "a.png\\u{a}2026-12-04T00:00:00 critical : forged")
+        XCTAssertEqual(LogText.escaped("\u{1b}[2Jred"), "\\u{1b}[2Jred", "escape sequences must not reach the terminal")
+        XCTAssertEqual(LogText.escaped("prompt: a red ball, ünïcode"), "prompt: a red ball, ünïcode", "ordinary text is unchanged")
+        XCTAssertEqual(LogText.escaped(String(repeating: "x", count: 1000), limit: 10), String(repeating: "x", count: 10) + "…")
+    }
+}
