@@ -200,24 +200,33 @@ public struct ReplayGuard: Sendable {
         self.window = window
     }
 
-    /// Records `signature`; throws when it is a replay or stale.
+    /// How far ahead of the daemon's clock a header time may be.
+    public static let futureSkew: TimeInterval = 30
+
+    /// Records `signature`; throws when it is a replay or stale. A message is
+    /// fresh from `window` before the daemon's clock to `futureSkew` after
+    /// it, and its signature is remembered until its own time plus the
+    /// window has passed, so it can never be replayed once forgotten.
     public mutating func admit(signature: String, time: String, now: Date = Date()) throws(DaemonError) {
-        forget(before: now.addingTimeInterval(-window))
+        forget(before: now)
         guard let sent = WireTime.parse(time) else {
             throw DaemonError(.malformedMessage, "header time '\(time.prefix(40))' is not an ISO 8601 UTC time like 2026-01-31T12:00:00.000Z")
         }
-        guard abs(sent.timeIntervalSince(now)) <= window else {
-            throw DaemonError(.stale, "header time \(time) is more than \(Int(window)) s from the daemon's clock \(WireTime.format(now))")
+        guard now.timeIntervalSince(sent) <= window, sent.timeIntervalSince(now) <= Self.futureSkew else {
+            throw DaemonError(.stale, "header time \(time.prefix(40)) is more than \(Int(window)) s before or \(Int(Self.futureSkew)) s after the daemon's clock \(WireTime.format(now))")
         }
         guard seen[signature] == nil else {
             throw DaemonError(.replayed, "a message with this signature was already received (replayed message)")
         }
-        seen[signature] = now
-        order.append((signature, now))
+        let expiry = Swift.max(now, sent).addingTimeInterval(window)
+        seen[signature] = expiry
+        order.append((signature, expiry))
     }
 
     public var count: Int { seen.count }
 
+    /// Forgets signatures whose expiry has passed (in arrival order; one
+    /// that expires later holds back those behind it, which only keeps them longer).
     private mutating func forget(before limit: Date) {
         while head < order.count, order[head].1 < limit {
             seen.removeValue(forKey: order[head].0)

@@ -60,6 +60,26 @@ final class WireTests: XCTestCase {
         XCTAssertEqual(guardian.count, 1, "expected only the fresh signature to be remembered")
     }
 
+    /// A message dated ahead of the clock: refused beyond a 30 s skew, and
+    /// within it remembered until its own time plus the window, so it can
+    /// never be replayed after its signature is forgotten.
+    func testAFutureDatedMessageIsRefusedOrRememberedUntilItIsStale() throws {
+        var guardian = ReplayGuard(window: 60)
+        let now = Date()
+        XCTAssertThrowsError(try guardian.admit(signature: "far", time: WireTime.format(now.addingTimeInterval(45)), now: now)) { error in
+            XCTAssertEqual((error as? DaemonError)?.code, .stale, "45 s ahead must be refused, got \(error)")
+        }
+        let sent = now.addingTimeInterval(25)
+        try guardian.admit(signature: "ahead", time: WireTime.format(sent), now: now)
+        // 70 s later the old guard had forgotten it, while the message was still fresh (sent + 60 > now + 70).
+        XCTAssertThrowsError(try guardian.admit(signature: "ahead", time: WireTime.format(sent), now: now.addingTimeInterval(70))) { error in
+            XCTAssertEqual((error as? DaemonError)?.code, .replayed, "a replay within its freshness must be refused, got \(error)")
+        }
+        XCTAssertThrowsError(try guardian.admit(signature: "ahead", time: WireTime.format(sent), now: now.addingTimeInterval(86))) { error in
+            XCTAssertEqual((error as? DaemonError)?.code, .stale, "once forgotten, the message is stale, got \(error)")
+        }
+    }
+
     func testWireTimeRoundTripsToTheMicrosecondAndReadsOffsets() throws {
         let date = Date(timeIntervalSince1970: 1_795_000_000.123456)
         let text = WireTime.format(date)
