@@ -63,9 +63,12 @@ public final class ModelCatalog: @unchecked Sendable {
 
     private func scan() -> [Entry] {
         let manager = FileManager.default
-        guard let items = try? manager.contentsOfDirectory(at: directory, includingPropertiesForKeys: nil) else { return [] }
+        guard let items = try? manager.contentsOfDirectory(at: directory, includingPropertiesForKeys: nil),
+              let root = Self.realPath(directory) else { return [] }
         var entries: [Entry] = []
         for item in items.sorted(by: { $0.lastPathComponent < $1.lastPathComponent }) where !item.lastPathComponent.hasPrefix(".") {
+            // Links out of the models folder are not listed (nor sized, nor hashed).
+            guard Self.isInside(item, root: root) else { continue }
             var isFolder: ObjCBool = false
             guard manager.fileExists(atPath: item.path, isDirectory: &isFolder) else { continue }
             let kind: String
@@ -102,16 +105,34 @@ public final class ModelCatalog: @unchecked Sendable {
         return (bytes, modified)
     }
 
-    static func files(under url: URL) -> [URL] {
+    /// Regular files of a model (the file itself, or every file under a
+    /// folder) that resolve inside the folder: a link out of it is skipped.
+    public static func files(under url: URL) -> [URL] {
         var isFolder: ObjCBool = false
         guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isFolder) else { return [] }
         guard isFolder.boolValue else { return [url] }
+        guard let root = realPath(url) else { return [] }
         let enumerator = FileManager.default.enumerator(at: url, includingPropertiesForKeys: [.isRegularFileKey])
         var found: [URL] = []
         while let item = enumerator?.nextObject() as? URL {
-            if (try? item.resourceValues(forKeys: [.isRegularFileKey]))?.isRegularFile == true { found.append(item) }
+            if (try? item.resourceValues(forKeys: [.isRegularFileKey]))?.isRegularFile == true, isInside(item, root: root) {
+                found.append(item)
+            }
         }
         return found.sorted { $0.path < $1.path }
+    }
+
+    /// `realpath(3)` of `url`, nil when it does not resolve.
+    static func realPath(_ url: URL) -> String? {
+        guard let p = realpath(url.path, nil) else { return nil }
+        defer { free(p) }
+        return String(cString: p)
+    }
+
+    /// Whether `url` resolves to `root` or below it.
+    static func isInside(_ url: URL, root: String) -> Bool {
+        guard let resolved = realPath(url) else { return false }
+        return resolved == root || resolved.hasPrefix(root.hasSuffix("/") ? root : root + "/")
     }
 
     /// SHA-256 of a file, or of a folder's sorted "relative-path sha256" lines.

@@ -67,3 +67,29 @@ final class StateDirectoryTests: XCTestCase {
         XCTAssertEqual(leftovers, [], "no temporary key file may be left behind")
     }
 }
+
+/// The model catalog lists, sizes and hashes only what lies inside the models folder.
+final class ModelCatalogLinkTests: XCTestCase {
+    func testLinksOutOfTheModelsFolderAreNotListedSizedOrHashed() throws {
+        let folder = DaemonFixture.temporaryFolder("catalog")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let models = folder.appendingPathComponent("models"), outside = folder.appendingPathComponent("outside")
+        try FileManager.default.createDirectory(at: models, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(at: outside, withIntermediateDirectories: true)
+        try Data("secret weights".utf8).write(to: outside.appendingPathComponent("private.safetensors"))
+        try Data("x".utf8).write(to: models.appendingPathComponent("mine.safetensors"))
+        try FileManager.default.createSymbolicLink(at: models.appendingPathComponent("stolen.safetensors"),
+                                                   withDestinationURL: outside.appendingPathComponent("private.safetensors"))
+        // A model folder whose file links outside: the folder is listed, the linked file is not hashed.
+        let component = models.appendingPathComponent("component")
+        try FileManager.default.createDirectory(at: component, withIntermediateDirectories: true)
+        try Data(#"{"_class_name": "UNet2DConditionModel"}"#.utf8).write(to: component.appendingPathComponent("config.json"))
+        try FileManager.default.createSymbolicLink(at: component.appendingPathComponent("weights.safetensors"),
+                                                   withDestinationURL: outside.appendingPathComponent("private.safetensors"))
+        let store = try JobStore(path: folder.appendingPathComponent("jobs.sqlite").path)
+        let names = ModelCatalog(directory: models, store: store).entries().map(\.name)
+        XCTAssertEqual(names, ["component", "mine"], "a link out of the models folder must not be listed")
+        let files = ModelCatalog.files(under: component).map(\.lastPathComponent)
+        XCTAssertEqual(files, ["config.json"], "a file linked from outside must not be sized or hashed")
+    }
+}
