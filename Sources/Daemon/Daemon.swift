@@ -251,7 +251,7 @@ public final class Daemon: @unchecked Sendable {
         let (refusedNow, servedNow) = stateLock.withLock { (refused, served) }
         return [
             "version": .string(Self.version), "protocol": .string(pilotProtocolID), "pid": .int(Int(getpid())),
-            "device": .string("cpu (\(ProcessInfo.processInfo.activeProcessorCount) cores)"),
+            "device": .string(configuration.device + " (\(ProcessInfo.processInfo.activeProcessorCount) CPU cores)"),
             "uptime_s": .float(Date().timeIntervalSince(started)),
             "queue": .object(Dictionary(uniqueKeysWithValues: JobState.allCases.map { ($0.rawValue, JSONValue.int(counts[$0] ?? 0)) })),
             "running": worker.runningJob.map(JSONValue.string) ?? .null,

@@ -198,16 +198,16 @@ struct Status: ParsableCommand {
         if let job {
             let status = try clientCall { try client.request("status", ["job": .string(job)]) }.content["job"] ?? .null
             if json { return print(status.pretty, terminator: "") }
-            print("\(job): \(status["state"]?.stringValue ?? "?")" + (status["template"]?.stringValue.map { " (template \($0))" } ?? ""))
+            print("\(t(job)): \(t(status["state"]?.stringValue ?? "?"))" + (status["template"]?.stringValue.map { " (template \(t($0)))" } ?? ""))
             for transition in status["transitions"]?.arrayValue ?? [] {
                 print("  \(transition["time"]?.stringValue ?? "")  \(transition["state"]?.stringValue ?? "")"
-                      + (transition["note"]?.stringValue.map { "  \($0)" } ?? ""))
+                      + (transition["note"]?.stringValue.map { "  \(t($0))" } ?? ""))
             }
             if let progress = status["progress"] {
-                print("  progress: \(progress["node"]?.stringValue ?? "") \(progress["step"]?.intValue ?? 0)/\(progress["total"]?.intValue ?? 0)")
+                print("  progress: \(t(progress["node"]?.stringValue ?? "")) \(progress["step"]?.intValue ?? 0)/\(progress["total"]?.intValue ?? 0)")
             }
-            if let error = status["error"]?["message"]?.stringValue { print("  error: \(error)") }
-            for output in status["outputs"]?.arrayValue ?? [] { print("  output: \(output["name"]?.stringValue ?? "")") }
+            if let error = status["error"]?["message"]?.stringValue { print("  error: \(t(error))") }
+            for output in status["outputs"]?.arrayValue ?? [] { print("  output: \(t(output["name"]?.stringValue ?? ""))") }
             return
         }
         let info = try clientCall { try client.request("info") }.content
@@ -218,7 +218,7 @@ struct Status: ParsableCommand {
         print("jobs: " + JobState.allCases.map { "\(queue[$0.rawValue]?.intValue ?? 0) \($0.rawValue)" }.joined(separator: ", "))
         for job in jobs {
             print("  \(job["id"]?.stringValue ?? "")  \(job["state"]?.stringValue ?? "")  \(job["created"]?.stringValue ?? "")"
-                  + (job["template"]?.stringValue.map { "  \($0)" } ?? ""))
+                  + (job["template"]?.stringValue.map { "  \(t($0))" } ?? ""))
         }
     }
 }
@@ -264,3 +264,7 @@ struct ResultCommand: ParsableCommand {
         }
     }
 }
+
+/// Text that came from the daemon (and so from any client of it), printed
+/// without control characters: a template name or error cannot drive the terminal.
+private func t(_ text: String) -> String { LogText.escaped(text, limit: 2000) }
