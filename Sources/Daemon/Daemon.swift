@@ -101,7 +101,7 @@ public final class Daemon: @unchecked Sendable {
         try connection.write(to: configuration.connectionFile)
 
         worker = JobWorker(store: store, blobs: blobs, publisher: publisher, runner: runner, paths: paths, logger: logger,
-                           device: configuration.device)
+                           device: configuration.device, timeLimit: configuration.jobTimeLimit)
         var crashed: [String] = []
         let requeued = try store.requeueInterrupted(crashed: &crashed)
         for id in crashed {

@@ -26,6 +26,9 @@ public struct DaemonConfiguration: Sendable {
     /// The device jobs run on, as `pilot serve` chose it ("cpu (fp32): requested",
     /// "cuda:0 (fp16): NVIDIA H200 (sm_90)"): in each job's running transition and started event.
     public var device = "cpu (fp32)"
+    /// Longest a job may run, in seconds, before it is stopped at its next
+    /// step and failed with `timeout` (`pilot serve --job-time-limit`).
+    public var jobTimeLimit: TimeInterval = 6 * 3600
     /// Messages older or newer than this (seconds) are refused as stale; signatures are remembered this long.
     public var replayWindow: TimeInterval = 300
     /// Reuse the key of an existing connection file (clients keep working across restarts).

@@ -23,9 +23,13 @@ final class JobWorker: @unchecked Sendable {
     private var progress: [String: JSONValue] = [:]
     private var thread: Thread?
 
+    /// Longest a job may run (DaemonConfiguration.jobTimeLimit).
+    private let timeLimit: TimeInterval
+
     init(store: JobStore, blobs: BlobStore, publisher: EventPublisher, runner: WorkflowRunner, paths: JobPaths, logger: Logger,
-         device: String = "cpu (fp32)") {
+         device: String = "cpu (fp32)", timeLimit: TimeInterval = 6 * 3600) {
         self.device = device
+        self.timeLimit = timeLimit
         self.store = store
         self.blobs = blobs
         self.publisher = publisher
@@ -111,6 +115,12 @@ final class JobWorker: @unchecked Sendable {
         logger.info("started (attempt \(job.attempts))", metadata: job.template.map { ["template": "\(LogText.escaped($0, limit: 100))"] } ?? [:])
         publisher.publish(job: job.id, type: "started", content: ["attempt": .int(job.attempts), "device": .string(device)])
         let started = DispatchTime.now()
+        // The time limit: cancel at the next step, and say why.
+        let timedOut = LockedFlag()
+        let limit = timeLimit
+        let watchdog = DispatchWorkItem { timedOut.set(); token.cancel() }
+        DispatchQueue.global().asyncAfter(deadline: .now() + limit, execute: watchdog)
+        defer { watchdog.cancel() }
         do {
             let prepared = try JobPreparation.prepare(job, paths: paths, blobs: blobs, registry: runner.registry)
             let output = paths.outputs(job.id)
@@ -131,7 +141,10 @@ final class JobWorker: @unchecked Sendable {
             ])
         } catch let error as ExecutionError {
             if case let .cancelled(node) = error {
-                if condition.withLock({ current?.requeue ?? false }) {
+                if timedOut.isSet {
+                    fail(job, DaemonError(.timeout, "the job ran past the time limit of \(Int(limit)) s and was stopped at node '\(node)'",
+                                          details: .object(["node": .string(node), "limit_seconds": .int(Int(limit))])), logger: logger)
+                } else if condition.withLock({ current?.requeue ?? false }) {
                     try? store.requeue(job.id, note: "requeued: the daemon stopped at node '\(node)'")
                     logger.notice("requeued at node '\(LogText.escaped(node, limit: 100))': the daemon is stopping")
                     publisher.publish(job: job.id, type: "requeued", content: ["node": .string(node)])
@@ -277,4 +290,12 @@ struct JobPreparation {
         default: value.compact
         }
     }
+}
+
+/// A flag one thread sets and another reads.
+final class LockedFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+    func set() { lock.withLock { value = true } }
+    var isSet: Bool { lock.withLock { value } }
 }

@@ -33,6 +33,8 @@ public enum ErrorCode: String, Sendable, CaseIterable {
     case nodeFailed = "node_failed"
     /// The daemon died while the job ran, as often as a job may be retried (status only).
     case crashed
+    /// The job ran past the daemon's time limit (`--job-time-limit`) and was stopped.
+    case timeout
     case pathNotAllowed = "path_not_allowed"
     case `internal`
 }

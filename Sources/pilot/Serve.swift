@@ -60,6 +60,9 @@ struct Serve: ParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error.")
     var logLevel = "info"
 
+    @Option(help: "Longest a job may run, in seconds, before it is stopped and failed with 'timeout' (default 6 h).")
+    var jobTimeLimit: Double = 6 * 3600
+
     @OptionGroup var deviceOptions: DeviceOptions
 
     func run() throws {
@@ -88,6 +91,8 @@ struct Serve: ParsableCommand {
         configuration.maxMessageBytes = maxMessage
         configuration.curve = curve
         configuration.device = choice.description
+        guard jobTimeLimit > 0 else { throw ValidationError("--job-time-limit must be positive, found \(jobTimeLimit)") }
+        configuration.jobTimeLimit = jobTimeLimit
         try? FileManager.default.createDirectory(at: modelsDirectory, withIntermediateDirectories: true)
 
         let daemon: Daemon

@@ -129,6 +129,22 @@ final class JobTests: XCTestCase {
         XCTAssertEqual(try client.request("list").content["jobs"]?.arrayValue?.count, 1, "expected one job, not two")
     }
 
+    func testAJobPastTheTimeLimitIsStoppedAndFailsWithTimeout() throws {
+        let server = try TestDaemon(label: "timeout") { $0.jobTimeLimit = 1 }
+        defer { server.stop() }
+        let client = try server.client()
+        let parameters: [String: JSONValue] = ["checkpoint": .string(DaemonFixture.tinyModel), "steps": .string("1000"),
+                                               "inner_steps": .string("0")]
+        let submit: [String: JSONValue] = ["template": .string("text-inpaint"), "parameters": .object(parameters),
+                                           "inputs": .object(["image": .int(0), "mask": .int(1)])]
+        let job = try client.request("submit", submit, frames: [DaemonFixture.examplePNG, DaemonFixture.exampleMask]).content["job"]!.stringValue!
+        let status = try waitForFinalState(client, job: job)
+        XCTAssertEqual(status["state"]?.stringValue, "failed")
+        XCTAssertEqual(status["error"]?["code"]?.stringValue, "timeout", "expected a timeout error, got \(status["error"]?.compact ?? "none")")
+        XCTAssertTrue(status["error"]?["message"]?.stringValue?.contains("time limit of 1 s") ?? false)
+        XCTAssertEqual(try client.request("ping").content["status"]?.stringValue, "ok", "the daemon keeps serving")
+    }
+
     func testCancelStopsARunningJobAtAStepAndAQueuedJobAtOnce() throws {
         let server = try TestDaemon(label: "cancel")
         defer { server.stop() }
