@@ -58,13 +58,14 @@ public struct Tensor {
     /// tensor is copied down first, which waits for its kernels).
     public var scalars: [Float] {
         let host = onHost
-        return Array(UnsafeBufferPointer(start: host.storage.pointer, count: count))
+        return withExtendedLifetime(host) { Array(UnsafeBufferPointer(start: host.storage.pointer, count: count)) }
     }
 
     /// The single element of a one-element tensor.
     public var item: Float {
         precondition(count == 1, "item() needs exactly one element, shape is \(shape)")
-        return onHost.storage.pointer[0]
+        let host = onHost
+        return withExtendedLifetime(host) { host.storage.pointer[0] }
     }
 
     /// This tensor on the host (itself when it is there), untraced.
