@@ -592,26 +592,23 @@ except ImportError as e:
         return 0
     fi
 
-    if want unet; then
-        for ((r = 1; r <= ROUNDS; r++)); do
-            run_step "unet ours $r/$ROUNDS" "$T_UNET" "$cap" \
-                env "LD_LIBRARY_PATH=$OURS_LD" "$BENCH" gpu unet --model "$model" --precision fp16 --json || true
-            collect_json "$cap" ours unet "$r"
-            run_step "unet pytorch $r/$ROUNDS" "$T_UNET" "$cap" \
-                "$PYTHON" Benchmarks/peers/gpu.py unet --model "$model" --precision fp16 --json || true
-            collect_json "$cap" pytorch unet "$r"
-        done
-    fi
-    if want pilot; then
-        for ((r = 1; r <= PILOT_ROUNDS; r++)); do
-            run_step "pilot ours $r/$PILOT_ROUNDS" "$T_PILOT" "$cap" \
-                env "LD_LIBRARY_PATH=$OURS_LD" "$BENCH" gpu pilot --model "$model" --precision fp16 --json || true
-            collect_json "$cap" ours pilot "$r"
-            run_step "pilot pytorch $r/$PILOT_ROUNDS" "$T_PILOT" "$cap" \
-                "$PYTHON" Benchmarks/peers/gpu.py pilot --model "$model" --precision fp16 --json || true
-            collect_json "$cap" pytorch pilot "$r"
-        done
-    fi
+    want unet && alternate unet "$ROUNDS" "$T_UNET"
+    want pilot && alternate pilot "$PILOT_ROUNDS" "$T_PILOT"
+    return 0
+}
+
+# CASE ROUNDS LIMIT: ours and the peer alternating for ROUNDS rounds of
+# `gpu CASE` (fp16), each under LIMIT seconds, records into bench.jsonl.
+alternate() {
+    local case=$1 rounds=$2 limit=$3 r
+    for ((r = 1; r <= rounds; r++)); do
+        run_step "$case ours $r/$rounds" "$limit" "$cap" \
+            env "LD_LIBRARY_PATH=$OURS_LD" "$BENCH" gpu "$case" --model "$model" --precision fp16 --json || true
+        collect_json "$cap" ours "$case" "$r"
+        run_step "$case pytorch $r/$rounds" "$limit" "$cap" \
+            "$PYTHON" Benchmarks/peers/gpu.py "$case" --model "$model" --precision fp16 --json || true
+        collect_json "$cap" pytorch "$case" "$r"
+    done
 }
 
 # Step 4: the markdown table, from bench.jsonl, parity.json, e2e.json and the steps.

@@ -227,8 +227,10 @@ def write_controlnet(out: Path, controlnet) -> None:
         raise
 
 
-def write(out: Path, seed: int, unet, vae, text, controlnet) -> None:
-    # Write next to the target and rename, so an interrupted run leaves no half folder.
+def write(out: Path, seed: int, unet, vae, text, controlnet=None, readme: str | None = None) -> None:
+    """The diffusers folder (and controlnet/ when given), written beside OUT
+    and renamed into place, so an interrupted run leaves no half folder.
+    Benchmarks/peers/gpu.py make-model writes its folders through this too."""
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=out.name + ".", dir=out.parent))
     try:
@@ -236,7 +238,8 @@ def write(out: Path, seed: int, unet, vae, text, controlnet) -> None:
         vae.save_pretrained(tmp / "vae", safe_serialization=True)
         text.save_pretrained(tmp / "text_encoder", safe_serialization=True)
         DDIMScheduler(**SCHEDULER_CONFIG).save_pretrained(tmp / "scheduler")
-        write_controlnet(tmp, controlnet)
+        if controlnet is not None:
+            write_controlnet(tmp, controlnet)
         (tmp / "model_index.json").write_text(json.dumps({
             "_class_name": "StableDiffusionPipeline",
             "scheduler": ["diffusers", "DDIMScheduler"],
@@ -244,9 +247,9 @@ def write(out: Path, seed: int, unet, vae, text, controlnet) -> None:
             "unet": ["diffusers", "UNet2DConditionModel"],
             "vae": ["diffusers", "AutoencoderKL"],
         }, indent=2) + "\n")
-        (tmp / "README.txt").write_text(
+        (tmp / "README.txt").write_text(readme or (
             "Random-weight SD 1.5-size components for PILOT-Swift's model benchmarks.\n"
-            f"Written by Benchmarks/models/make_random_sd15.py (seed {seed}); not a usable model.\n")
+            f"Written by Benchmarks/models/make_random_sd15.py (seed {seed}); not a usable model.\n"))
         if out.exists():
             shutil.rmtree(out)
         tmp.rename(out)

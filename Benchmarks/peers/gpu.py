@@ -68,10 +68,8 @@ import argparse
 import json
 import math
 import os
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -181,32 +179,13 @@ def check_finite(unet, vae, text, device: torch.device) -> None:
 
 
 def write_folder(out: Path, seed: int, tiny: bool, unet, vae, text) -> None:
-    """The diffusers folder, written beside OUT and renamed into place."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=out.name + ".", dir=out.parent))
-    tmp.chmod(0o755)
-    try:
-        unet.save_pretrained(tmp / "unet", safe_serialization=True)
-        vae.save_pretrained(tmp / "vae", safe_serialization=True)
-        text.save_pretrained(tmp / "text_encoder", safe_serialization=True)
-        DDIMScheduler(**sd15.SCHEDULER_CONFIG).save_pretrained(tmp / "scheduler")
-        (tmp / "model_index.json").write_text(json.dumps({
-            "_class_name": "StableDiffusionPipeline",
-            "scheduler": ["diffusers", "DDIMScheduler"],
-            "text_encoder": ["transformers", "CLIPTextModel"],
-            "unet": ["diffusers", "UNet2DConditionModel"],
-            "vae": ["diffusers", "AutoencoderKL"],
-        }, indent=2) + "\n")
-        kind = "tiny (SD 1.5 architecture, narrow channels)" if tiny else "SD 1.5-size"
-        (tmp / "README.txt").write_text(
-            f"Random-weight {kind} components for PILOT-Swift's GPU benchmarks.\n"
-            f"Written by Benchmarks/peers/gpu.py make-model (seed {seed}); not a usable model.\n")
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    """The diffusers folder, written beside OUT and renamed into place (make_random_sd15.write),
+    readable by everyone like a folder made with mkdir."""
+    kind = "tiny (SD 1.5 architecture, narrow channels)" if tiny else "SD 1.5-size"
+    sd15.write(out, seed, unet, vae, text, readme=(
+        f"Random-weight {kind} components for PILOT-Swift's GPU benchmarks.\n"
+        f"Written by Benchmarks/peers/gpu.py make-model (seed {seed}); not a usable model.\n"))
+    out.chmod(0o755)
 
 
 def cmd_make_model(args) -> int:

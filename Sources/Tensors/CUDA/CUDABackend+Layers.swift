@@ -64,8 +64,7 @@ extension CUDABackend {
             let per = s.imagesPerPass(elementBytes: t.byteSize)
             let col = empty([per, s.k, s.plane], t)
             let geometry = s.geometry
-            var first = 0
-            while first < s.n {
+            for first in stride(from: 0, to: s.n, by: per) {
                 let count = Swift.min(per, s.n - first)
                 launchElementwise("im2col", t, count * s.k * s.plane) {
                     $0.pointer(xv); $0.pointer(col); $0.bytes(geometry); $0.i32(first); $0.i32(count)
@@ -75,7 +74,6 @@ extension CUDABackend {
                      b: col.storage.deviceAddress, bType: t, ldb: s.plane, strideB: s.k * s.plane,
                      c: y.deviceAddress(at: first * s.cout * s.plane), cType: t, ldc: s.plane, strideC: s.cout * s.plane,
                      batch: count)
-                first += count
             }
         }
         if let bias { addBias(y, bias, outer: s.n, channels: s.cout, inner: s.plane) }
@@ -104,8 +102,7 @@ extension CUDABackend {
         let per = s.imagesPerPass(elementBytes: t.byteSize)
         let col = empty([per, s.k, s.plane], t)
         let geometry = s.geometry
-        var first = 0
-        while first < s.n {
+        for first in stride(from: 0, to: s.n, by: per) {
             let count = Swift.min(per, s.n - first)
             gemm(transA: true, transB: false, m: s.k, n: s.plane, k: s.cout,
                  a: wv.storage.deviceAddress, aType: t, lda: s.k, strideA: 0,
@@ -114,7 +111,6 @@ extension CUDABackend {
             launchElementwise("col2im", t, count * s.c * s.h * s.w) {
                 $0.pointer(col); $0.pointer(dx); $0.bytes(geometry); $0.i32(first); $0.i32(count)
             }
-            first += count
         }
         return dx
     }
@@ -131,11 +127,10 @@ extension CUDABackend {
         let gv = operand(gradOutput, t), xv = operand(input, t)
         let s = ConvShape(input: input.shape, weight: weightShape, p)
         let dw = zeros(weightShape, t)
-        let per = s.pointwise ? s.n : s.imagesPerPass(elementBytes: t.byteSize)
+        let per = s.pointwise ? Swift.max(1, s.n) : s.imagesPerPass(elementBytes: t.byteSize)
         let col = s.pointwise ? nil : empty([per, s.k, s.plane], t)
         let geometry = s.geometry
-        var first = 0
-        while first < s.n {
+        for first in stride(from: 0, to: s.n, by: per) {
             let count = Swift.min(per, s.n - first)
             if let col {
                 launchElementwise("im2col", t, count * s.k * s.plane) {
@@ -151,7 +146,6 @@ extension CUDABackend {
                      b: source, bType: t, ldb: s.plane,
                      beta: image == 0 ? 0 : 1, c: dw.storage.deviceAddress, cType: t, ldc: s.k)
             }
-            first += count
         }
         return dw
     }
@@ -258,8 +252,7 @@ extension CUDABackend {
         let probs = empty([g.heads, rows, g.nk], t)
         let ldq = g.heads * g.d, ldv = g.heads * g.dv
         for b in 0..<g.b {
-            var first = 0
-            while first < g.nq {
+            for first in stride(from: 0, to: g.nq, by: rows) {
                 let count = Swift.min(rows, g.nq - first)
                 // S_h = scale · Q_h K_hᵀ for every head at once (heads are column offsets).
                 gemm(transA: false, transB: true, m: count, n: g.nk, k: g.d, alpha: g.scale,
@@ -276,7 +269,6 @@ extension CUDABackend {
                      a: probs.storage.deviceAddress, aType: t, lda: g.nk, strideA: count * g.nk,
                      b: vv.deviceAddress(at: b * g.nk * ldv), bType: t, ldb: ldv, strideB: g.dv,
                      c: out.deviceAddress(at: (b * g.nq + first) * ldv), cType: t, ldc: ldv, strideC: g.dv, batch: g.heads)
-                first += count
             }
         }
         return out
@@ -296,8 +288,7 @@ extension CUDABackend {
         let ds = empty([g.heads, rows, g.nk], t)
         let ldq = g.heads * g.d, ldv = g.heads * g.dv
         for b in 0..<g.b {
-            var first = 0
-            while first < g.nq {
+            for first in stride(from: 0, to: g.nq, by: rows) {
                 let count = Swift.min(rows, g.nq - first)
                 let accumulate: Float = first == 0 ? 0 : 1
                 let qAt = qv.deviceAddress(at: (b * g.nq + first) * ldq), kAt = kv.deviceAddress(at: b * g.nk * ldq)
@@ -328,7 +319,6 @@ extension CUDABackend {
                      a: ds.storage.deviceAddress, aType: t, lda: g.nk, strideA: count * g.nk,
                      b: qAt, bType: t, ldb: ldq, strideB: g.d, beta: accumulate,
                      c: dk.deviceAddress(at: b * g.nk * ldq), cType: t, ldc: ldq, strideC: g.d, batch: g.heads)
-                first += count
             }
         }
         return (dq, dk, dv)
