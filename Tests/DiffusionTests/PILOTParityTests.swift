@@ -164,4 +164,42 @@ final class PILOTParityTests: XCTestCase {
     func testBlendStageGammaHalfWithGivenNoise() throws { try checkRun("gamma05", gamma: 0.5, sbc: true, lambdaZero: false) }
     func testSemanticBoundaryControlOff() throws { try checkRun("sbc_off", gamma: 1, sbc: false, lambdaZero: false) }
     func testBackgroundLossOnlyLambdaZero() throws { try checkRun("lambda0", gamma: 1, sbc: true, lambdaZero: true) }
+
+    /// The tiny SD 2 model predicts v: PILOT's x̂₀ (background loss) and the
+    /// DDIM step must read the output as v. The fixture also records how far
+    /// the final latent lands when v is taken for ε, so this cannot pass by
+    /// accident.
+    func testVPredictionModelRunsAsTheReferenceExtendedToV() throws {
+        let ref = try SafeTensorsFile(path: Self.folder.appendingPathComponent("vpred_sd2.safetensors").path)
+        func r(_ k: String) throws -> Tensor { try Tensor(ref, k) }
+        let sd2 = try SDFixture("sd2").loadFolder()
+        XCTAssertEqual(sd2.schedule.prediction, .vPrediction, "the SD 2 fixture's scheduler says v_prediction")
+        let m = try InpaintingMasks(pixelMask: try r("input.pixel_mask"))
+        XCTAssertEqual(m.keep.scalars, try r("input.K").scalars, "K by the nearest rule")
+        let tokens = try r("input.word_tokens").scalars.enumerated().filter { $0.element > 0.5 }.map(\.offset)
+        let sampler = PILOTSampler(unet: sd2.unet, schedule: sd2.schedule,
+                                   parameters: parameters(gamma: 0.5, sbc: true, lambdaZero: false))
+        var stepLatents: [Int: Tensor] = [:]
+        sampler.onStep = { stepLatents[$0] = $1 }
+        let blend = try (10..<20).reduce(into: [Int: Tensor]()) { $0[$1] = try r("input.blend_noise.\($1)") }
+        let final = try sampler.run(noise: try r("input.x_T"), source: try r("input.z_src"), masks: m,
+                                    positive: try r("input.prompt_embeds"), negative: try r("input.negative_prompt_embeds"),
+                                    wordTokens: tokens, blendNoise: { blend[$0]! })
+        for k in 0..<2 {
+            for j in 0..<3 {
+                let rec = sampler.records[k * 3 + j], p = "opt.\(k).iter.\(j)"
+                let bg = try ref.floats("\(p).loss_bg")[0], total = try ref.floats("\(p).total")[0]
+                XCTAssertEqual(rec.background, bg, accuracy: 1e-4 * abs(bg), "v-prediction \(p) L_bg (x̂₀ = √ᾱ·x − √(1−ᾱ)·v)")
+                XCTAssertEqual(rec.total, total, accuracy: 1e-4 * abs(total), "v-prediction \(p) total loss")
+            }
+        }
+        XCTAssertEqual(sampler.optimisedLatents.count, 2, "optimisation steps while t ≥ 500")
+        for (k, x) in sampler.optimisedLatents.enumerated() {
+            assertClose(x, try r("opt.\(k).x_after"), tolerance: 1e-3, "v-prediction latent after optimisation step \(k)")
+        }
+        for i in 0..<20 {
+            assertClose(stepLatents[i]!, try r("step.\(i).latent"), tolerance: 2e-3, "v-prediction latent after step \(i)")
+        }
+        assertClose(final, try r("final_latent"), tolerance: 2e-3, "v-prediction final latent")
+    }
 }

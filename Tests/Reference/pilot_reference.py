@@ -49,7 +49,7 @@ from transformers import (CLIPImageProcessor, CLIPTextModel, CLIPTokenizer,  # n
 ROOT = HERE.parents[1]
 MODEL_FOLDER = ROOT / "Tests" / "Fixtures" / "sd" / "sd1"
 DEFAULT_OUT = ROOT / "Tests" / "Fixtures" / "pilot"
-SIZE_LIMIT = 1_300_000  # bytes, the whole Tests/Fixtures/pilot/ folder
+SIZE_LIMIT = 1_400_000  # bytes, the whole Tests/Fixtures/pilot/ folder (vpred_sd2 adds 253 kB)
 CHECK_TOL = 1e-6        # --check: max|stored - recomputed| / max|stored| per tensor
 
 BOS, EOS = 49406, 49407
@@ -148,8 +148,8 @@ class Models:
         self.unet, self.vae, self.text, self.tokenizer, self.dtype = unet, vae, text, tokenizer, dtype
 
 
-def load_models(tmp: Path, dtype: torch.dtype) -> Models:
-    folder = sdfx.unpacked_copy(MODEL_FOLDER, tmp / f"sd1_{str(dtype).split('.')[-1]}")
+def load_models(tmp: Path, dtype: torch.dtype, source: Path = MODEL_FOLDER) -> Models:
+    folder = sdfx.unpacked_copy(source, tmp / f"{source.name}_{str(dtype).split('.')[-1]}")
     unet = UNet2DConditionModel.from_pretrained(str(folder / "unet"), torch_dtype=torch.float32,
                                                 local_files_only=True)
     vae = AutoencoderKL.from_pretrained(str(folder / "vae"), torch_dtype=torch.float32,
@@ -167,10 +167,10 @@ def load_models(tmp: Path, dtype: torch.dtype) -> Models:
     return Models(unet, vae, text, tok, dtype)
 
 
-def ddim_table() -> tuple[torch.Tensor, list[int]]:
+def ddim_table(source: Path = MODEL_FOLDER) -> tuple[torch.Tensor, list[int]]:
     """diffusers' float32 alphas_cumprod (the Swift scheduler builds the same float32
     table) and the DDIM timesteps for PARAMS['steps']."""
-    cfg = json.loads((MODEL_FOLDER / "scheduler" / "scheduler_config.json").read_text())
+    cfg = json.loads((source / "scheduler" / "scheduler_config.json").read_text())
     sched = DDIMScheduler.from_config(cfg)
     sched.set_timesteps(PARAMS["steps"])
     return sched.alphas_cumprod.clone(), [int(t) for t in sched.timesteps]
@@ -430,11 +430,14 @@ class Run:
 def pilot(m: Models, control: PilotControl, inp: Inputs, alphas: torch.Tensor,
           timesteps: list[int], loss_layers: list[str], gamma: float, sbc: bool,
           lambda_zero: bool, K: torch.Tensor | None = None, record: bool = True,
-          adapters: "AdapterSetup | None" = None) -> Run:
+          adapters: "AdapterSetup | None" = None, prediction: str = "epsilon") -> Run:
     """The whole sampling loop. K (default inp.K) may be replaced to exercise degenerate
     masks; F_s is then recomputed from it. adapters: the `adapters` configuration (its
     UNet must be m.unet and its control `control`): prompt embeddings from its (LoRA) text
-    encoder, ControlNet residuals and IP-Adapter tokens in the gradient and CFG passes."""
+    encoder, ControlNet residuals and IP-Adapter tokens in the gradient and CFG passes.
+    prediction: what the UNet predicts, "epsilon" or "v_prediction" (v = sqrt(a) eps -
+    sqrt(1-a) x0); both x0 in L_bg and the DDIM step convert the output accordingly."""
+    assert prediction in ("epsilon", "v_prediction"), prediction
     dt = m.dtype
     unet = m.unet
     K = (inp.K if K is None else K).to(dt)
@@ -467,9 +470,9 @@ def pilot(m: Models, control: PilotControl, inp: Inputs, alphas: torch.Tensor,
         control.sbc, control.capture, control.captured = sbc_on, True, {}
         extra = ({} if adapters is None
                  else adapters.gradient_pass(xg, tt, emb_c, detach_control=detach_control))
-        eps_c = unet(xg, tt, encoder_hidden_states=emb_c, **extra).sample
+        out_c = unet(xg, tt, encoder_hidden_states=emb_c, **extra).sample
         control.capture = False
-        z0 = (xg - sb * eps_c) / sa
+        z0 = (xg - sb * out_c) / sa if prediction == "epsilon" else sa * xg - sb * out_c
         l_bg = (K * ((z_src + 1) / 2 - (z0 + 1) / 2) ** 2).sum()
         terms = [layer_terms(control.captured[n], control.masks[control.queries[n]],
                              inp.tokens) for n in loss_layers]
@@ -550,7 +553,10 @@ def pilot(m: Models, control: PilotControl, inp: Inputs, alphas: torch.Tensor,
             eps = eps_u + g_scale * (eps_cc - eps_u)
             prev_t = t - stride
             a_prev = ac[prev_t] if prev_t >= 0 else ac[0]  # set_alpha_to_one false
-            x0 = (x - sb * eps) / sa
+            if prediction == "epsilon":
+                x0 = (x - sb * eps) / sa
+            else:  # eps holds the guided v
+                x0, eps = sa * x - sb * eps, sa * eps + sb * x
             x = a_prev.sqrt() * x0 + (1 - a_prev).sqrt() * eps
         if record:
             run.put(f"step.{i}.latent", x, "latent after the DDIM step", step=i, timestep=t)
@@ -954,6 +960,76 @@ def compute_all(tmp: Path, dtype: torch.dtype) -> dict:
             "adapter_setup": ad}
 
 
+# The v-prediction run: the tiny SD 2 fixture model, whose scheduler says v_prediction.
+VPRED_FOLDER = ROOT / "Tests" / "Fixtures" / "sd" / "sd2"
+VPRED_RUN = "vpred_sd2"
+VPRED_CONFIG = {"gamma": 0.5, "sbc": True, "lambda_zero": False,
+                "desc": "v-prediction on the tiny SD 2 model (Tests/Fixtures/sd/sd2): gamma 0.5, "
+                        "SBC on; x0 = sqrt(a_t) x - sqrt(1-a_t) v in L_bg and in the DDIM step, "
+                        "eps = sqrt(a_t) v + sqrt(1-a_t) x"}
+VPRED_INPUTS = ("x_T", "z_src", "pixel_mask", "K", "prompt_embeds", "negative_prompt_embeds",
+                "word_tokens", "timesteps")
+
+
+def prompt_word_indices(ids: list[int]) -> list[int]:
+    """Positions after BOS up to the first EOS: the prompt's words whatever the padding
+    token (SD 2 pads with '!', id 0, which word_token_indices would count)."""
+    return list(range(1, ids.index(EOS)))
+
+
+def compute_vpred(tmp: Path, dtype: torch.dtype) -> dict:
+    m = load_models(tmp, dtype, VPRED_FOLDER)
+    cfg = json.loads((VPRED_FOLDER / "scheduler" / "scheduler_config.json").read_text())
+    assert cfg["prediction_type"] == "v_prediction", cfg["prediction_type"]
+    control = install_control(m.unet)
+    alphas, timesteps = ddim_table(VPRED_FOLDER)
+    inp = make_inputs(m, timesteps)
+    inp.tokens = prompt_word_indices(inp.prompt_ids)
+    layers, loss_layers = probe_layers(m, control, inp)
+    args = (m, control, inp, alphas, timesteps, loss_layers, VPRED_CONFIG["gamma"],
+            VPRED_CONFIG["sbc"], VPRED_CONFIG["lambda_zero"])
+    run = pilot(*args, prediction="v_prediction")
+    misread = pilot(*args, prediction="epsilon", record=False)  # the output taken for eps
+    return {"models": m, "inputs": inp, "alphas": alphas, "timesteps": timesteps,
+            "layers": layers, "loss_layers": loss_layers, "run": run,
+            "misread_final": misread.final}
+
+
+def vpred_file(v64: dict, v32: dict) -> tuple[dict, dict]:
+    """vpred_sd2.safetensors: the run's dumps plus its own inputs (input.<name>)."""
+    inp, run = v64["inputs"], v64["run"]
+    t, e = inputs_tensors(inp, v64["timesteps"], v64["alphas"])
+    tensors, entries = dict(run.dumps), dict(run.entries)
+    for k in VPRED_INPUTS:
+        tensors[f"input.{k}"], entries[f"input.{k}"] = t[k], e[k]
+    for i in sorted(inp.blend_noise):
+        k = f"blend_noise.{i}"
+        tensors[f"input.{k}"], entries[f"input.{k}"] = t[k], e[k]
+    entries["input.word_tokens"] = {**e["word_tokens"], "desc": "1 at the prompt's word "
+                                    "positions (after BOS, before the first EOS), 0 elsewhere"}
+    misread = sdfx.rel_err(v64["misread_final"], run.final)
+    return tensors, {
+        "kind": "pilot-run",
+        "config": {"name": VPRED_RUN, **VPRED_CONFIG},
+        "params": {**PARAMS, "gamma": VPRED_CONFIG["gamma"], "sbc": VPRED_CONFIG["sbc"],
+                   "lambda_zero": False, "prediction_type": "v_prediction", "C": run.C,
+                   "keep_cells": int(inp.K.sum()), "word_tokens": inp.tokens,
+                   "prompt": PROMPT, "negative_prompt": NEGATIVE,
+                   "model": "Tests/Fixtures/sd/sd2 (diffusers folder)"},
+        "layers": {"all_cross_attention": v64["layers"], "loss_layers": v64["loss_layers"]},
+        "entries": entries,
+        "tolerances": {"suggested": SUGGESTED,
+                       "measured_float32_vs_float64": run_precision(run.dumps, v32["run"].dumps),
+                       "epsilon_misreading_final_latent_rel": misread,
+                       "reasoning": "As the other runs. epsilon_misreading_final_latent_rel is the "
+                                    "final latent of the same run with the v output read as eps "
+                                    "(max|d|/max|ref|): what the final-latent tolerance must see."},
+        "versions": VERSIONS,
+        "notes": VPRED_CONFIG["desc"] + ". Inputs as inputs.safetensors, made with this model's "
+                 "text encoder and VAE (input.*). " + ALGORITHM_NOTE,
+    }
+
+
 def add_adapter_tensors(run: Run, ad: AdapterSetup) -> None:
     """The adapters' own values, stored with the run."""
     run.put("prompt_embeds", ad.prompt_embeds, "prompt embeddings from the LoRA-merged text "
@@ -985,26 +1061,7 @@ def compare_precisions(r64: dict, r32: dict) -> dict:
     }
     for name in RUN_NAMES:
         a, b = r64["runs"][name].dumps, r32["runs"][name].dumps
-        rel_scalar = lambda k: abs(float(b[k][0]) - float(a[k][0])) / abs(float(a[k][0]))  # noqa: E731
-        bg = max(rel_scalar(k) for k in a if k.endswith((".loss_bg", ".total")))
-        terms = max(max(sdfx.rel_err(b[k], a[k]) for k in a if k.endswith((".loss_sc_out", ".loss_sc_in"))),
-                    0.0)
-        sc = 0.0  # L_sc and L_l are differences: measured against the size of their terms
-        for k in a:
-            if k.endswith(".loss_sc_layers") or k.endswith(".loss_sc"):
-                p = k.rsplit(".", 1)[0] if k.endswith(".loss_sc") else k[: -len(".loss_sc_layers")]
-                scale = float(np.maximum(np.abs(a[p + ".loss_sc_out"]), np.abs(a[p + ".loss_sc_in"])).max())
-                sc = max(sc, float(np.abs(b[k] - a[k]).max()) / scale)
-        xs = [sdfx.rel_err(b[k], a[k]) for k in sorted(a) if k.endswith(".x_after")]
-        steps = [sdfx.rel_err(b[f"step.{i}.latent"], a[f"step.{i}.latent"])
-                 for i in range(PARAMS["steps"])]
-        out[name] = {
-            "loss_bg_total_rel": bg, "loss_sc_out_in_rel": terms, "loss_sc_vs_terms": sc,
-            "losses_rel": max(bg, terms, sc),
-            "grad_rel": max(sdfx.rel_err(b[k], a[k]) for k in a if k.endswith(".grad")),
-            "grad_sc_rel": max(sdfx.rel_err(b[k], a[k]) for k in a if k.endswith(".grad_sc")),
-            "x_after_rel": xs, "step_latent_rel_max": max(steps),
-            "final_latent_rel": sdfx.rel_err(b["final_latent"], a["final_latent"])}
+        out[name] = run_precision(a, b)
         if name == ADAPTER_RUN:
             out[name].update({
                 "prompt_embeds_rel": max(sdfx.rel_err(b[k], a[k]) for k in
@@ -1016,6 +1073,30 @@ def compare_precisions(r64: dict, r32: dict) -> dict:
                 "lora_merged_rel": max(sdfx.rel_err(b[k], a[k]) for k in a
                                        if k.startswith("lora.merged."))})
     return out
+
+
+def run_precision(a: dict, b: dict) -> dict:
+    """One run's float32 dumps b against its float64 dumps a (see compare_precisions)."""
+    rel_scalar = lambda k: abs(float(b[k][0]) - float(a[k][0])) / abs(float(a[k][0]))  # noqa: E731
+    bg = max(rel_scalar(k) for k in a if k.endswith((".loss_bg", ".total")))
+    terms = max(max(sdfx.rel_err(b[k], a[k]) for k in a if k.endswith((".loss_sc_out", ".loss_sc_in"))),
+                0.0)
+    sc = 0.0  # L_sc and L_l are differences: measured against the size of their terms
+    for k in a:
+        if k.endswith(".loss_sc_layers") or k.endswith(".loss_sc"):
+            p = k.rsplit(".", 1)[0] if k.endswith(".loss_sc") else k[: -len(".loss_sc_layers")]
+            scale = float(np.maximum(np.abs(a[p + ".loss_sc_out"]), np.abs(a[p + ".loss_sc_in"])).max())
+            sc = max(sc, float(np.abs(b[k] - a[k]).max()) / scale)
+    xs = [sdfx.rel_err(b[k], a[k]) for k in sorted(a) if k.endswith(".x_after")]
+    steps = [sdfx.rel_err(b[f"step.{i}.latent"], a[f"step.{i}.latent"])
+             for i in range(PARAMS["steps"])]
+    return {
+        "loss_bg_total_rel": bg, "loss_sc_out_in_rel": terms, "loss_sc_vs_terms": sc,
+        "losses_rel": max(bg, terms, sc),
+        "grad_rel": max(sdfx.rel_err(b[k], a[k]) for k in a if k.endswith(".grad")),
+        "grad_sc_rel": max(sdfx.rel_err(b[k], a[k]) for k in a if k.endswith(".grad_sc")),
+        "x_after_rel": xs, "step_latent_rel_max": max(steps),
+        "final_latent_rel": sdfx.rel_err(b["final_latent"], a["final_latent"])}
 
 
 def separation(r64: dict) -> dict:
@@ -1282,6 +1363,7 @@ def generate(out: Path) -> None:
         r32 = compute_all(tmp, torch.float32)
         precision = compare_precisions(r64, r32)
         files = build_files(r64, precision)
+        files[VPRED_RUN] = vpred_file(compute_vpred(tmp, torch.float64), compute_vpred(tmp, torch.float32))
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
@@ -1486,7 +1568,7 @@ def check(out: Path) -> int:
     adapter_size = (out / f"{ADAPTER_RUN}.safetensors").stat().st_size
     expect(adapter_size <= ADAPTER_SIZE_LIMIT,
            f"{ADAPTER_RUN}.safetensors {adapter_size:,d} bytes <= {ADAPTER_SIZE_LIMIT:,d}")
-    names = ["inputs", *RUN_NAMES, "masks_edge_cases"]
+    names = ["inputs", *RUN_NAMES, "masks_edge_cases", VPRED_RUN]
     expect(sorted(p.stem for p in out.glob("*.safetensors")) == sorted(names),
            f"files: {', '.join(names)}")
     stored, metas = {}, {}
@@ -1525,6 +1607,17 @@ def check(out: Path) -> int:
         r32 = compute_all(tmp, torch.float32)
         precision = compare_precisions(r64, r32)
         files = build_files(r64, precision)
+        v64 = compute_vpred(tmp, torch.float64)
+        files[VPRED_RUN] = vpred_file(v64, compute_vpred(tmp, torch.float32))
+        print("v-prediction")
+        vmeta = files[VPRED_RUN][1]
+        misread = vmeta["tolerances"]["epsilon_misreading_final_latent_rel"]
+        expect(misread > 10 * SUGGESTED["final_latent_rel"],
+               f"reading the v output as eps moves the final latent by {misread:.3g} "
+               f"(> 10x the {SUGGESTED['final_latent_rel']} tolerance)")
+        expect(len(v64["run"].opt_steps) == 2 and len(v64["loss_layers"]) > 0,
+               f"v-prediction run optimises twice (t >= 500) with {len(v64['loss_layers'])} loss layers")
+        precision[VPRED_RUN] = vmeta["tolerances"]["measured_float32_vs_float64"]
     print("recomputed vs committed")
     for n in names:
         tensors, meta = files[n]
@@ -1543,7 +1636,7 @@ def check(out: Path) -> int:
         same_meta = all(metas[n].get(k) == (v if isinstance(v, str) else json.dumps(
             v, ensure_ascii=False, allow_nan=False)) for k, v in meta.items() if k != "tolerances")
         expect(same_meta, f"{n}: metadata identical (tolerances excepted)")
-    for name in RUN_NAMES:
+    for name in [*RUN_NAMES, VPRED_RUN]:
         p = precision[name]
         tol = json.loads(metas[name]["tolerances"])["suggested"]
         ok = (p["losses_rel"] <= tol["losses_rel"] and max(p["x_after_rel"]) <= tol["x_after_rel"]

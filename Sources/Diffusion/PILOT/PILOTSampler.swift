@@ -195,7 +195,6 @@ public final class PILOTSampler {
         let c = p.coef * Float(s.masks.keepCount) / p.coefNormaliser
         let lambda = PILOTLoss.lambda(timestep: t, scale: c)
         let eta = i == 0 ? p.warmupLearningRate : PILOTLoss.learningRate(timestep: t, base: p.learningRate)
-        let a = s.scheduler.alphaCumprod(t)
         var x = s.latent
         var m = Tensor.zeros(x.shape)
         for j in 0..<p.innerSteps {
@@ -206,9 +205,10 @@ public final class PILOTSampler {
             let gradientSampler = GuidedSampler(unet: unet, guidanceScale: 1, adapters: adapters)
             let cond = try gradientSampler.conditioning(xw, timestep: Float(t), step: i, steps: s.scheduler.integerTimesteps.count,
                                                         context: s.positive, control: control)
-            let eps = try unet(xw, timesteps: [Float(t)], conditioning: cond)
+            let output = try unet(xw, timesteps: [Float(t)], conditioning: cond)
             control.capturing = false
-            let x0 = (xw - eps * (1 - a).squareRoot()) / a.squareRoot()
+            // x̂₀ as the model's parameterisation defines it (ε, v or x₀ prediction).
+            let x0 = s.scheduler.predictOriginal(output, step: i, sample: xw).x0
             let lbg = PILOTLoss.background(reconstruction: x0, source: s.source, keep: s.masks.keep)
             var terms: [Float] = []
             var lsc: Tensor?
