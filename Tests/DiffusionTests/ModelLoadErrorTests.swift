@@ -83,6 +83,39 @@ final class ModelLoadErrorTests: XCTestCase {
         assertLoadFails(["unexpected tensor", "encoder.extra_layer.weight"])
     }
 
+    /// A single-file checkpoint with a tensor no component reads is refused
+    /// as a diffusers folder is, naming the key; the noise-schedule buffers
+    /// and EMA copies such files carry are not weights and still load.
+    func testUnexpectedTensorsInASingleFileAreReported() throws {
+        for variant in ["sd1", "sd2"] {
+            let fixture = try SDFixture(variant)
+            let original = try SafeTensorsFile(path: fixture.singleFile)
+            func copy(adding extra: [String]) throws -> String {
+                var writer = SafeTensorsWriter()
+                for name in original.names {
+                    let info = try original.info(name)
+                    try writer.add(name, shape: info.shape, floats: try original.floats(name))
+                }
+                for name in extra { try writer.add(name, shape: [2], floats: [1, 2]) }
+                let path = tmp.appendingPathComponent("\(variant)-\(extra.count).safetensors").path
+                try writer.write(to: path)
+                return path
+            }
+            let harmless = try copy(adding: ["posterior_variance", "model_ema.decay", "first_stage_model.loss.logvar"])
+            XCTAssertNoThrow(try StableDiffusionModel.load(path: harmless, config: fixture.folder),
+                             "\(variant): schedule buffers, EMA and loss weights are not model weights")
+            let stray = try copy(adding: ["model.diffusion_model.input_blocks.1.0.stray.weight",
+                                          "first_stage_model.decoder.extra.bias"])
+            XCTAssertThrowsError(try StableDiffusionModel.load(path: stray, config: fixture.folder)) { error in
+                let message = "\(error)"
+                for part in ["2 unexpected tensor", "model.diffusion_model.input_blocks.1.0.stray.weight",
+                             "first_stage_model.decoder.extra.bias", "\(variant)-2.safetensors"] {
+                    XCTAssertTrue(message.contains(part), "\(variant): error should mention \"\(part)\": \(message)")
+                }
+            }
+        }
+    }
+
     /// Rewrites the model copy's `relativePath` JSON file after `edit`.
     private func editConfig(_ relativePath: String, _ edit: (inout [String: Any]) -> Void) throws {
         let url = tmp.appendingPathComponent(relativePath)

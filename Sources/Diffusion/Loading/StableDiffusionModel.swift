@@ -193,7 +193,35 @@ struct SingleFileCheckpoint {
             unet: try UNet2DConditionModel(WeightLoader(unetSource), config: unetConfig),
             vae: try AutoencoderKL(WeightLoader(vaeSource), config: vaeConfig),
             schedule: schedule, tokenizerFolder: nil, source: file.source)
+        let unused = unusedKeys(read: [unetSource, vaeSource, textSource], textLayers: textConfig.layers)
+        guard unused.isEmpty else { throw ModelLoadError.unexpectedTensors(keys: unused, source: file.source) }
         model.loraReport = report
         return model
+    }
+
+    /// Keys of the UNet, VAE and text-encoder sections that no component
+    /// read: refused, as a diffusers folder's unused tensors are, since they
+    /// mean the file is not the architecture the config describes. Not
+    /// weights of the inference model, and so not reported: the noise
+    /// schedule buffers and EMA copies (outside these sections), position-id
+    /// buffers, OpenCLIP's contrastive head (`logit_scale`, `text_projection`,
+    /// `attn_mask`), the OpenCLIP layers SD 2 skips, and training-only
+    /// `first_stage_model.loss.*` (discriminator/LPIPS) weights.
+    func unusedKeys(read sources: [WeightSource], textLayers: Int) -> [String] {
+        let used = sources.reduce(into: Set<String>()) { $0.formUnion($1.usedKeys()) }
+        let sections = ["model.diffusion_model.", "first_stage_model.", "cond_stage_model."]
+        let openCLIP = "cond_stage_model.model."
+        func ignorable(_ key: String) -> Bool {
+            if key.hasSuffix("position_ids") || key.hasPrefix("first_stage_model.loss.") { return true }
+            guard key.hasPrefix(openCLIP) else { return false }
+            let rest = key.dropFirst(openCLIP.count)
+            if ["logit_scale", "text_projection", "attn_mask"].contains(String(rest)) { return true }
+            let blocks = "transformer.resblocks."
+            guard rest.hasPrefix(blocks), let index = Int(rest.dropFirst(blocks.count).prefix { $0 != "." }) else { return false }
+            return index >= textLayers
+        }
+        return file.names.filter { key in
+            sections.contains { key.hasPrefix($0) } && !used.contains(key) && !ignorable(key)
+        }.sorted()
     }
 }

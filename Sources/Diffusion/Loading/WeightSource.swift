@@ -191,6 +191,13 @@ public final class WeightSource {
         }
     }
 
+    /// The stored keys of file `file` that reads went to (through the rename
+    /// table, so a single-file checkpoint can tell which of its keys no
+    /// component used).
+    public func usedKeys(file: Int = 0) -> Set<String> {
+        Set(used.compactMap { name in locations[name].flatMap { $0.file == file ? $0.key : nil } })
+    }
+
     /// Names that were never read, excluding those matching `ignoring`.
     public func unused(ignoring: (String) -> Bool = { _ in false }) -> [String] {
         names.filter { !used.contains($0) && !ignoring($0) }
