@@ -54,14 +54,14 @@ public final class AdapterStack {
     /// Conditioning for one UNet call on `x` with `context` (batch 1 or 2)
     /// at `timestep`, step `step` of `steps`.
     public func conditioning(x: Tensor, timestep: Float, step: Int, steps: Int, context: Tensor,
-                             attentionControl: AttentionControl?) throws -> UNetConditioning {
+                             attentionControl: AttentionControl?, added: AddedConditioning? = nil) throws -> UNetConditioning {
         let b = x.dim(0)
-        var cond = UNetConditioning(context: context, attentionControl: attentionControl)
+        var cond = UNetConditioning(context: context, attentionControl: attentionControl, added: added)
         let (lo, hi) = (Float(step) / Float(max(steps, 1)), Float(step + 1) / Float(max(steps, 1)))
         for use in controlNets where !(lo < use.start || hi > use.end) {
             let hint = b == 1 ? use.hint : concat(Array(repeating: use.hint, count: b), axis: 0)
             let (down, mid) = try use.model(x, timesteps: Array(repeating: timestep, count: b), context: context,
-                                            hint: hint, scale: use.scale)
+                                            hint: hint, scale: use.scale, added: added)
             cond.controlDown = cond.controlDown.map { zip($0, down).map { $0 + $1 } } ?? down
             cond.controlMid = cond.controlMid.map { $0 + mid } ?? mid
         }

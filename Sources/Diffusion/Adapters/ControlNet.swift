@@ -61,7 +61,7 @@ public final class ControlNetModel {
     public let config: ControlNetConfig
     /// Where the weights came from.
     public internal(set) var source = "<memory>"
-    let timeLinear1, timeLinear2: Linear
+    let timeEmbedding: TimeEmbedding
     let convIn: Conv2d
     let hintEmbedding: ControlNetConditioningEmbedding
     let down: [DownBlock]
@@ -74,15 +74,15 @@ public final class ControlNetModel {
         let c = cc.unet
         let ch = c.blockOutChannels
         let n = ch.count
-        timeLinear1 = try Linear(w["time_embedding"]["linear_1"], in: ch[0], out: c.timeEmbedDim)
-        timeLinear2 = try Linear(w["time_embedding"]["linear_2"], in: c.timeEmbedDim, out: c.timeEmbedDim)
+        timeEmbedding = try TimeEmbedding(w, config: c)
         convIn = try Conv2d(w["conv_in"], in: c.inChannels, out: ch[0], kernel: 3, padding: 1)
         hintEmbedding = try ControlNetConditioningEmbedding(w["controlnet_cond_embedding"], cc)
         down = try (0..<n).map { i in
             try DownBlock(w["down_blocks"][i], in: i == 0 ? ch[0] : ch[i - 1], out: ch[i], c: c, heads: c.heads[i],
-                          crossAttention: c.downBlockTypes[i] == "CrossAttnDownBlock2D", last: i == n - 1)
+                          depth: c.transformerLayers[i], crossAttention: c.downBlockTypes[i] == "CrossAttnDownBlock2D",
+                          last: i == n - 1)
         }
-        mid = try MidBlock(w["mid_block"], channels: ch[n - 1], c: c, heads: c.heads[n - 1])
+        mid = try MidBlock(w["mid_block"], channels: ch[n - 1], c: c, heads: c.heads[n - 1], depth: c.transformerLayers[n - 1])
         var zero: [Conv2d] = [try Conv2d(w["controlnet_down_blocks"][0], in: ch[0], out: ch[0], kernel: 1)]
         for i in 0..<n {
             for _ in 0..<(c.layersPerBlock + (i < n - 1 ? 1 : 0)) {
@@ -96,20 +96,17 @@ public final class ControlNetModel {
     /// Residuals for the UNet: one per skip state and one for the mid block,
     /// each multiplied by `scale`. `hint` is the control image `[B, 3, 8h, 8w]` in [0, 1].
     public func callAsFunction(_ x: Tensor, timesteps: [Float], context: Tensor, hint: Tensor,
-                               scale: Float = 1) throws -> (down: [Tensor], mid: Tensor) {
-        let c = config.unet
+                               scale: Float = 1, added: AddedConditioning? = nil) throws -> (down: [Tensor], mid: Tensor) {
         guard hint.rank == 4, hint.dim(0) == x.dim(0), hint.dim(1) == config.conditioningChannels,
               hint.dim(2) == x.dim(2) * 8, hint.dim(3) == x.dim(3) * 8 else {
             throw ModelInputError.shape(what: "ControlNet hint image",
                                         expected: "[\(x.dim(0)), \(config.conditioningChannels), \(x.dim(2) * 8), \(x.dim(3) * 8)]",
                                         found: hint.shape)
         }
-        let tEmb = timestepEmbedding(timesteps, dim: c.blockOutChannels[0], flipSinToCos: c.flipSinToCos,
-                                     downscaleFreqShift: c.freqShift)
-        let time = timeLinear2(timeLinear1(tEmb).silu())
+        let time = try timeEmbedding(timesteps, added: added)
         var h = convIn(x) + hintEmbedding(hint)
         var skips = [h]
-        let cond = UNetConditioning(context: context)
+        let cond = UNetConditioning(context: context, added: added)
         for block in down {
             let (out, s) = block(h, time: time, cond: cond, adapter: nil)
             h = out

@@ -10,6 +10,11 @@ public struct CLIPTextConfig: Equatable, Sendable {
     public var maxPositions = 77
     public var activation = Activation.quickGelu
     public var layerNormEps: Float = 1e-5
+    /// `projection_dim` of a `CLIPTextModelWithProjection` (the pooled
+    /// projection SDXL's second encoder feeds the UNet); nil without one.
+    public var projectionDim: Int?
+    /// The end-of-text token id, whose position the pooled output reads.
+    public var endTokenId: Int32 = 49407
 
     public init() {}
 
@@ -22,6 +27,10 @@ public struct CLIPTextConfig: Equatable, Sendable {
         maxPositions = try c.int("max_position_embeddings", default: 77)
         activation = try c.activation("hidden_act", default: "quick_gelu")
         layerNormEps = try c.float("layer_norm_eps", default: 1e-5)
+        let architectures = try c.strings("architectures", default: [])
+        if architectures.contains("CLIPTextModelWithProjection") {
+            projectionDim = try c.int("projection_dim", default: 512)
+        }
     }
 
     /// SD 1.x: OpenAI CLIP ViT-L/14 text tower.
@@ -81,8 +90,11 @@ public final class CLIPTextModel {
     let positionEmbedding: Tensor
     let layers: [CLIPEncoderLayer]
     let finalNorm: LayerNorm
+    /// `text_projection` (no bias) of a `CLIPTextModelWithProjection`.
+    let projection: Linear?
 
-    /// Loads from diffusers names (`text_model.…`).
+    /// Loads from diffusers names (`text_model.…`, and `text_projection`
+    /// when the config has a projection).
     public init(_ w: WeightLoader, config c: CLIPTextConfig) throws {
         config = c
         let t = w["text_model"]
@@ -90,21 +102,43 @@ public final class CLIPTextModel {
         positionEmbedding = try t["embeddings"]["position_embedding"].tensor("weight", [c.maxPositions, c.hiddenSize])
         layers = try (0..<c.layers).map { try CLIPEncoderLayer(t["encoder"]["layers"][$0], c) }
         finalNorm = try LayerNorm(t["final_layer_norm"], dim: c.hiddenSize, eps: c.layerNormEps)
+        projection = try c.projectionDim.map { try Linear(w["text_projection"], in: c.hiddenSize, out: $0, bias: false) }
     }
 
     /// Hidden states `[B, L, hidden]` for `ids` (`B` rows of `L` ids).
     /// `skipLastLayers` drops that many final layers before the final norm
     /// ("CLIP skip" as users set it: 0 = all layers).
     public func callAsFunction(ids: [[Int32]], skipLastLayers: Int = 0) -> Tensor {
+        encode(ids: ids, skipLastLayers: skipLastLayers).hidden
+    }
+
+    /// The hidden states after all layers but the last `skipLastLayers`,
+    /// through the final layer norm when `normalised` (SD 1.x/2.x) or not
+    /// (SDXL reads `hidden_states[-2]` raw), and, when `pooled` and the model
+    /// has a projection, the projected final-norm state at each row's end
+    /// token `[B, projectionDim]` (transformers' `text_embeds`).
+    public func encode(ids: [[Int32]], skipLastLayers: Int = 0, normalised: Bool = true,
+                       pooled: Bool = false) -> (hidden: Tensor, pooled: Tensor?) {
         precondition(!ids.isEmpty, "no prompts to encode")
         let length = ids[0].count
         precondition(ids.allSatisfy { $0.count == length } && length <= config.maxPositions,
                      "every row must have the same length ≤ \(config.maxPositions)")
         var x = embedding(tokenEmbedding, ids: ids.flatMap { $0 }, shape: [ids.count, length])
         x = x + positionEmbedding.sliced(axis: 0, 0..<length)
-        for layer in layers.prefix(layers.count - max(0, min(skipLastLayers, layers.count - 1))) {
+        let kept = layers.count - max(0, min(skipLastLayers, layers.count - 1))
+        var hidden: Tensor?
+        for (i, layer) in layers.enumerated() {
+            if i == kept { hidden = normalised ? finalNorm(x) : x }
+            if i >= kept, !(pooled && projection != nil) { break }
             x = layer(x)
         }
-        return finalNorm(x)
+        let last = finalNorm(x)
+        let out = hidden ?? (normalised ? last : x)
+        guard pooled, let projection else { return (out, nil) }
+        let rows = ids.enumerated().map { b, row in
+            let end = row.firstIndex(of: config.endTokenId) ?? row.indices.max { row[$0] < row[$1] }!
+            return last.sliced(axis: 0, b..<(b + 1)).sliced(axis: 1, end..<(end + 1)).reshaped([1, config.hiddenSize])
+        }
+        return (out, projection(concat(rows, axis: 0)))
     }
 }

@@ -73,6 +73,13 @@ public struct JSONConfig {
         return a
     }
 
+    /// A string that may be absent or null.
+    public func optionalString(_ key: String) throws -> String? {
+        guard let v = values[key], !(v is NSNull) else { return nil }
+        if let s = v as? String { return s }
+        throw wrong(key, "a string or null")
+    }
+
     public func strings(_ key: String, default d: [String]) throws -> [String] {
         guard let v = values[key], !(v is NSNull) else { return d }
         if let s = v as? [String] { return s }

@@ -97,6 +97,9 @@ public final class PILOTSampler {
     public var parameters: PILOTParameters
     /// ControlNets, T2I-Adapters and IP-Adapter: in the gradient pass too.
     public var adapters: AdapterStack?
+    /// SDXL's added conditioning (pooled text, time ids) of both prompts:
+    /// in the gradient pass (positive) and the guided pass.
+    public var added: PromptPair<AddedConditioning>?
     /// Every inner iteration's losses, in order.
     public private(set) var records: [PILOTIterationRecord] = []
     /// The latent after each optimisation step, in order.
@@ -174,7 +177,7 @@ public final class PILOTSampler {
             s.latent = try optimiseLatent(s, step: i, timestep: t, control: control, progress: progress)
             optimisedLatents.append(s.latent)
         }
-        let sampler = GuidedSampler(unet: unet, guidanceScale: parameters.guidanceScale, adapters: adapters)
+        let sampler = GuidedSampler(unet: unet, guidanceScale: parameters.guidanceScale, adapters: adapters, added: added)
         let out = try sampler.guidedOutput(s.latent, timestep: Float(t), positive: s.positive, negative: s.negative,
                                            control: control, step: i, steps: total)
         var scheduler = s.scheduler
@@ -202,7 +205,7 @@ public final class PILOTSampler {
             let xw = tape.watch(x)
             control.reset()
             control.capturing = true
-            let gradientSampler = GuidedSampler(unet: unet, guidanceScale: 1, adapters: adapters)
+            let gradientSampler = GuidedSampler(unet: unet, guidanceScale: 1, adapters: adapters, added: added)
             let cond = try gradientSampler.conditioning(xw, timestep: Float(t), step: i, steps: s.scheduler.integerTimesteps.count,
                                                         context: s.positive, control: control)
             let output = try unet(xw, timesteps: [Float(t)], conditioning: cond)

@@ -1,5 +1,16 @@
 import Tensors
 
+/// A value for the negative and the positive prompt.
+public struct PromptPair<Value> {
+    public var negative: Value
+    public var positive: Value
+
+    public init(negative: Value, positive: Value) {
+        self.negative = negative
+        self.positive = positive
+    }
+}
+
 /// Which sampler a plain (non-PILOT) run uses.
 public enum SamplerKind: String, Sendable, CaseIterable {
     case ddim
@@ -38,19 +49,27 @@ public struct GuidedSampler {
     public var guidanceScale: Float
     /// ControlNets, T2I-Adapters and IP-Adapter, when any.
     public var adapters: AdapterStack?
+    /// The added conditioning of the negative and positive prompts, for
+    /// UNets that take one (SDXL: pooled text and size/crop time ids).
+    public var added: PromptPair<AddedConditioning>?
 
-    public init(unet: UNet2DConditionModel, guidanceScale: Float = 7.5, adapters: AdapterStack? = nil) {
+    public init(unet: UNet2DConditionModel, guidanceScale: Float = 7.5, adapters: AdapterStack? = nil,
+                added: PromptPair<AddedConditioning>? = nil) {
         self.unet = unet
         self.guidanceScale = guidanceScale
         self.adapters = adapters
+        self.added = added
     }
 
-    /// UNet conditioning for `x` (batch 1 or 2) with `context`.
+    /// UNet conditioning for `x` (batch 1: positive, or 2: negative and positive) with `context`.
     func conditioning(_ x: Tensor, timestep: Float, step: Int, steps: Int, context: Tensor,
                       control: AttentionControl?) throws -> UNetConditioning {
-        guard let adapters, !adapters.isEmpty else { return UNetConditioning(context: context, attentionControl: control) }
+        let added = self.added.map { x.dim(0) == 1 ? $0.positive : AddedConditioning.batched([$0.negative, $0.positive]) }
+        guard let adapters, !adapters.isEmpty else {
+            return UNetConditioning(context: context, attentionControl: control, added: added)
+        }
         return try adapters.conditioning(x: x, timestep: timestep, step: step, steps: steps, context: context,
-                                         attentionControl: control)
+                                         attentionControl: control, added: added)
     }
 
     /// The guided model output at step `step` of `steps` for latent `x [1, C, h, w]`

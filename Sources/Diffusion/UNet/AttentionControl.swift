@@ -34,11 +34,14 @@ public struct UNetConditioning {
     public var attentionControl: AttentionControl?
     /// IP-Adapter image tokens and scale (decoupled cross-attention).
     public var imagePrompt: ImagePromptConditioning?
+    /// SDXL's pooled text embedding and time ids (nil for SD 1.x/2.x).
+    public var added: AddedConditioning?
 
     public init(context: Tensor, controlDown: [Tensor]? = nil, controlMid: Tensor? = nil,
                 adapterFeatures: [Tensor]? = nil, attentionControl: AttentionControl? = nil,
-                imagePrompt: ImagePromptConditioning? = nil) {
+                imagePrompt: ImagePromptConditioning? = nil, added: AddedConditioning? = nil) {
         self.context = context
+        self.added = added
         self.controlDown = controlDown
         self.controlMid = controlMid
         self.adapterFeatures = adapterFeatures

@@ -14,11 +14,11 @@ public enum ModelInputError: Error, CustomStringConvertible {
 }
 
 /// Stable Diffusion's noise-prediction UNet (diffusers
-/// `UNet2DConditionModel`, SD 1.x/2.x family). Property paths mirror
+/// `UNet2DConditionModel`: the SD 1.x/2.x and SDXL layouts). Property paths mirror
 /// diffusers' weight names, so a diffusers folder loads by name.
 public final class UNet2DConditionModel {
     public let config: UNetConfig
-    let timeLinear1, timeLinear2: Linear
+    let timeEmbedding: TimeEmbedding
     let convIn, convOut: Conv2d
     let normOut: GroupNorm
     let down: [DownBlock]
@@ -29,18 +29,18 @@ public final class UNet2DConditionModel {
         config = c
         let ch = c.blockOutChannels
         let n = ch.count
-        timeLinear1 = try Linear(w["time_embedding"]["linear_1"], in: ch[0], out: c.timeEmbedDim)
-        timeLinear2 = try Linear(w["time_embedding"]["linear_2"], in: c.timeEmbedDim, out: c.timeEmbedDim)
+        timeEmbedding = try TimeEmbedding(w, config: c)
         convIn = try Conv2d(w["conv_in"], in: c.inChannels, out: ch[0], kernel: 3, padding: 1)
         down = try (0..<n).map { i in
             try DownBlock(w["down_blocks"][i], in: i == 0 ? ch[0] : ch[i - 1], out: ch[i], c: c, heads: c.heads[i],
-                          crossAttention: c.downBlockTypes[i] == "CrossAttnDownBlock2D", last: i == n - 1)
+                          depth: c.transformerLayers[i], crossAttention: c.downBlockTypes[i] == "CrossAttnDownBlock2D",
+                          last: i == n - 1)
         }
-        mid = try MidBlock(w["mid_block"], channels: ch[n - 1], c: c, heads: c.heads[n - 1])
-        let rch = Array(ch.reversed()), rheads = Array(c.heads.reversed())
+        mid = try MidBlock(w["mid_block"], channels: ch[n - 1], c: c, heads: c.heads[n - 1], depth: c.transformerLayers[n - 1])
+        let rch = Array(ch.reversed()), rheads = Array(c.heads.reversed()), rdepth = Array(c.transformerLayers.reversed())
         up = try (0..<n).map { i in
             try UpBlock(w["up_blocks"][i], in: rch[min(i + 1, n - 1)], previous: i == 0 ? rch[0] : rch[i - 1],
-                        out: rch[i], c: c, heads: rheads[i],
+                        out: rch[i], c: c, heads: rheads[i], depth: rdepth[i],
                         crossAttention: c.upBlockTypes[i] == "CrossAttnUpBlock2D", last: i == n - 1)
         }
         normOut = try GroupNorm(w["conv_norm_out"], groups: c.normGroups, channels: ch[0], eps: c.normEps)
@@ -96,9 +96,7 @@ public final class UNet2DConditionModel {
             throw ModelInputError.shape(what: "ControlNet mid residual", expected: "\(shapes.mid)", found: cm.shape)
         }
 
-        let tEmb = timestepEmbedding(timesteps, dim: config.blockOutChannels[0], flipSinToCos: config.flipSinToCos,
-                                     downscaleFreqShift: config.freqShift)
-        let time = timeLinear2(timeLinear1(tEmb).silu())
+        let time = try timeEmbedding(timesteps, added: cond.added)
         if let ip = cond.imagePrompt, ip.tokens.dim(0) != b || ip.tokens.dim(2) != config.crossAttentionDim {
             throw ModelInputError.shape(what: "IP-Adapter image tokens", expected: "[\(b), n, \(config.crossAttentionDim)]",
                                         found: ip.tokens.shape)

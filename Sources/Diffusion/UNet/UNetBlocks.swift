@@ -7,14 +7,15 @@ struct DownBlock {
     let attentions: [Transformer2D]
     let downsampler: Downsample2D?
 
-    init(_ w: WeightLoader, in inC: Int, out outC: Int, c: UNetConfig, heads: Int, crossAttention: Bool, last: Bool) throws {
+    init(_ w: WeightLoader, in inC: Int, out outC: Int, c: UNetConfig, heads: Int, depth: Int, crossAttention: Bool,
+         last: Bool) throws {
         resnets = try (0..<c.layersPerBlock).map {
             try ResnetBlock2D(w["resnets"][$0], in: $0 == 0 ? inC : outC, out: outC, timeChannels: c.timeEmbedDim,
                               groups: c.normGroups, eps: c.normEps)
         }
         attentions = crossAttention ? try (0..<c.layersPerBlock).map {
             try Transformer2D(w["attentions"][$0], channels: outC, heads: heads, contextDim: c.crossAttentionDim,
-                              layers: c.transformerLayersPerBlock, groups: c.normGroups, linear: c.useLinearProjection)
+                              layers: depth, groups: c.normGroups, linear: c.useLinearProjection)
         } : []
         downsampler = last ? nil : try Downsample2D(w["downsamplers"][0], channels: outC, padding: c.downsamplePadding)
     }
@@ -43,11 +44,11 @@ struct MidBlock {
     let resnet1, resnet2: ResnetBlock2D
     let attention: Transformer2D
 
-    init(_ w: WeightLoader, channels: Int, c: UNetConfig, heads: Int) throws {
+    init(_ w: WeightLoader, channels: Int, c: UNetConfig, heads: Int, depth: Int) throws {
         resnet1 = try ResnetBlock2D(w["resnets"][0], in: channels, out: channels, timeChannels: c.timeEmbedDim,
                                     groups: c.normGroups, eps: c.normEps)
         attention = try Transformer2D(w["attentions"][0], channels: channels, heads: heads, contextDim: c.crossAttentionDim,
-                                      layers: c.transformerLayersPerBlock, groups: c.normGroups, linear: c.useLinearProjection)
+                                      layers: depth, groups: c.normGroups, linear: c.useLinearProjection)
         resnet2 = try ResnetBlock2D(w["resnets"][1], in: channels, out: channels, timeChannels: c.timeEmbedDim,
                                     groups: c.normGroups, eps: c.normEps)
     }
@@ -65,7 +66,7 @@ struct UpBlock {
     let attentions: [Transformer2D]
     let upsampler: Upsample2D?
 
-    init(_ w: WeightLoader, in inC: Int, previous prevC: Int, out outC: Int, c: UNetConfig, heads: Int,
+    init(_ w: WeightLoader, in inC: Int, previous prevC: Int, out outC: Int, c: UNetConfig, heads: Int, depth: Int,
          crossAttention: Bool, last: Bool) throws {
         let n = c.layersPerBlock + 1
         resnets = try (0..<n).map { j in
@@ -76,7 +77,7 @@ struct UpBlock {
         }
         attentions = crossAttention ? try (0..<n).map {
             try Transformer2D(w["attentions"][$0], channels: outC, heads: heads, contextDim: c.crossAttentionDim,
-                              layers: c.transformerLayersPerBlock, groups: c.normGroups, linear: c.useLinearProjection)
+                              layers: depth, groups: c.normGroups, linear: c.useLinearProjection)
         } : []
         upsampler = last ? nil : try Upsample2D(w["upsamplers"][0], channels: outC)
     }

@@ -1,6 +1,30 @@
-/// `UNet2DConditionModel` hyper-parameters (`unet/config.json`). Only the SD
-/// 1.x / 2.x family is supported: CrossAttn/plain down and up blocks, a
-/// cross-attention mid block, positional time embedding.
+import Foundation
+
+/// SDXL's added conditioning (`addition_embed_type: "text_time"`): the
+/// pooled text embedding and six size/crop numbers, each number embedded
+/// like a timestep in `timeEmbedDim` channels, go through a two-layer MLP
+/// into the time embedding.
+public struct AdditionEmbeddingConfig: Equatable, Sendable {
+    /// `addition_time_embed_dim`: channels per time id.
+    public var timeEmbedDim: Int
+    /// `projection_class_embeddings_input_dim`: pooled text width + 6·timeEmbedDim.
+    public var inputDim: Int
+    /// The number of time ids (original size, crop corner, target size).
+    public static let timeIdCount = 6
+
+    public init(timeEmbedDim: Int, inputDim: Int) {
+        self.timeEmbedDim = timeEmbedDim
+        self.inputDim = inputDim
+    }
+
+    /// Width of the pooled text embedding the UNet expects.
+    public var textEmbedDim: Int { inputDim - Self.timeIdCount * timeEmbedDim }
+}
+
+/// `UNet2DConditionModel` hyper-parameters (`unet/config.json`): the SD
+/// 1.x / 2.x and SDXL layouts. CrossAttn/plain down and up blocks, a
+/// cross-attention mid block, positional time embedding, per-level
+/// transformer depths and SDXL's "text_time" added conditioning.
 public struct UNetConfig: Equatable, Sendable {
     public var inChannels = 4
     public var outChannels = 4
@@ -14,7 +38,12 @@ public struct UNetConfig: Equatable, Sendable {
     /// Attention heads per block (diffusers' `attention_head_dim` for SD
     /// 1.x/2.x, or `num_attention_heads`).
     public var heads = [8, 8, 8, 8]
-    public var transformerLayersPerBlock = 1
+    /// Transformer blocks in each attention of down level i (diffusers'
+    /// `transformer_layers_per_block`); the mid block has the last level's
+    /// count and up level i the count of down level n−1−i.
+    public var transformerLayers = [1, 1, 1, 1]
+    /// SDXL's added conditioning, nil for SD 1.x/2.x.
+    public var addition: AdditionEmbeddingConfig?
     public var useLinearProjection = false
     public var upcastAttention = false
     public var flipSinToCos = true
@@ -49,7 +78,30 @@ public struct UNetConfig: Equatable, Sendable {
         // diffusers names the head count `attention_head_dim` for SD 1.x/2.x.
         let heads = try c.intOrList("num_attention_heads", count: n, default: nil)
         self.heads = try heads ?? c.intOrList("attention_head_dim", count: n, default: 8)!
-        transformerLayersPerBlock = try c.int("transformer_layers_per_block", default: 1)
+        transformerLayers = try c.intOrList("transformer_layers_per_block", count: n, default: 1)!
+        if let reverse = c.values["reverse_transformer_layers_per_block"], !(reverse is NSNull) {
+            throw ModelLoadError.badConfig(path: c.path, reason: "reverse_transformer_layers_per_block is not supported (up levels mirror the down levels' depths)")
+        }
+        for (i, d) in transformerLayers.enumerated() where d < 1 || d > 64 {
+            throw ModelLoadError.badConfig(path: c.path, reason: "transformer_layers_per_block[\(i)] is \(d), expected 1…64")
+        }
+        switch try c.optionalString("addition_embed_type") {
+        case nil:
+            addition = nil
+        case "text_time":
+            addition = AdditionEmbeddingConfig(timeEmbedDim: try c.int("addition_time_embed_dim"),
+                                               inputDim: try c.int("projection_class_embeddings_input_dim"))
+            if let a = addition, a.timeEmbedDim < 1 || a.textEmbedDim < 1 {
+                throw ModelLoadError.badConfig(path: c.path, reason: "projection_class_embeddings_input_dim \(a.inputDim) leaves no room for a pooled text embedding beside 6 × \(a.timeEmbedDim) time-id channels")
+            }
+        case let other?:
+            throw ModelLoadError.badConfig(path: c.path, reason: "unsupported addition_embed_type \(other) (supported: text_time)")
+        }
+        for key in ["class_embed_type", "encoder_hid_dim_type", "time_cond_proj_dim"] {
+            if let v = c.values[key], !(v is NSNull) {
+                throw ModelLoadError.badConfig(path: c.path, reason: "unsupported \(key) \(v) (expected null)")
+            }
+        }
         useLinearProjection = try c.bool("use_linear_projection", default: false)
         upcastAttention = try c.bool("upcast_attention", default: false)
         flipSinToCos = try c.bool("flip_sin_to_cos", default: true)
