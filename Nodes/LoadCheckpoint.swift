@@ -2,14 +2,16 @@ import Diffusion
 import Foundation
 import Workflow
 
-/// Loads a Stable Diffusion 1.x/2.x checkpoint.
+/// Loads a Stable Diffusion checkpoint of any supported family.
 struct LoadCheckpoint: Node, DefaultConstructible {
     static let nodeDescription = NodeDescription(
         type: "LoadCheckpoint", category: "loaders",
         doc: """
-            Loads a Stable Diffusion 1.x/2.x checkpoint: a diffusers folder (model_index.json, unet/, vae/, \
-            text_encoder/, scheduler/) or a single-file .safetensors checkpoint (A1111/ComfyUI layout). Its files \
-            are fingerprinted into the cache key, so a changed model reloads and an unchanged one is loaded once.
+            Loads a Stable Diffusion checkpoint (SD 1.x, SD 2.x ε or v-prediction, SDXL base): a diffusers \
+            folder (model_index.json, unet/, vae/, text_encoder/ and for SDXL text_encoder_2/, scheduler/) or a \
+            single-file .safetensors checkpoint (A1111/ComfyUI layout). The family is read from the configs or the \
+            tensor names and shapes, and the same downstream nodes serve every family. Its files are \
+            fingerprinted into the cache key, so a changed model reloads and an unchanged one is loaded once.
             """,
         inputs: [
             .file("path", doc: "A diffusers folder or a single-file .safetensors checkpoint."),
@@ -19,7 +21,7 @@ struct LoadCheckpoint: Node, DefaultConstructible {
         outputs: [
             .output("unet", .unet, doc: "The denoising UNet with the checkpoint's noise schedule."),
             .output("vae", .vae, doc: "The autoencoder (image ↔ latent)."),
-            .output("clip", .clip, doc: "The CLIP text encoder with its tokenizer."),
+            .output("clip", .clip, doc: "The text encoders with their tokenizer (two for SDXL)."),
         ])
 
     func run(_ inputs: NodeInputs, _ context: NodeContext) throws -> [String: Value] {
@@ -38,10 +40,9 @@ struct LoadCheckpoint: Node, DefaultConstructible {
 }
 
 extension CLIPPayload {
-    /// The text encoder of `model` with its tokenizer.
+    /// The text encoders of `model` with their tokenizer.
     convenience init(_ model: StableDiffusionModel, recipe: CheckpointRecipe, estimatedBytes: Int) throws {
-        self.init(textEncoder: model.textEncoder, tokenizer: try model.tokenizer(), padding: model.promptPadding,
-                  estimatedBytes: estimatedBytes, recipe: recipe)
+        self.init(encoder: try model.promptEncoder(), estimatedBytes: estimatedBytes, recipe: recipe)
     }
 }
 
@@ -65,7 +66,7 @@ struct ComponentSizes {
         if isFolder.boolValue {
             unet = bytes(url.appendingPathComponent("unet"))
             vae = bytes(url.appendingPathComponent("vae"))
-            textEncoder = bytes(url.appendingPathComponent("text_encoder"))
+            textEncoder = bytes(url.appendingPathComponent("text_encoder")) + bytes(url.appendingPathComponent("text_encoder_2"))
         } else {
             let total = ((try? manager.attributesOfItem(atPath: url.path)[.size] as? Int) ?? 0) * 2
             unet = total * 8 / 10

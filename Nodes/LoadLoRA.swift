@@ -8,7 +8,7 @@ struct LoadLoRA: Node, DefaultConstructible {
         type: "LoadLoRA", category: "loaders",
         doc: """
             Applies a LoRA file (kohya/webui `lora_unet_…` / `lora_te_…` keys, or diffusers/peft `unet.… lora_A/B` \
-            keys) to the UNet and the CLIP text encoder: W + scale·(α/r)·up·down for every module it names. The \
+            keys) to the UNet and the text encoders (SDXL: `lora_te1_`/`lora_te2_`, `text_encoder_2.`): W + scale·(α/r)·up·down for every module it names. The \
             checkpoint is loaded again with the LoRA merged as the weights are read (models are never changed in \
             place, so the LoRA-free model stays cached beside it); chain LoadLoRA nodes to stack LoRAs. Adapters \
             already attached to `unet` carry over. A LoRA for another architecture fails; with `strict` (the \

@@ -35,7 +35,7 @@ struct PILOTOptimize: Node, DefaultConstructible {
             .parameter("momentum", .float, default: .float(0.7), min: 0, max: 1, doc: "Heavy-ball momentum."),
             .parameter("sbc", .bool, default: .bool(true), doc: "Semantic-based conditioning: mask cross-attention to the hole."),
             .parameter("seed", .int, default: .int(0), doc: "Seed of the initial noise (when `noise` is absent) and of the blend noise."),
-        ],
+        ] + PILOTNodeSupport.sizeConditioningInputs,
         outputs: [.output("state", .samplerState, doc: "The optimised state; Blend finishes it.")])
 
     func run(_ inputs: NodeInputs, _ context: NodeContext) throws -> [String: Value] {
@@ -60,6 +60,8 @@ struct PILOTOptimize: Node, DefaultConstructible {
         let masks = try PILOTNodeSupport.masks(mask, for: source)
         let sampler = PILOTSampler(unet: unet.unet, schedule: unet.schedule, parameters: parameters)
         sampler.adapters = try unet.adapterStack(latentHeight: source.dim(2), latentWidth: source.dim(3))
+        sampler.added = try PILOTNodeSupport.addedConditioning(inputs, unet: unet, conditioning: conditioning,
+                                                               latentHeight: source.dim(2), latentWidth: source.dim(3))
         do {
             let start = try sampler.start(noise: noise, source: source, masks: masks, positive: conditioning.positive,
                                           negative: conditioning.negative, wordTokens: conditioning.wordTokens)

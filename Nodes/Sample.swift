@@ -31,7 +31,7 @@ struct Sample: Node, DefaultConstructible {
             .parameter("seed", .int, default: .int(0), doc: "Seed of the initial noise (and of η and blend noise)."),
             .parameter("width", .int, default: .int(512), min: 8, max: 4096, doc: "Image width in pixels (multiple of 8) when no latent or source is given."),
             .parameter("height", .int, default: .int(512), min: 8, max: 4096, doc: "Image height in pixels (multiple of 8) when no latent or source is given."),
-        ],
+        ] + PILOTNodeSupport.sizeConditioningInputs,
         outputs: [.output("latent", .latent, doc: "The denoised (scaled) latent; VAEDecode makes it an image.")])
 
     func run(_ inputs: NodeInputs, _ context: NodeContext) throws -> [String: Value] {
@@ -58,6 +58,8 @@ struct Sample: Node, DefaultConstructible {
                                        channels: unet.unet.config.inChannels)
         }
         let adapters = try unet.adapterStack(latentHeight: noise.dim(2), latentWidth: noise.dim(3))
+        let added = try PILOTNodeSupport.addedConditioning(inputs, unet: unet, conditioning: conditioning,
+                                                           latentHeight: noise.dim(2), latentWidth: noise.dim(3))
         let report: (Int, Int) -> Bool = { step, total in
             context.report(step: step, total: total)
             return !context.isCancelled
@@ -68,7 +70,7 @@ struct Sample: Node, DefaultConstructible {
                 guard kind == .ddim else {
                     throw NodeError("blended inpainting (source and mask given) runs with scheduler ddim only, found \(kind.rawValue)")
                 }
-                let latent = try blended(unet: unet, adapters: adapters, conditioning: conditioning, noise: noise,
+                let latent = try blended(unet: unet, adapters: adapters, added: added, conditioning: conditioning, noise: noise,
                                          source: source, mask: mask, steps: steps, cfg: cfg, seed: seed, report: report)
                 return ["latent": .object(LatentPayload(latent), type: .latent)]
             case (nil, nil):
@@ -77,7 +79,7 @@ struct Sample: Node, DefaultConstructible {
                 let stepNoise: ((Int) -> Tensor)? = eta > 0
                     ? { i in SeededNoise.step(seed: seed, stream: SeededNoise.etaStream, step: i, shape: shape) }
                     : nil
-                let latent = try sample(&scheduler, unet: unet, adapters: adapters, conditioning: conditioning, noise: noise,
+                let latent = try sample(&scheduler, unet: unet, adapters: adapters, added: added, conditioning: conditioning, noise: noise,
                                         cfg: cfg, stepNoise: stepNoise, report: report)
                 return ["latent": .object(LatentPayload(latent), type: .latent)]
             default:
@@ -89,15 +91,15 @@ struct Sample: Node, DefaultConstructible {
     }
 
     private func sample(_ scheduler: inout some Scheduler, unet: UNetPayload, adapters: AdapterStack?,
-                        conditioning: ConditioningPayload, noise: Tensor, cfg: Float, stepNoise: ((Int) -> Tensor)?,
+                        added: PromptPair<AddedConditioning>?, conditioning: ConditioningPayload, noise: Tensor, cfg: Float, stepNoise: ((Int) -> Tensor)?,
                         report: @escaping (Int, Int) -> Bool) throws -> Tensor {
-        let sampler = GuidedSampler(unet: unet.unet, guidanceScale: cfg, adapters: adapters)
+        let sampler = GuidedSampler(unet: unet.unet, guidanceScale: cfg, adapters: adapters, added: added)
         return try sampler.run(scheduler: &scheduler, noise: noise, positive: conditioning.positive,
                                negative: conditioning.negative, stepNoise: stepNoise,
                                progress: { report($0.step, $0.total) })
     }
 
-    private func blended(unet: UNetPayload, adapters: AdapterStack?, conditioning: ConditioningPayload, noise: Tensor,
+    private func blended(unet: UNetPayload, adapters: AdapterStack?, added: PromptPair<AddedConditioning>?, conditioning: ConditioningPayload, noise: Tensor,
                          source: Tensor, mask: Mask, steps: Int, cfg: Float, seed: Int,
                          report: @escaping (Int, Int) -> Bool) throws -> Tensor {
         var parameters = PILOTParameters.blendedLatentDiffusion
@@ -105,6 +107,7 @@ struct Sample: Node, DefaultConstructible {
         parameters.guidanceScale = cfg
         let sampler = PILOTSampler(unet: unet.unet, schedule: unet.schedule, parameters: parameters)
         sampler.adapters = adapters
+        sampler.added = added
         let masks = try PILOTNodeSupport.masks(mask, for: source)
         return try sampler.run(noise: noise, source: source, masks: masks, positive: conditioning.positive,
                                negative: conditioning.negative, wordTokens: conditioning.wordTokens,
@@ -115,6 +118,46 @@ struct Sample: Node, DefaultConstructible {
 
 /// Shared by Sample, PILOTOptimize and Blend.
 enum PILOTNodeSupport {
+    /// SDXL's size conditioning, optional parameters of the sampling nodes
+    /// (ignored by families without it).
+    static let sizeConditioningInputs: [PortSpec] = [
+        .parameter("original_width", .int, optional: true, min: 8, max: 16384,
+                   doc: "SDXL size conditioning: the width the image is said to have had (default: the output width)."),
+        .parameter("original_height", .int, optional: true, min: 8, max: 16384,
+                   doc: "SDXL size conditioning: the original height (default: the output height)."),
+        .parameter("crop_left", .int, default: .int(0), min: 0, max: 16384,
+                   doc: "SDXL crop conditioning: the left edge of the crop (0 = an uncropped image)."),
+        .parameter("crop_top", .int, default: .int(0), min: 0, max: 16384, doc: "SDXL crop conditioning: the top edge."),
+        .parameter("target_width", .int, optional: true, min: 8, max: 16384,
+                   doc: "SDXL size conditioning: the target width (default: the output width)."),
+        .parameter("target_height", .int, optional: true, min: 8, max: 16384,
+                   doc: "SDXL size conditioning: the target height (default: the output height)."),
+    ]
+
+    /// The added conditioning (pooled text and time ids, the same sizes for
+    /// both prompts, as diffusers' SDXL pipelines default to) when the UNet
+    /// takes it; nil for families without it.
+    static func addedConditioning(_ inputs: NodeInputs, unet: UNetPayload, conditioning: ConditioningPayload,
+                                  latentHeight: Int, latentWidth: Int) throws -> PromptPair<AddedConditioning>? {
+        guard let addition = unet.unet.config.addition else { return nil }
+        guard let positive = conditioning.pooledPositive, let negative = conditioning.pooledNegative else {
+            throw NodeError("the UNet takes pooled text embeddings (an SDXL-family model), but the conditioning has none: "
+                            + "encode the prompt with the same checkpoint's clip")
+        }
+        guard positive.shape == [1, addition.textEmbedDim] else {
+            throw NodeError("the UNet takes pooled text embeddings [1, \(addition.textEmbedDim)], the conditioning has \(positive.shape): "
+                            + "encode the prompt with the same checkpoint's clip")
+        }
+        func size(_ name: String, _ fallback: Int) throws -> Int { inputs.has(name) ? try inputs.int(name) : fallback }
+        let height = 8 * latentHeight, width = 8 * latentWidth
+        let ids = AddedConditioning.timeIds(
+            originalSize: (try size("original_height", height), try size("original_width", width)),
+            cropTopLeft: (try inputs.int("crop_top"), try inputs.int("crop_left")),
+            targetSize: (try size("target_height", height), try size("target_width", width)))
+        return PromptPair(negative: AddedConditioning(textEmbeds: negative, timeIds: ids),
+                          positive: AddedConditioning(textEmbeds: positive, timeIds: ids))
+    }
+
     /// PILOT's masks for a pixel mask over a source latent; sizes must agree.
     static func masks(_ mask: Mask, for source: Tensor) throws -> InpaintingMasks {
         guard source.rank == 4, mask.width == source.dim(3) * 8, mask.height == source.dim(2) * 8 else {

@@ -1,13 +1,15 @@
 import Workflow
 
-/// Encodes a prompt and a negative prompt with CLIP.
+/// Encodes a prompt and a negative prompt with the family's text encoders.
 struct TextEncode: Node, DefaultConstructible {
     static let nodeDescription = NodeDescription(
         type: "TextEncode", category: "conditioning",
         doc: """
-            Encodes a prompt and a negative prompt with the checkpoint's CLIP text encoder (77 tokens, longer \
-            prompts are truncated). The conditioning also carries the prompt's word-token positions, which \
-            PILOT's attention loss uses.
+            Encodes a prompt and a negative prompt with the checkpoint's text encoders (77 tokens, longer \
+            prompts are truncated): CLIP's final states for SD 1.x/2.x; for SDXL both encoders' penultimate \
+            states side by side plus the pooled embedding, and an empty negative prompt as zeros (diffusers' \
+            force_zeros_for_empty_prompt). The conditioning also carries the prompt's word-token positions, \
+            which PILOT's attention loss uses.
             """,
         inputs: [
             .connection("clip", .clip, doc: "The text encoder (LoadCheckpoint.clip)."),
@@ -18,10 +20,10 @@ struct TextEncode: Node, DefaultConstructible {
 
     func run(_ inputs: NodeInputs, _ context: NodeContext) throws -> [String: Value] {
         let clip = try inputs.object("clip", as: CLIPPayload.self)
-        let positive = clip.encode(try inputs.string("prompt"))
-        let negative = clip.encode(try inputs.string("negative"))
-        let conditioning = ConditioningPayload(positive: positive.embedding, negative: negative.embedding,
-                                               wordTokens: positive.tokens.wordTokenIndices)
+        let pair = clip.encoder.encode(prompt: try inputs.string("prompt"), negative: try inputs.string("negative"))
+        let conditioning = ConditioningPayload(positive: pair.positive.embedding, negative: pair.negative.embedding,
+                                               wordTokens: pair.positive.tokens.wordTokenIndices,
+                                               pooledPositive: pair.positive.pooled, pooledNegative: pair.negative.pooled)
         return ["conditioning": .object(conditioning, type: .conditioning)]
     }
 }

@@ -123,46 +123,49 @@ public final class VAEPayload: @unchecked Sendable, EstimatedByteSize {
     }
 }
 
-/// The CLIP text encoder, its tokenizer and the family's pad convention
-/// (immutable after load).
+/// The family's text encoders with their tokenizer (one CLIP for SD 1.x/2.x,
+/// CLIP ViT-L and OpenCLIP ViT-bigG for SDXL), immutable after load.
 public final class CLIPPayload: @unchecked Sendable, EstimatedByteSize {
-    public let textEncoder: CLIPTextModel
-    public let tokenizer: CLIPTokenizer
-    public let padding: PromptPadding
+    public let encoder: PromptEncoder
     public let estimatedBytes: Int
     public let recipe: CheckpointRecipe?
 
-    public init(textEncoder: CLIPTextModel, tokenizer: CLIPTokenizer, padding: PromptPadding, estimatedBytes: Int,
-                recipe: CheckpointRecipe? = nil) {
-        self.textEncoder = textEncoder
-        self.tokenizer = tokenizer
-        self.padding = padding
+    public init(encoder: PromptEncoder, estimatedBytes: Int, recipe: CheckpointRecipe? = nil) {
+        self.encoder = encoder
         self.estimatedBytes = estimatedBytes
         self.recipe = recipe
     }
 
-    /// `[1, 77, hidden]` embeddings and the tokens of `prompt`.
-    public func encode(_ prompt: String) -> (embedding: Tensor, tokens: TokenizedPrompt) {
-        let tokens = tokenizer.tokenize(prompt, length: textEncoder.config.maxPositions, padding: padding)
-        return (textEncoder(ids: [tokens.ids]), tokens)
-    }
+    /// The first text encoder (the one whose tokens PILOT's loss reads).
+    public var textEncoder: CLIPTextModel { encoder.encoders[0] }
 }
 
 /// Prompt embeddings for classifier-free guidance, with the prompt's
-/// word-token positions (PILOT's attention loss). Tensors are values whose
-/// storage is never written after creation.
+/// word-token positions (PILOT's attention loss) and, for families whose
+/// UNet takes it (SDXL), each prompt's pooled text embedding. Tensors are
+/// values whose storage is never written after creation.
 public final class ConditioningPayload: @unchecked Sendable, EstimatedByteSize {
     public let positive: Tensor
     public let negative: Tensor
     public let wordTokens: [Int]
+    /// `[1, P]` pooled embeddings, present together or not at all.
+    public let pooledPositive: Tensor?
+    public let pooledNegative: Tensor?
 
-    public init(positive: Tensor, negative: Tensor, wordTokens: [Int]) {
+    public init(positive: Tensor, negative: Tensor, wordTokens: [Int], pooledPositive: Tensor? = nil,
+                pooledNegative: Tensor? = nil) {
+        precondition((pooledPositive == nil) == (pooledNegative == nil), "pooled embeddings come in pairs")
         self.positive = positive
         self.negative = negative
         self.wordTokens = wordTokens
+        self.pooledPositive = pooledPositive
+        self.pooledNegative = pooledNegative
     }
 
-    public var estimatedBytes: Int { (positive.count + negative.count) * 4 + wordTokens.count * 8 }
+    public var estimatedBytes: Int {
+        (positive.count + negative.count + (pooledPositive?.count ?? 0) + (pooledNegative?.count ?? 0)) * 4
+            + wordTokens.count * 8
+    }
 }
 
 /// A scaled latent `[1, 4, h, w]` (a tensor value, never written after creation).

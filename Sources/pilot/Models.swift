@@ -32,11 +32,11 @@ struct InspectModel: ParsableCommand {
 struct CreateTinyModel: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "create-tiny",
-        abstract: "Write a tiny random-weight SD 1.x-style model (diffusers layout) to try workflows without real weights.",
+        abstract: "Write a tiny random-weight SD 1.x- or SDXL-style model (diffusers layout) to try workflows without real weights.",
         discussion: """
             Its images are coloured noise: it is for exercising workflows, the CLI and the daemon in seconds. \
             Adapters shaped for it are written into the same folder, for the adapter templates: controlnet/, \
-            t2i-adapter/, ip-adapter.safetensors with image_encoder/, and lora.safetensors.
+            t2i-adapter/ (sd15 only), ip-adapter.safetensors with image_encoder/, and lora.safetensors.
             """)
 
     @Argument(help: "An empty or new folder.")
@@ -45,8 +45,13 @@ struct CreateTinyModel: ParsableCommand {
     @Option(help: "Seed for the random weights.")
     var seed: UInt64 = 0
 
+    @Option(help: "The layout: \(TinyModel.Family.allCases.map(\.rawValue).joined(separator: " or ")).")
+    var family: TinyModel.Family = .sd15
+
     func run() throws {
-        let path = try TinyModel.create(at: folder, seed: seed)
+        let path = try TinyModel.create(at: folder, seed: seed, family: family)
         print("wrote a tiny random-weight model and adapters to \(path) (its images are noise; it is for trying workflows)")
     }
 }
+
+extension TinyModel.Family: ExpressibleByArgument {}

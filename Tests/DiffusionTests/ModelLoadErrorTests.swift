@@ -155,7 +155,7 @@ final class ModelLoadErrorTests: XCTestCase {
     func testInspectReportsFilesHashesAndWhyAModelCannotLoad() throws {
         let good = try ModelInspector.inspect(path: SDFixture.root.appendingPathComponent("sd1").path)
         XCTAssertNil(good.loadError, "the fixture model loads")
-        XCTAssertEqual(good.family, .sd1)
+        XCTAssertEqual(good.family?.id, "sd15")
         XCTAssertTrue(good.files.contains { $0.path.hasSuffix("unet/diffusion_pytorch_model.safetensors") && $0.sha256.count == 64 })
         try FileManager.default.removeItem(at: tmp.appendingPathComponent("vae/config.json"))
         let bad = try ModelInspector.inspect(path: tmp.path)

@@ -60,4 +60,31 @@ final class SDXLParityTests: XCTestCase {
         assertClose(concat([first.hidden, second.hidden], axis: 2), try ref("prompt_embeds"), tolerance: 1e-4,
                     "encode_prompt's concatenated embeddings")
     }
+
+    /// The folder loads as the SDXL family (two encoders, added conditioning)
+    /// and a 4-step DDIM txt2img run matches the diffusers pipeline, with
+    /// its empty negative prompt as zeros.
+    func testFolderLoadsAsSDXLAndTxt2ImgMatchesThePipeline() throws {
+        let model = try StableDiffusionModel.load(path: Self.folder.path)
+        XCTAssertEqual(model.family.id, "sdxl-base", "detected from the UNet's text_time addition")
+        XCTAssertEqual(model.textEncoders.count, 2, "text_encoder and text_encoder_2")
+        XCTAssertEqual(model.vae.config.scalingFactor, 0.13025, "SDXL's VAE scaling factor")
+        let encoder = try model.promptEncoder()
+        let prompts = encoder.encode(prompt: "a red fox in the snow", negative: "")
+        XCTAssertEqual(prompts.positive.tokens.ids.map(Float.init), try ref("ids.prompt").scalars, "tokenizer ids")
+        assertClose(prompts.positive.embedding, try ref("prompt_embeds"), tolerance: 1e-4, "prompt embeddings")
+        assertClose(try XCTUnwrap(prompts.positive.pooled), try ref("pooled_prompt_embeds"), tolerance: 1e-4, "pooled embedding")
+        XCTAssertEqual(prompts.negative.embedding.scalars.map(abs).max(), 0, "empty negative prompt → zero embeddings")
+        XCTAssertEqual(prompts.negative.pooled?.scalars.map(abs).max(), 0, "empty negative prompt → zero pooled embedding")
+
+        let ids = AddedConditioning.timeIds(originalSize: (128, 128), targetSize: (128, 128))
+        var sampler = GuidedSampler(unet: model.unet, guidanceScale: 5, added: PromptPair(
+            negative: AddedConditioning(textEmbeds: prompts.negative.pooled!, timeIds: ids),
+            positive: AddedConditioning(textEmbeds: prompts.positive.pooled!, timeIds: ids)))
+        sampler.adapters = nil
+        var scheduler = DDIMScheduler(config: model.schedule, steps: 4)
+        let latent = try sampler.run(scheduler: &scheduler, noise: try ref("txt2img.noise"),
+                                     positive: prompts.positive.embedding, negative: prompts.negative.embedding)
+        assertClose(latent, try ref("txt2img.latent"), tolerance: 1e-3, "4-step DDIM txt2img latent")
+    }
 }

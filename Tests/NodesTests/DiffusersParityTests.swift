@@ -25,12 +25,12 @@ final class DiffusersParityTests: XCTestCase {
     }
 
     /// Runs `yaml` in `folder` and reads back `out/result.safetensors`.
-    private func runForLatent(_ yaml: String, in folder: URL) throws -> Tensor {
+    private func runForLatent(_ yaml: String, in folder: URL, checkpoint: String = DiffusersParityTests.sd1) throws -> Tensor {
         let file = folder.appendingPathComponent("workflow.yaml")
         try yaml.write(to: file, atomically: true, encoding: .utf8)
         let runner = WorkflowRunner()
         let output = folder.appendingPathComponent("out")
-        _ = try runner.run(runner.validate(file), file: file, set: ["checkpoint": Self.sd1], outputDirectory: output)
+        _ = try runner.run(runner.validate(file), file: file, set: ["checkpoint": checkpoint], outputDirectory: output)
         let result = try SafeTensorsFile(path: output.appendingPathComponent("result.safetensors").path)
         return Tensor(shape: try result.info("latent").shape, values: try result.floats("latent"))
     }
@@ -61,6 +61,21 @@ final class DiffusersParityTests: XCTestCase {
         try writeNoise(try Tensor(reference, "pipeline.latents_in"), in: folder)
         let latent = try runForLatent(Self.textToImage.replacingOccurrences(of: "UNET", with: "model.unet"), in: folder)
         assertClose(latent, try Tensor(reference, "pipeline.latents_out"), "txt2img latent after 3 DDIM steps")
+    }
+
+    /// StableDiffusionXLPipeline (`make_sdxl_fixtures.py`: 4 DDIM steps, CFG 5,
+    /// empty negative prompt, 128×128) as the same nodes that serve SD 1.x:
+    /// both text encoders, zero negative, pooled text and default size
+    /// conditioning reach the UNet through TextEncode and Sample.
+    func testSDXLTextToImageWorkflowReproducesDiffusersSDXLPipeline() throws {
+        let reference = try SafeTensorsFile(path: Self.fixtures.appendingPathComponent("sdxl/sdxl_reference.safetensors").path)
+        let folder = Fixture.temporaryFolder("parity-sdxl")
+        try writeNoise(try Tensor(reference, "txt2img.noise"), in: folder)
+        let yaml = Self.textToImage.replacingOccurrences(of: "UNET", with: "model.unet")
+            .replacingOccurrences(of: "params: {steps: 3, cfg: 7.5, scheduler: ddim}", with: "params: {steps: 4, cfg: 5, scheduler: ddim}")
+        XCTAssertTrue(yaml.contains("cfg: 5"), "the workflow was adapted to the SDXL reference settings")
+        let latent = try runForLatent(yaml, in: folder, checkpoint: Self.fixtures.appendingPathComponent("sdxl/sdxl").path)
+        assertClose(latent, try Tensor(reference, "txt2img.latent"), "SDXL txt2img latent after 4 DDIM steps")
     }
 
     /// StableDiffusionControlNetPipeline (control_guidance_end 1 and 0.5) as

@@ -27,6 +27,12 @@ enum Fixture {
         return try! TinyModel.create(at: folder.path)
     }()
 
+    /// A tiny random-weight SDXL-style model with its adapters, made once per test process.
+    static let tinySDXL: String = {
+        let folder = temporaryFolder("tiny-sdxl").appendingPathComponent("tiny-sdxl")
+        return try! TinyModel.create(at: folder.path, family: .sdxl)
+    }()
+
     /// The tiny model's adapters (`TinyModel.create` writes them beside it),
     /// by the template input names the adapter templates use.
     static let tinyAdapters: [String: String] = [
@@ -36,14 +42,17 @@ enum Fixture {
 
     /// Small, fast settings for each template on the tiny model.
     static func quickSettings(_ template: String) -> [String: String] {
-        var settings = ["checkpoint": tinyModel]
+        let sdxl = template.hasPrefix("sdxl-")
+        let model = sdxl ? tinySDXL : tinyModel
+        var settings = ["checkpoint": model]
         switch template {
-        case "txt2img": settings.merge(["steps": "3", "width": "64", "height": "64"]) { $1 }
+        case "txt2img", "sdxl-txt2img": settings.merge(["steps": "3", "width": "64", "height": "64"]) { $1 }
         case "blended-baseline": settings.merge(["steps": "3"]) { $1 }
         default: settings.merge(["steps": "4", "interval": "2", "inner_steps": "1"]) { $1 }  // the PILOT templates
         }
         let inputs = (try? WorkflowRunner().validate(Fixture.template(template)).graph.inputs.keys).map(Set.init) ?? []
-        settings.merge(tinyAdapters.filter { inputs.contains($0.key) }) { $1 }
+        let adapters = tinyAdapters.mapValues { $0.replacingOccurrences(of: tinyModel, with: model) }
+        settings.merge(adapters.filter { inputs.contains($0.key) }) { $1 }
         return settings
     }
 }

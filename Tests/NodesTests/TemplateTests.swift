@@ -10,7 +10,8 @@ final class TemplateTests: XCTestCase {
         let library = TemplateLibrary(explicit: Fixture.templates.path)
         let names = Set(library.templates.map { $0.deletingPathExtension().lastPathComponent })
         let issued = ["txt2img", "text-inpaint", "blended-baseline", "controlnet-inpaint", "controlnet-canny-inpaint",
-                      "ipadapter-inpaint", "ipadapter-controlnet-inpaint", "t2i-adapter-inpaint", "lora-inpaint"]
+                      "ipadapter-inpaint", "ipadapter-controlnet-inpaint", "t2i-adapter-inpaint", "lora-inpaint",
+                      "sdxl-txt2img", "sdxl-text-inpaint", "sdxl-controlnet-inpaint"]
         XCTAssertTrue(names.isSuperset(of: issued), "missing templates: \(Set(issued).subtracting(names).sorted())")
         for url in library.templates {
             XCTAssertNoThrow(try WorkflowRunner().validate(url), url.lastPathComponent)

@@ -5,6 +5,8 @@ import Tensors
 /// Which model component a LoRA entry targets.
 public enum LoRATarget: String, Sendable, Hashable {
     case unet, textEncoder = "text_encoder"
+    /// SDXL's second (OpenCLIP ViT-bigG) text encoder.
+    case textEncoder2 = "text_encoder_2"
 }
 
 /// A low-rank adaptation file: kohya/webui (`lora_unet_…lora_down.weight`,
@@ -68,8 +70,8 @@ public struct LoRA {
 
     static func targetAndModule(_ base: String) -> (LoRATarget, String)? {
         let prefixes: [(String, LoRATarget)] = [
-            ("lora_unet_", .unet), ("lora_te_", .textEncoder), ("lora_te1_", .textEncoder),
-            ("unet.", .unet), ("text_encoder.", .textEncoder),
+            ("lora_unet_", .unet), ("lora_te_", .textEncoder), ("lora_te1_", .textEncoder), ("lora_te2_", .textEncoder2),
+            ("unet.", .unet), ("text_encoder.", .textEncoder), ("text_encoder_2.", .textEncoder2),
         ]
         for (p, t) in prefixes where base.hasPrefix(p) { return (t, String(base.dropFirst(p.count))) }
         return nil
@@ -114,4 +116,17 @@ public struct LoRAReport: Sendable, Equatable {
     public var appliedModules = 0
     /// File entries that matched no weight of the model, and unrecognised keys.
     public var unknown: [String] = []
+
+    public init() {}
+
+    /// A report that starts with the files' unrecognised keys and their
+    /// entries for components the model lacks (an SDXL second-encoder entry
+    /// given to an SD 1.5 model).
+    init(_ loras: [(LoRA, Float)], components: Set<LoRATarget>) {
+        for (lora, _) in loras {
+            unknown += lora.unrecognisedKeys.map { "\(lora.source): \($0)" }
+            unknown += lora.entries.filter { !components.contains($0.target) }
+                .map { "\(lora.source): \($0.target.rawValue): \($0.module) (the model has no \($0.target.rawValue))" }
+        }
+    }
 }

@@ -22,7 +22,7 @@ public struct ModelReport: CustomStringConvertible {
     public var components: [String] = []
 
     public var description: String {
-        var lines = ["\(path): \(layout)\(family.map { ", \($0.rawValue == "sd1" ? "Stable Diffusion 1.x" : "Stable Diffusion 2.x")" } ?? "")"]
+        var lines = ["\(path): \(layout)\(family.map { ", \($0)" } ?? "")"]
         if !components.isEmpty { lines.append("  components: \(components.joined(separator: ", "))") }
         for f in files {
             let d = f.dtypes.sorted { $0.key < $1.key }.map { "\($0.key)×\($0.value)" }.joined(separator: " ")
@@ -44,7 +44,7 @@ public enum ModelInspector {
         var report = ModelReport(path: path, layout: isDir.boolValue ? "diffusers folder" : "single-file checkpoint")
         if isDir.boolValue {
             let root = URL(fileURLWithPath: path)
-            for component in ["text_encoder", "tokenizer", "unet", "vae", "scheduler"] {
+            for component in ["text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2", "unet", "vae", "scheduler"] {
                 let dir = root.appendingPathComponent(component)
                 guard FileManager.default.fileExists(atPath: dir.path) else { continue }
                 report.components.append(component)

@@ -2,36 +2,38 @@ import Foundation
 import SafeTensors
 import Tensors
 
-/// Which Stable Diffusion generation a checkpoint belongs to.
-public enum ModelFamily: String, Sendable {
-    case sd1, sd2
-}
-
-/// A loaded Stable Diffusion model: text encoder, UNet, VAE and noise
-/// schedule, from a diffusers folder or a single-file (LDM) checkpoint.
+/// A loaded Stable Diffusion model: text encoders, UNet, VAE and noise
+/// schedule, from a diffusers folder or a single-file (LDM) checkpoint, with
+/// the family that says how they fit together.
 public final class StableDiffusionModel {
     public let family: ModelFamily
-    public let textEncoder: CLIPTextModel
+    /// One per `family.textEncoders` role, in order.
+    public let textEncoders: [CLIPTextModel]
     public let unet: UNet2DConditionModel
     public let vae: AutoencoderKL
     public let schedule: NoiseScheduleConfig
-    /// The diffusers `tokenizer/` folder, when the model came with one.
-    public let tokenizerFolder: URL?
+    /// Each text encoder's diffusers tokenizer folder, when the model came with one.
+    public let tokenizerFolders: [URL?]
     /// Where the weights came from.
     public let source: String
     /// What merging LoRAs at load did (empty without LoRAs).
     public internal(set) var loraReport = LoRAReport()
 
-    init(family: ModelFamily, textEncoder: CLIPTextModel, unet: UNet2DConditionModel, vae: AutoencoderKL,
-         schedule: NoiseScheduleConfig, tokenizerFolder: URL?, source: String) {
+    init(family: ModelFamily, textEncoders: [CLIPTextModel], unet: UNet2DConditionModel, vae: AutoencoderKL,
+         schedule: NoiseScheduleConfig, tokenizerFolders: [URL?], source: String) {
+        precondition(textEncoders.count == family.textEncoders.count && tokenizerFolders.count == textEncoders.count,
+                     "one text encoder and tokenizer folder per role of \(family)")
         self.family = family
-        self.textEncoder = textEncoder
+        self.textEncoders = textEncoders
         self.unet = unet
         self.vae = vae
         self.schedule = schedule
-        self.tokenizerFolder = tokenizerFolder
+        self.tokenizerFolders = tokenizerFolders
         self.source = source
     }
+
+    /// The first (for SD 1.x/2.x the only) text encoder.
+    public var textEncoder: CLIPTextModel { textEncoders[0] }
 
     /// Loads `path`: a diffusers folder (with `model_index.json`) or a
     /// single-file `.safetensors` checkpoint. `config` names a diffusers
@@ -99,14 +101,18 @@ struct DiffusersFolder {
         let textConfig = try textConfig(), unetConfig = try unetConfig(), vaeConfig = try vaeConfig()
         var schedule = try scheduleConfig()
         if let prediction { schedule.prediction = prediction }
-        var report = LoRAReport()
-        report.unknown = loras.flatMap { l in l.0.unrecognisedKeys.map { "\(l.0.source): \($0)" } }
-        let textSource = WeightSource.clipText(try weights("text_encoder", base: "model", variant: variant))
-        try textSource.merge(loras, target: .textEncoder, report: &report)
+        let family = ModelFamily.detect(unet: unetConfig, text: textConfig, prediction: schedule.prediction)
+        var report = LoRAReport(loras, components: Set([.unet] + family.textEncoders.map(\.loraTarget)))
         let unetSource = WeightSource(files: [try weights("unet", base: "diffusion_pytorch_model", variant: variant)])
         try unetSource.merge(loras, target: .unet, report: &report)
-        let text = try loadChecked(textSource, ignoring: { $0.hasSuffix("position_ids") }) {
-            try CLIPTextModel(WeightLoader($0), config: textConfig)
+        var encoders: [CLIPTextModel] = []
+        for (i, role) in family.textEncoders.enumerated() {
+            let config = i == 0 ? textConfig : try CLIPTextConfig(self.config(role.component))
+            let source = WeightSource.clipText(try weights(role.component, base: "model", variant: variant))
+            try source.merge(loras, target: role.loraTarget, report: &report)
+            encoders.append(try loadChecked(source, ignoring: { $0.hasSuffix("position_ids") }) {
+                try CLIPTextModel(WeightLoader($0), config: config)
+            })
         }
         let unet = try loadChecked(unetSource) {
             try UNet2DConditionModel(WeightLoader($0), config: unetConfig)
@@ -114,11 +120,12 @@ struct DiffusersFolder {
         let vae = try loadChecked(WeightSource(files: [weights("vae", base: "diffusion_pytorch_model", variant: variant)])) {
             try AutoencoderKL(WeightLoader($0), config: vaeConfig)
         }
-        let tok = root.appendingPathComponent("tokenizer")
-        let model = StableDiffusionModel(family: unetConfig.crossAttentionDim >= 1024 || textConfig.activation == .gelu ? .sd2 : .sd1,
-                                         textEncoder: text, unet: unet, vae: vae, schedule: schedule,
-                                         tokenizerFolder: FileManager.default.fileExists(atPath: tok.path) ? tok : nil,
-                                         source: root.path)
+        let tokenizers = family.textEncoders.map { role -> URL? in
+            let url = root.appendingPathComponent(role.tokenizerComponent)
+            return FileManager.default.fileExists(atPath: url.path) ? url : nil
+        }
+        let model = StableDiffusionModel(family: family, textEncoders: encoders, unet: unet, vae: vae, schedule: schedule,
+                                         tokenizerFolders: tokenizers, source: root.path)
         model.loraReport = report
         return model
     }
@@ -146,9 +153,11 @@ struct SingleFileCheckpoint {
         keys = Set(file.names)
     }
 
+    /// SD 2.x single files are taken as 768-v (v-prediction) unless a
+    /// config folder or `prediction` says otherwise.
     var family: ModelFamily? {
-        if keys.contains("cond_stage_model.model.token_embedding.weight") { return .sd2 }
-        if keys.contains(where: { $0.hasPrefix("cond_stage_model.transformer.") }) { return .sd1 }
+        if keys.contains("cond_stage_model.model.token_embedding.weight") { return .sd2v }
+        if keys.contains(where: { $0.hasPrefix("cond_stage_model.transformer.") }) { return .sd15 }
         return nil
     }
 
@@ -159,12 +168,12 @@ struct SingleFileCheckpoint {
         guard let family else {
             throw ModelLoadError.unrecognised(path: file.source, reason: "no cond_stage_model text encoder weights (SD 1.x or 2.x expected)")
         }
-        var unetConfig = try configFolder?.unetConfig() ?? (family == .sd1 ? .sd1 : .sd2)
-        let vaeConfig = try configFolder?.vaeConfig() ?? .sd
-        var textConfig = try configFolder?.textConfig() ?? (family == .sd1 ? .sd1 : .sd2)
-        var schedule = try configFolder?.scheduleConfig()
-            ?? .stableDiffusion(family == .sd2 ? .vPrediction : .epsilon)
+        var unetConfig = try configFolder?.unetConfig() ?? family.unet
+        let vaeConfig = try configFolder?.vaeConfig() ?? family.vae
+        var textConfig = try configFolder?.textConfig() ?? family.textEncoders[0].preset
+        var schedule = try configFolder?.scheduleConfig() ?? .stableDiffusion(family.prediction)
         if let prediction { schedule.prediction = prediction }
+        let openCLIP = keys.contains("cond_stage_model.model.token_embedding.weight")
         if configFolder == nil {
             let s = try file.info("model.diffusion_model.input_blocks.0.0.weight").shape
             if s.count == 4 { unetConfig.inChannels = s[1] }          // 9 for inpainting checkpoints
@@ -172,10 +181,9 @@ struct SingleFileCheckpoint {
         let unetSource = WeightSource(files: [file], locations: LDMKeyMap.unet(unetConfig, keys: keys))
         let vaeSource = WeightSource(files: [file], locations: LDMKeyMap.vae(vaeConfig, keys: keys))
         let textSource: WeightSource
-        switch family {
-        case .sd1:
+        if !openCLIP {
             textSource = WeightSource(files: [file], locations: LDMKeyMap.clipText(keys: keys))
-        case .sd2:
+        } else {
             let width = try file.info("cond_stage_model.model.token_embedding.weight").shape.last ?? 0
             if configFolder == nil {
                 // OpenCLIP stores all layers; SD 2 uses all but the last.
@@ -183,16 +191,15 @@ struct SingleFileCheckpoint {
             }
             textSource = WeightSource(files: [file], locations: LDMKeyMap.openCLIPText(keys: keys, width: width))
         }
-        var report = LoRAReport()
-        report.unknown = loras.flatMap { l in l.0.unrecognisedKeys.map { "\(l.0.source): \($0)" } }
+        var report = LoRAReport(loras, components: [.unet, .textEncoder])
         try textSource.merge(loras, target: .textEncoder, report: &report)
         try unetSource.merge(loras, target: .unet, report: &report)
         let model = StableDiffusionModel(
-            family: family,
-            textEncoder: try CLIPTextModel(WeightLoader(textSource), config: textConfig),
+            family: ModelFamily.detect(unet: unetConfig, text: textConfig, prediction: schedule.prediction),
+            textEncoders: [try CLIPTextModel(WeightLoader(textSource), config: textConfig)],
             unet: try UNet2DConditionModel(WeightLoader(unetSource), config: unetConfig),
             vae: try AutoencoderKL(WeightLoader(vaeSource), config: vaeConfig),
-            schedule: schedule, tokenizerFolder: nil, source: file.source)
+            schedule: schedule, tokenizerFolders: [nil], source: file.source)
         let unused = unusedKeys(read: [unetSource, vaeSource, textSource], textLayers: textConfig.layers)
         guard unused.isEmpty else { throw ModelLoadError.unexpectedTensors(keys: unused, source: file.source) }
         model.loraReport = report

@@ -6,8 +6,10 @@ import Tensors
 /// it by `pilot models create-tiny` so every adapter template runs on it.
 extension TinyModel {
     /// A ControlNet over the tiny UNet's encoder (its config without up blocks).
-    public static var controlNetConfig: [String: Any] {
-        var config = unetConfig
+    public static var controlNetConfig: [String: Any] { controlNetConfig(.sd15) }
+
+    public static func controlNetConfig(_ family: Family) -> [String: Any] {
+        var config = unetConfig(family)
         config["_class_name"] = "ControlNetModel"
         config.removeValue(forKey: "up_block_types")
         config.removeValue(forKey: "out_channels")
@@ -38,15 +40,19 @@ extension TinyModel {
     /// Writes `controlnet/`, `t2i-adapter/`, `image_encoder/`,
     /// `ip-adapter.safetensors` and `lora.safetensors` into `root`, beside a
     /// tiny model whose UNet and text encoder are already there.
-    static func createAdapters(in root: URL, seed: UInt64) throws {
-        let unetConfig = try UNetConfig(JSONConfig(values: unetConfig))
+    static func createAdapters(in root: URL, seed: UInt64, family: Family) throws {
+        let unetConfig = try UNetConfig(JSONConfig(values: unetConfig(family)))
+        let controlNetConfig = controlNetConfig(family)
         try writeRandom(root.appendingPathComponent("controlnet"), config: controlNetConfig,
                         weightsFile: "diffusion_pytorch_model.safetensors", seed: seed &+ 11) {
             _ = try ControlNetModel($0, config: ControlNetConfig(JSONConfig(values: controlNetConfig)))
         }
-        try writeRandom(root.appendingPathComponent("t2i-adapter"), config: t2iAdapterConfig,
-                        weightsFile: "diffusion_pytorch_model.safetensors", seed: seed &+ 12) {
-            _ = try T2IAdapter($0, config: T2IAdapterConfig(JSONConfig(values: t2iAdapterConfig)))
+        if family == .sd15 {
+            // SDXL T2I-Adapters are another architecture (full_adapter_xl), not supported yet.
+            try writeRandom(root.appendingPathComponent("t2i-adapter"), config: t2iAdapterConfig,
+                            weightsFile: "diffusion_pytorch_model.safetensors", seed: seed &+ 12) {
+                _ = try T2IAdapter($0, config: T2IAdapterConfig(JSONConfig(values: t2iAdapterConfig)))
+            }
         }
         let encoderConfig = try CLIPVisionConfig(JSONConfig(values: imageEncoderConfig))
         try writeRandom(root.appendingPathComponent("image_encoder"), config: imageEncoderConfig,
@@ -70,11 +76,14 @@ extension TinyModel {
         try writeGenerated(ip, to: root.appendingPathComponent("ip-adapter.safetensors"))
 
         // LoRA (kohya names): the UNet's attention projections and the text
-        // encoder's, with α = r/2.
+        // encoders', with α = r/2.
         let lora = WeightSource(randomSeed: seed &+ 15)
         var alphas: [(String, [Int], [Float])] = []
-        for (prefix, component, file) in [("lora_unet_", "unet", "diffusion_pytorch_model.safetensors"),
-                                          ("lora_te_", "text_encoder", "model.safetensors")] {
+        var parts = [("lora_unet_", "unet", "diffusion_pytorch_model.safetensors")]
+        parts += family == .sdxl
+            ? [("lora_te1_", "text_encoder", "model.safetensors"), ("lora_te2_", "text_encoder_2", "model.safetensors")]
+            : [("lora_te_", "text_encoder", "model.safetensors")]
+        for (prefix, component, file) in parts {
             let weights = try SafeTensorsFile(path: root.appendingPathComponent(component).appendingPathComponent(file).path)
             let targets = [".to_q.weight", ".to_k.weight", ".to_v.weight", ".to_out.0.weight",
                            ".q_proj.weight", ".k_proj.weight", ".v_proj.weight", ".out_proj.weight"]
