@@ -203,34 +203,8 @@ public final class PILOTSampler {
         for j in 0..<p.innerSteps {
             let tape = Tape()
             let xw = tape.watch(x)
-            control.reset()
-            control.capturing = true
-            let gradientSampler = GuidedSampler(unet: unet, guidanceScale: 1, adapters: adapters, added: added)
-            let cond = try gradientSampler.conditioning(xw, timestep: Float(t), step: i, steps: s.scheduler.integerTimesteps.count,
-                                                        context: s.positive, control: control)
-            let output = try unet(xw, timesteps: [Float(t)], conditioning: cond)
-            control.capturing = false
-            // x̂₀ as the model's parameterisation defines it (ε, v or x₀ prediction).
-            let x0 = s.scheduler.predictOriginal(output, step: i, sample: xw).x0
-            let lbg = PILOTLoss.background(reconstruction: x0, source: s.source, keep: s.masks.keep)
-            var terms: [Float] = []
-            var lsc: Tensor?
-            var layerCount = 0
-            // The reference has no SBC masks (and so no L_sc) when the image has no hole.
-            if s.masks.hasHole {
-                for (_, probs) in control.captured {
-                    layerCount += 1
-                    guard let f = s.masks.hole[probs.dim(2)],
-                          let term = PILOTLoss.centralisationTerm(probabilities: probs, hole: f, wordTokens: s.wordTokens) else {
-                        terms.append(0)
-                        continue
-                    }
-                    terms.append(term.item)
-                    lsc = lsc.map { $0 + term } ?? term
-                }
-            }
-            let lscMean = lsc.map { $0 * (1 / Float(max(layerCount, 1))) }
-            let loss = lscMean.map { lbg + $0 * lambda } ?? lbg
+            let objective = try self.objective(xw, state: s, step: i, timestep: t, lambda: lambda, control: control)
+            let (lbg, lscMean, terms, loss) = (objective.background, objective.centralisation, objective.layerTerms, objective.total)
             let g = try tape.gradient(of: loss, wrt: [xw])[0]
             m = m * p.momentum - g * eta
             x = x + m
@@ -248,4 +222,50 @@ public final class PILOTSampler {
         control.reset()     // the captured maps are not needed past the optimisation step
         return x.detached
     }
+
+    /// PILOT's objective at latent `x` (watched on a tape for the gradient):
+    /// one conditional UNet pass (adapters and added conditioning included)
+    /// capturing the selected layers' attention, L_bg on the scheduler's x̂₀,
+    /// and the mean centralisation term weighted by λ.
+    func objective(_ x: Tensor, state s: PILOTState, step i: Int, timestep t: Int, lambda: Float,
+                   control: PILOTAttentionControl) throws -> PILOTObjective {
+        control.reset()
+        control.capturing = true
+        let gradientSampler = GuidedSampler(unet: unet, guidanceScale: 1, adapters: adapters, added: added)
+        let cond = try gradientSampler.conditioning(x, timestep: Float(t), step: i, steps: s.scheduler.integerTimesteps.count,
+                                                    context: s.positive, control: control)
+        let output = try unet(x, timesteps: [Float(t)], conditioning: cond)
+        control.capturing = false
+        // x̂₀ as the model's parameterisation defines it (ε, v or x₀ prediction).
+        let x0 = s.scheduler.predictOriginal(output, step: i, sample: x).x0
+        let lbg = PILOTLoss.background(reconstruction: x0, source: s.source, keep: s.masks.keep)
+        var terms: [Float] = []
+        var lsc: Tensor?
+        var layerCount = 0
+        // The reference has no SBC masks (and so no L_sc) when the image has no hole.
+        if s.masks.hasHole {
+            for (_, probs) in control.captured {
+                layerCount += 1
+                guard let f = s.masks.hole[probs.dim(2)],
+                      let term = PILOTLoss.centralisationTerm(probabilities: probs, hole: f, wordTokens: s.wordTokens) else {
+                    terms.append(0)
+                    continue
+                }
+                terms.append(term.item)
+                lsc = lsc.map { $0 + term } ?? term
+            }
+        }
+        let lscMean = lsc.map { $0 * (1 / Float(max(layerCount, 1))) }
+        return PILOTObjective(background: lbg, centralisation: lscMean, layerTerms: terms,
+                              total: lscMean.map { lbg + $0 * lambda } ?? lbg)
+    }
+}
+
+/// The terms of PILOT's objective at one latent.
+struct PILOTObjective {
+    let background: Tensor
+    /// The mean centralisation term (nil without a hole).
+    let centralisation: Tensor?
+    let layerTerms: [Float]
+    let total: Tensor
 }
