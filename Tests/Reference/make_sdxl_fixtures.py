@@ -17,6 +17,27 @@ be 1 MB): the Swift side uses its built-in vocabulary (the same BPE file,
 Sources/Diffusion/Resources) with the family's padding (tokenizer: <|endoftext|>,
 tokenizer_2: "!"). The reference is computed from a temporary copy that has them.
 
+The same weights as a single-file SDXL checkpoint in Stability's "SGM" layout
+(what A1111 / ComfyUI read: model.diffusion_model.*, first_stage_model.*,
+conditioner.embedders.0.transformer.* = text_encoder as transformers names it,
+conditioner.embedders.1.model.* = text_encoder_2 as OpenCLIP's text tower, with
+fused q;k;v in_proj rows, text_projection stored [width, proj] = the transpose of
+transformers' text_projection.weight, and logit_scale) are NOT committed as a
+second copy: single_file_recipe.json.gz (gzipped JSON) says how to assemble that file from the
+folder's tensors (ldm_keys.sgm_recipe):
+
+    {"constants":    [{"key", "shape", "value"}],         tensors with no diffusers
+                                                         counterpart (logit_scale)
+     "ignored_keys": [{"key", "shape", "dtype"}],         may be in real files; a loader
+                                                         must skip them (no values)
+     "entries":      [{"key", "op", "sources": [{"component", "name"}]}]}   sorted by key
+
+op: "copy" (one source as is), "rows" (sources concatenated along dim 0: q, k, v),
+"transpose" (one 2-D source), "conv1x1" (one source with two trailing size-1 dims:
+the VAE mid-block attention q/k/v/proj_out are 1x1 convs in LDM). component is
+unet / vae / text_encoder / text_encoder_2; name the key in that folder's
+safetensors file.
+
 Reference outputs (sdxl_reference.safetensors, float32, diffusers 0.39.0 /
 transformers 4.57.6 from requirements-sd.txt):
   ids.prompt / ids.prompt_2                    token ids (exact integers as float32)
@@ -27,12 +48,22 @@ transformers 4.57.6 from requirements-sd.txt):
                                                one UNet call, batch 2
   txt2img.noise / txt2img.latent               a 4-step DDIM txt2img run (guidance 5, empty
                                                negative prompt -> zero embeddings) from noise
+
+--check also assembles the single file from the committed folder by the recipe and
+verifies that it is exactly ldm_keys.to_sgm(folder tensors), that ldm_keys.from_sgm +
+load_state_dict(strict=True) gives the folder's weights bit for bit, and that so does
+diffusers' own StableDiffusionXLPipeline.from_single_file(config=<folder copy with
+tokenizers>) -- with text_encoder_2 converted by diffusers' create_diffusers_clip_model_from_ldm
+from the file without its conditioner.embedders.0 section, because diffusers picks the
+text encoders' sections by width (768 vs 1280 in real SDXL) and both tiny towers are 4 wide.
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
+import math
 import shutil
 import sys
 import tempfile
@@ -41,18 +72,32 @@ from pathlib import Path
 import numpy as np
 import safetensors
 import safetensors.numpy
+import safetensors.torch
 import torch
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+import ldm_keys  # noqa: E402
 import make_sd_fixtures as sdfx  # noqa: E402  (pinned environment, helpers)
 from diffusers import (AutoencoderKL, DDIMScheduler, StableDiffusionXLPipeline,  # noqa: E402
                        UNet2DConditionModel)
+from diffusers.loaders.single_file_utils import create_diffusers_clip_model_from_ldm  # noqa: E402
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection  # noqa: E402
 
 ROOT = HERE.parents[1]
 DEFAULT_OUT = ROOT / "Tests" / "Fixtures" / "sdxl"
-SIZE_LIMIT = 1_700_000  # bytes, the whole Tests/Fixtures/sdxl/ folder
+SIZE_LIMIT = 1_700_000  # bytes, the whole Tests/Fixtures/sdxl/ folder (recipe: ~8 KB gzipped)
+RECIPE = "single_file_recipe.json.gz"
+
+
+def write_gzip_text(path: Path, text: str) -> None:
+    """Deterministic gzip (no name, mtime 0), so regenerating gives the same bytes."""
+    with open(path, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=9) as f:
+        f.write(text.encode("utf-8"))
+
+
+def read_gzip_text(path: Path) -> str:
+    return gzip.decompress(path.read_bytes()).decode("utf-8")
 CHECK_TOL = 1e-6        # --check: max|stored - recomputed| / max|stored|
 SEED = 3000
 
@@ -84,6 +129,91 @@ HEIGHT = WIDTH = 128          # latent 16x16 (the tiny VAE halves three times)
 UNET_TIMESTEP = 501.0
 UNET_TIME_IDS = [[128.0, 96.0, 8.0, 0.0, 128.0, 128.0], [64.0, 64.0, 0.0, 16.0, 128.0, 128.0]]
 NOISE_SEED = 3100
+
+# --------------------------------------------------------------------------- single-file recipe
+
+COMPONENTS = ("unet", "vae", "text_encoder", "text_encoder_2")
+# OpenCLIP's contrastive temperature: clamped to ln 100 in training, where trained towers
+# (bigG included) sit; float16-exact (4.60546875). A loader must not need it.
+SGM_CONSTANTS = [{"key": ldm_keys.SDXL_TEXT2_PREFIX + "logit_scale", "shape": [],
+                  "value": float(torch.tensor(math.log(100.0)).half())}]
+# Tensors real SDXL single files may carry besides the weights; a loader must skip them.
+# The DDPM buffers of LDM-era trainers (float32 [1000]), SGM's DiscreteDenoiser buffer,
+# and the text_encoder's position ids (int64 [1, 77]; transformers 4.57 no longer
+# writes them, so the folder has none).
+SGM_IGNORED = [{"key": k, "shape": shape, "dtype": dt} for k, shape, dt in (
+    ("alphas_cumprod", [1000], "F32"),
+    ("alphas_cumprod_prev", [1000], "F32"),
+    ("betas", [1000], "F32"),
+    (ldm_keys.SDXL_TEXT1_PREFIX + "text_model.embeddings.position_ids", [1, 77], "I64"),
+    ("denoiser.sigmas", [1000], "F32"),
+)]
+ST_DTYPES = {"F16": torch.float16, "F32": torch.float32, "I64": torch.int64}
+
+
+def folder_tensors(folder: Path) -> dict[str, dict[str, torch.Tensor]]:
+    """The committed fp16 tensors, per component, exactly as stored."""
+    out = {}
+    for c in COMPONENTS:
+        (path,) = sorted((folder / c).glob("*.fp16.safetensors"))
+        with safetensors.safe_open(str(path), "pt") as f:
+            out[c] = {k: f.get_tensor(k) for k in f.keys()}
+    return out
+
+
+def make_recipe(folder: Path) -> dict:
+    cfg = {c: json.loads((folder / c / "config.json").read_text()) for c in ("unet", "vae")}
+    keys = {}
+    for c in COMPONENTS:
+        (path,) = sorted((folder / c).glob("*.fp16.safetensors"))
+        with safetensors.safe_open(str(path), "pt") as f:
+            keys[c] = sorted(f.keys())
+    entries = ldm_keys.sgm_recipe(keys["unet"], keys["vae"], keys["text_encoder"],
+                                  keys["text_encoder_2"], cfg["unet"], cfg["vae"])
+    return {"constants": SGM_CONSTANTS, "ignored_keys": SGM_IGNORED, "entries": entries}
+
+
+def recipe_text(recipe: dict) -> str:
+    """Compact, one object a line, fixed key order (the file is byte-reproducible)."""
+    def lines(items):
+        return ",\n".join(json.dumps(e, separators=(",", ":"), ensure_ascii=False) for e in items)
+    return ('{"constants":[\n' + lines(recipe["constants"]) + "\n],\n"
+            '"ignored_keys":[\n' + lines(recipe["ignored_keys"]) + "\n],\n"
+            '"entries":[\n' + lines(recipe["entries"]) + "\n]}\n")
+
+
+def assemble(recipe: dict, tensors: dict[str, dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """What the Swift test does: the single file's weights and constants (no ignored keys)."""
+    out = {}
+    for e in recipe["entries"]:
+        src = [tensors[s["component"]][s["name"]] for s in e["sources"]]
+        op = e["op"]
+        if op == "copy":
+            (t,) = src
+        elif op == "rows":
+            t = torch.cat(src, 0)
+        elif op == "transpose":
+            (t,) = src
+            assert t.dim() == 2, e
+            t = t.t().contiguous()
+        elif op == "conv1x1":
+            (t,) = src
+            t = t.reshape(*t.shape, 1, 1)
+        else:
+            raise ValueError(f"unknown op {op}")
+        out[e["key"]] = t
+    dtype = next(iter(out.values())).dtype
+    for c in recipe["constants"]:
+        out[c["key"]] = torch.full(c["shape"], c["value"], dtype=dtype)
+    return out
+
+
+def with_ignored(ckpt: dict[str, torch.Tensor], recipe: dict) -> dict[str, torch.Tensor]:
+    """Adds the ignored keys (zeros of their shape and dtype): a loader must skip them."""
+    out = dict(ckpt)
+    for i in recipe["ignored_keys"]:
+        out[i["key"]] = torch.zeros(i["shape"], dtype=ST_DTYPES[i["dtype"]])
+    return out
 
 
 def build_pipeline(workdir: Path) -> StableDiffusionXLPipeline:
@@ -198,9 +328,78 @@ def report_sizes(out: Path) -> int:
     for p in sorted(out.rglob("*")):
         if p.is_file():
             total += p.stat().st_size
-            print(f"{p.stat().st_size:>10,d}  {p.relative_to(ROOT)}")
+            print(f"{p.stat().st_size:>10,d}  {p.relative_to(ROOT) if p.is_relative_to(ROOT) else p}")
     print(f"{total:>10,d}  total")
     return total
+
+
+def state_dicts_equal(a: torch.nn.Module, b: torch.nn.Module) -> tuple[bool, str]:
+    sa, sb = a.state_dict(), b.state_dict()
+    if set(sa) != set(sb):
+        return False, f"key sets differ: {sorted(set(sa) ^ set(sb))[:4]}"
+    bad = [k for k in sa if sa[k].is_meta or sb[k].is_meta or sa[k].shape != sb[k].shape
+           or not torch.equal(sa[k].float(), sb[k].float())]
+    return not bad, (f"{len(bad)} differ, e.g. {bad[:3]}" if bad else f"{len(sa)} tensors bit-identical")
+
+
+def check_single_file(out: Path, folder: Path, pipe: StableDiffusionXLPipeline, tmp: Path,
+                      expect) -> None:
+    """The SGM single file, assembled from the committed folder by the committed recipe."""
+    print("single file (SGM layout) from", RECIPE)
+    text = read_gzip_text(out / RECIPE)
+    recipe = sdfx.strict_json(text)
+    fresh = make_recipe(out / "sdxl")
+    expect(recipe == fresh and text == recipe_text(fresh),
+           f"{RECIPE} == ldm_keys.sgm_recipe(committed folder) ({len(recipe['entries'])} entries, "
+           f"{len(text.encode()):,d} bytes, canonical text)")
+    keys = [e["key"] for e in recipe["entries"]]
+    expect(keys == sorted(keys) and len(set(keys)) == len(keys), "entries sorted by key, unique")
+    raw = folder_tensors(out / "sdxl")
+    sources = sorted((s["component"], s["name"]) for e in recipe["entries"] for s in e["sources"])
+    every = sorted((c, k) for c in COMPONENTS for k in raw[c])
+    expect(sources == every, f"every folder tensor is used exactly once ({len(every)})")
+
+    ckpt = assemble(recipe, raw)
+    (ls,) = [c for c in recipe["constants"] if c["key"].endswith("logit_scale")]
+    ref = ldm_keys.to_sgm(raw["unet"], raw["vae"], raw["text_encoder"], raw["text_encoder_2"],
+                          dict(pipe.unet.config), dict(pipe.vae.config),
+                          torch.tensor(ls["value"], dtype=torch.float16))
+    same = set(ckpt) == set(ref) and all(
+        ckpt[k].dtype == ref[k].dtype and ckpt[k].shape == ref[k].shape and torch.equal(ckpt[k], ref[k])
+        for k in ref)
+    expect(same, f"assembled by the recipe == ldm_keys.to_sgm(folder tensors) bit for bit "
+           f"({len(ref)} tensors, all {sorted({str(t.dtype) for t in ref.values()})})")
+
+    path = tmp / "sdxl_sgm.safetensors"
+    safetensors.torch.save_file(with_ignored(ckpt, recipe), str(path))
+    loaded = {k: t for k, t in safetensors.torch.load_file(str(path)).items()}
+
+    # ours: the inverse map into freshly built models, strict
+    unet_sd, vae_sd, te1_sd, te2_sd = ldm_keys.from_sgm(
+        loaded, list(pipe.unet.state_dict()), list(pipe.vae.state_dict()),
+        dict(pipe.unet.config), dict(pipe.vae.config), pipe.text_encoder_2.config.num_hidden_layers)
+    mods = {"unet": UNet2DConditionModel.from_config(pipe.unet.config),
+            "vae": AutoencoderKL.from_config(pipe.vae.config),
+            "text_encoder": CLIPTextModel(pipe.text_encoder.config),
+            "text_encoder_2": CLIPTextModelWithProjection(pipe.text_encoder_2.config)}
+    for name, sd in zip(COMPONENTS, (unet_sd, vae_sd, te1_sd, te2_sd)):
+        mods[name].load_state_dict(sd, strict=True)
+        ok, msg = state_dicts_equal(getattr(pipe, name), mods[name])
+        expect(ok, f"ldm_keys.from_sgm -> {name}.load_state_dict(strict=True): {msg}")
+
+    # diffusers: its own converter, config = the folder copy with tokenizers
+    no_te1 = {k: v for k, v in loaded.items() if not k.startswith(ldm_keys.SDXL_TEXT1_PREFIX)}
+    te2 = create_diffusers_clip_model_from_ldm(
+        CLIPTextModelWithProjection, no_te1, subfolder="text_encoder_2", config=str(folder),
+        torch_dtype=torch.float32, local_files_only=True)
+    dpipe = StableDiffusionXLPipeline.from_single_file(
+        str(path), config=str(folder), local_files_only=True, torch_dtype=torch.float32,
+        text_encoder_2=te2)
+    for name in COMPONENTS:
+        ok, msg = state_dicts_equal(getattr(pipe, name), getattr(dpipe, name))
+        how = ("create_diffusers_clip_model_from_ldm(file without conditioner.embedders.0.*)"
+               if name == "text_encoder_2" else "StableDiffusionXLPipeline.from_single_file")
+        expect(ok, f"diffusers {how} -> {name}: {msg}")
 
 
 def check(out: Path) -> int:
@@ -227,6 +426,7 @@ def check(out: Path) -> int:
                    for a, b in zip(m1.state_dict().values(), m2.state_dict().values()))
         expect(same, "the committed fp16 weights are the rebuilt pipeline's (float16-exact)")
         tensors, _ = reference(pipe)
+        check_single_file(out, folder, pipe, tmp, expect)
     with safetensors.safe_open(str(out / "sdxl_reference.safetensors"), "numpy") as f:
         stored = {k: f.get_tensor(k) for k in f.keys()}
     expect(set(stored) == set(tensors), f"same {len(tensors)} reference tensors")
@@ -250,6 +450,7 @@ def generate(out: Path) -> None:
         out.mkdir(parents=True)
         save_folder(pipe, out / "sdxl", with_tokenizers=False)
         write_reference(out / "sdxl_reference.safetensors", tensors, entries)
+        write_gzip_text(out / RECIPE, recipe_text(make_recipe(out / "sdxl")))
 
 
 def main() -> int:

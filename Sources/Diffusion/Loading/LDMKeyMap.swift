@@ -40,6 +40,8 @@ enum LDMKeyMap {
         }
         add("time_embedding.linear_1", "time_embed.0")
         add("time_embedding.linear_2", "time_embed.2")
+        add("add_embedding.linear_1", "label_emb.0.0")        // SDXL's pooled text + time ids
+        add("add_embedding.linear_2", "label_emb.0.2")
         add("conv_in", "input_blocks.0.0")
         add("conv_norm_out", "out.0")
         add("conv_out", "out.2")
@@ -149,9 +151,12 @@ enum LDMKeyMap {
         return map
     }
 
-    /// SD 2.x: OpenCLIP under `cond_stage_model.model.`, with fused qkv
-    /// projections split by rows.
-    static func openCLIPText(keys: Set<String>, width: Int, prefix: String = "cond_stage_model.model.") -> [String: Location] {
+    /// SD 2.x (and SDXL's second encoder): OpenCLIP under
+    /// `cond_stage_model.model.` (`conditioner.embedders.1.model.`), with
+    /// fused qkv projections split by rows; with `projection`, the pooled
+    /// `text_projection` (stored for `x @ P`, so transposed).
+    static func openCLIPText(keys: Set<String>, width: Int, prefix: String = "cond_stage_model.model.",
+                             projection: Bool = false) -> [String: Location] {
         var map: [String: Location] = [:]
         func add(_ d: String, _ l: String, rows: Range<Int>? = nil) {
             if keys.contains(prefix + l) { map[d] = Location(key: prefix + l, rows: rows) }
@@ -160,6 +165,9 @@ enum LDMKeyMap {
         add("text_model.embeddings.position_embedding.weight", "positional_embedding")
         add("text_model.final_layer_norm.weight", "ln_final.weight")
         add("text_model.final_layer_norm.bias", "ln_final.bias")
+        if projection, keys.contains(prefix + "text_projection") {
+            map["text_projection.weight"] = Location(key: prefix + "text_projection", transposed: true)
+        }
         var i = 0
         while keys.contains("\(prefix)transformer.resblocks.\(i).ln_1.weight") {
             let d = "text_model.encoder.layers.\(i)", l = "transformer.resblocks.\(i)"

@@ -1,5 +1,30 @@
 import Foundation
 
+/// Where a text encoder sits in an original-layout single-file checkpoint.
+public enum SingleFileTextLayout: Sendable, Equatable {
+    /// Hugging Face CLIP names under `prefix` (SD 1.x `cond_stage_model.transformer.`,
+    /// SDXL `conditioner.embedders.0.transformer.`).
+    case openAI(prefix: String)
+    /// OpenCLIP's text tower under `prefix`; the file stores
+    /// `skippedLayers` more residual blocks than the encoder uses (SD 2.x
+    /// conditions on the penultimate block, so it loads one fewer).
+    case openCLIP(prefix: String, skippedLayers: Int)
+
+    public var prefix: String {
+        switch self {
+        case .openAI(let p), .openCLIP(let p, _): p
+        }
+    }
+
+    /// Whether a file with `keys` holds this encoder.
+    func isPresent(in keys: Set<String>) -> Bool {
+        switch self {
+        case .openAI(let p): keys.contains { $0.hasPrefix(p) }
+        case .openCLIP(let p, _): keys.contains(p + "token_embedding.weight")
+        }
+    }
+}
+
 /// One text encoder of a family and how its output conditions the UNet.
 public struct TextEncoderRole: Sendable, Equatable {
     /// The diffusers folder component (`text_encoder`, `text_encoder_2`).
@@ -14,18 +39,21 @@ public struct TextEncoderRole: Sendable, Equatable {
     public var penultimate: Bool
     /// Whether this encoder's pooled projection is the UNet's pooled text input.
     public var pooled: Bool
+    /// Its place in a single-file checkpoint.
+    public var singleFile: SingleFileTextLayout
     /// Which LoRA entries merge into it (`lora_te1_`/`text_encoder.` or
     /// `lora_te2_`/`text_encoder_2.`).
     public var loraTarget: LoRATarget { component == "text_encoder_2" ? .textEncoder2 : .textEncoder }
 
     public init(component: String, tokenizerComponent: String, preset: CLIPTextConfig, padding: PromptPadding,
-                penultimate: Bool = false, pooled: Bool = false) {
+                penultimate: Bool = false, pooled: Bool = false, singleFile: SingleFileTextLayout) {
         self.component = component
         self.tokenizerComponent = tokenizerComponent
         self.preset = preset
         self.padding = padding
         self.penultimate = penultimate
         self.pooled = pooled
+        self.singleFile = singleFile
     }
 }
 
@@ -55,7 +83,8 @@ public struct ModelFamily: Sendable, Equatable, CustomStringConvertible {
     // MARK: Presets
 
     static let openAIText = TextEncoderRole(component: "text_encoder", tokenizerComponent: "tokenizer",
-                                            preset: .sd1, padding: .sd1)
+                                            preset: .sd1, padding: .sd1,
+                                            singleFile: .openAI(prefix: "cond_stage_model.transformer."))
 
     /// Stable Diffusion 1.x (runwayml/stable-diffusion-v1-5).
     public static let sd15 = ModelFamily(id: "sd15", name: "Stable Diffusion 1.x", unet: .sd1, textEncoders: [openAIText],
@@ -65,7 +94,8 @@ public struct ModelFamily: Sendable, Equatable, CustomStringConvertible {
     public static let sd2 = ModelFamily(
         id: "sd2", name: "Stable Diffusion 2.x",
         unet: .sd2, textEncoders: [TextEncoderRole(component: "text_encoder", tokenizerComponent: "tokenizer",
-                                                   preset: .sd2, padding: .sd2)],
+                                                   preset: .sd2, padding: .sd2,
+                                                   singleFile: .openCLIP(prefix: "cond_stage_model.model.", skippedLayers: 1))],
         vae: .sd, prediction: .epsilon, imageSize: 512, zeroEmptyNegative: false)
 
     /// Stable Diffusion 2.x 768-v (v-prediction).
@@ -103,14 +133,20 @@ public struct ModelFamily: Sendable, Equatable, CustomStringConvertible {
             unet: unet,
             textEncoders: [
                 TextEncoderRole(component: "text_encoder", tokenizerComponent: "tokenizer", preset: .sd1, padding: .sd1,
-                                penultimate: true),
+                                penultimate: true, singleFile: .openAI(prefix: "conditioner.embedders.0.transformer.")),
                 TextEncoderRole(component: "text_encoder_2", tokenizerComponent: "tokenizer_2", preset: bigG, padding: .sd2,
-                                penultimate: true, pooled: true),
+                                penultimate: true, pooled: true,
+                                singleFile: .openCLIP(prefix: "conditioner.embedders.1.model.", skippedLayers: 0)),
             ],
             vae: vae, prediction: .epsilon, imageSize: 1024, zeroEmptyNegative: true)
     }()
 
     public static let all: [ModelFamily] = [.sd15, .sd2, .sd2v, .sdxlBase]
+
+    /// The families a single file may be, most specific first: a file holds
+    /// no scheduler config, so SD 2.x files are taken as 768-v (`sd2-v`)
+    /// unless a config folder or `prediction` says otherwise.
+    static let singleFileCandidates: [ModelFamily] = [.sdxlBase, .sd2v, .sd15]
 
     /// The preset called `id`.
     public static func named(_ id: String) -> ModelFamily? { all.first { $0.id == id } }

@@ -153,12 +153,12 @@ struct SingleFileCheckpoint {
         keys = Set(file.names)
     }
 
-    /// SD 2.x single files are taken as 768-v (v-prediction) unless a
-    /// config folder or `prediction` says otherwise.
+    /// The first of `ModelFamily.singleFileCandidates` whose text encoders
+    /// are all in the file (SDXL: both `conditioner.embedders`; SD 2.x:
+    /// OpenCLIP under `cond_stage_model.model.`; SD 1.x: CLIP under
+    /// `cond_stage_model.transformer.`).
     var family: ModelFamily? {
-        if keys.contains("cond_stage_model.model.token_embedding.weight") { return .sd2v }
-        if keys.contains(where: { $0.hasPrefix("cond_stage_model.transformer.") }) { return .sd15 }
-        return nil
+        ModelFamily.singleFileCandidates.first { f in f.textEncoders.allSatisfy { $0.singleFile.isPresent(in: keys) } }
     }
 
     func load(configFolder: DiffusersFolder?, prediction: PredictionType?, loras: [(LoRA, Float)]) throws -> StableDiffusionModel {
@@ -166,41 +166,50 @@ struct SingleFileCheckpoint {
             throw ModelLoadError.unrecognised(path: file.source, reason: "no model.diffusion_model.* UNet weights: not a Stable Diffusion checkpoint")
         }
         guard let family else {
-            throw ModelLoadError.unrecognised(path: file.source, reason: "no cond_stage_model text encoder weights (SD 1.x or 2.x expected)")
+            throw ModelLoadError.unrecognised(
+                path: file.source,
+                reason: "no text encoder weights of a known family (cond_stage_model.* for SD 1.x/2.x, conditioner.embedders.* for SDXL)")
         }
         var unetConfig = try configFolder?.unetConfig() ?? family.unet
         let vaeConfig = try configFolder?.vaeConfig() ?? family.vae
-        var textConfig = try configFolder?.textConfig() ?? family.textEncoders[0].preset
         var schedule = try configFolder?.scheduleConfig() ?? .stableDiffusion(family.prediction)
         if let prediction { schedule.prediction = prediction }
-        let openCLIP = keys.contains("cond_stage_model.model.token_embedding.weight")
         if configFolder == nil {
             let s = try file.info("model.diffusion_model.input_blocks.0.0.weight").shape
             if s.count == 4 { unetConfig.inChannels = s[1] }          // 9 for inpainting checkpoints
         }
         let unetSource = WeightSource(files: [file], locations: LDMKeyMap.unet(unetConfig, keys: keys))
         let vaeSource = WeightSource(files: [file], locations: LDMKeyMap.vae(vaeConfig, keys: keys))
-        let textSource: WeightSource
-        if !openCLIP {
-            textSource = WeightSource(files: [file], locations: LDMKeyMap.clipText(keys: keys))
-        } else {
-            let width = try file.info("cond_stage_model.model.token_embedding.weight").shape.last ?? 0
-            if configFolder == nil {
-                // OpenCLIP stores all layers; SD 2 uses all but the last.
-                textConfig.layers = max(1, LDMKeyMap.openCLIPLayerCount(keys: keys) - 1)
+        var textSources: [WeightSource] = [], textConfigs: [CLIPTextConfig] = []
+        for role in family.textEncoders {
+            var config = try configFolder.map { try CLIPTextConfig($0.config(role.component)) } ?? role.preset
+            switch role.singleFile {
+            case .openAI(let prefix):
+                textSources.append(WeightSource(files: [file], locations: LDMKeyMap.clipText(keys: keys, prefix: prefix)))
+            case let .openCLIP(prefix, skipped):
+                let width = try file.info(prefix + "token_embedding.weight").shape.last ?? 0
+                if configFolder == nil {
+                    config.layers = max(1, LDMKeyMap.openCLIPLayerCount(keys: keys, prefix: prefix) - skipped)
+                }
+                textSources.append(WeightSource(files: [file], locations: LDMKeyMap.openCLIPText(
+                    keys: keys, width: width, prefix: prefix, projection: config.projectionDim != nil)))
             }
-            textSource = WeightSource(files: [file], locations: LDMKeyMap.openCLIPText(keys: keys, width: width))
+            textConfigs.append(config)
         }
-        var report = LoRAReport(loras, components: [.unet, .textEncoder])
-        try textSource.merge(loras, target: .textEncoder, report: &report)
+        var report = LoRAReport(loras, components: Set([.unet] + family.textEncoders.map(\.loraTarget)))
+        for (source, role) in zip(textSources, family.textEncoders) {
+            try source.merge(loras, target: role.loraTarget, report: &report)
+        }
         try unetSource.merge(loras, target: .unet, report: &report)
+        let detected = ModelFamily.detect(unet: unetConfig, text: textConfigs[0], prediction: schedule.prediction)
         let model = StableDiffusionModel(
-            family: ModelFamily.detect(unet: unetConfig, text: textConfig, prediction: schedule.prediction),
-            textEncoders: [try CLIPTextModel(WeightLoader(textSource), config: textConfig)],
+            family: detected.textEncoders.count == family.textEncoders.count ? detected : family,
+            textEncoders: try zip(textSources, textConfigs).map { try CLIPTextModel(WeightLoader($0), config: $1) },
             unet: try UNet2DConditionModel(WeightLoader(unetSource), config: unetConfig),
             vae: try AutoencoderKL(WeightLoader(vaeSource), config: vaeConfig),
-            schedule: schedule, tokenizerFolders: [nil], source: file.source)
-        let unused = unusedKeys(read: [unetSource, vaeSource, textSource], textLayers: textConfig.layers)
+            schedule: schedule, tokenizerFolders: family.textEncoders.map { _ in nil }, source: file.source)
+        let unused = unusedKeys(read: [unetSource, vaeSource] + textSources, family: family,
+                                textLayers: textConfigs.map(\.layers))
         guard unused.isEmpty else { throw ModelLoadError.unexpectedTensors(keys: unused, source: file.source) }
         model.loraReport = report
         return model
@@ -211,21 +220,26 @@ struct SingleFileCheckpoint {
     /// mean the file is not the architecture the config describes. Not
     /// weights of the inference model, and so not reported: the noise
     /// schedule buffers and EMA copies (outside these sections), position-id
-    /// buffers, OpenCLIP's contrastive head (`logit_scale`, `text_projection`,
-    /// `attn_mask`), the OpenCLIP layers SD 2 skips, and training-only
+    /// buffers, OpenCLIP's contrastive head (`logit_scale`, and
+    /// `text_projection` where the family does not pool, `attn_mask`), the
+    /// OpenCLIP blocks a family skips (SD 2.x's last; more blocks than that
+    /// are reported), and training-only
     /// `first_stage_model.loss.*` (discriminator/LPIPS) weights.
-    func unusedKeys(read sources: [WeightSource], textLayers: Int) -> [String] {
+    func unusedKeys(read sources: [WeightSource], family: ModelFamily, textLayers: [Int]) -> [String] {
         let used = sources.reduce(into: Set<String>()) { $0.formUnion($1.usedKeys()) }
-        let sections = ["model.diffusion_model.", "first_stage_model.", "cond_stage_model."]
-        let openCLIP = "cond_stage_model.model."
+        let sections = ["model.diffusion_model.", "first_stage_model.", "cond_stage_model.", "conditioner."]
+        let openCLIP: [(prefix: String, skipped: Range<Int>)] = zip(family.textEncoders, textLayers).compactMap { role, layers in
+            if case let .openCLIP(prefix, skipped) = role.singleFile { return (prefix, layers..<(layers + skipped)) }
+            return nil
+        }
         func ignorable(_ key: String) -> Bool {
             if key.hasSuffix("position_ids") || key.hasPrefix("first_stage_model.loss.") { return true }
-            guard key.hasPrefix(openCLIP) else { return false }
-            let rest = key.dropFirst(openCLIP.count)
+            guard let (prefix, skipped) = openCLIP.first(where: { key.hasPrefix($0.prefix) }) else { return false }
+            let rest = key.dropFirst(prefix.count)
             if ["logit_scale", "text_projection", "attn_mask"].contains(String(rest)) { return true }
             let blocks = "transformer.resblocks."
             guard rest.hasPrefix(blocks), let index = Int(rest.dropFirst(blocks.count).prefix { $0 != "." }) else { return false }
-            return index >= textLayers
+            return skipped.contains(index)   // only the blocks the family skips (SD 2.x: the last one)
         }
         return file.names.filter { key in
             sections.contains { key.hasPrefix($0) } && !used.contains(key) && !ignorable(key)

@@ -45,11 +45,15 @@ public final class WeightSource {
         public var key: String
         /// Rows `range` of the stored tensor (fused qkv projections).
         public var rows: Range<Int>?
+        /// The stored matrix is the transpose (OpenCLIP's `text_projection`,
+        /// applied as `x @ P`, is a Linear weight `Pᵀ`).
+        public var transposed: Bool
 
-        public init(file: Int = 0, key: String, rows: Range<Int>? = nil) {
+        public init(file: Int = 0, key: String, rows: Range<Int>? = nil, transposed: Bool = false) {
             self.file = file
             self.key = key
             self.rows = rows
+            self.transposed = transposed
         }
     }
 
@@ -114,6 +118,7 @@ public final class WeightSource {
         guard let loc = locations[name] else { return nil }
         var s = try files[loc.file].info(loc.key).shape
         if let rows = loc.rows { s[0] = rows.count }
+        if loc.transposed, s.count == 2 { s.reverse() }
         return s
     }
 
@@ -143,6 +148,12 @@ public final class WeightSource {
                 throw ModelLoadError.shapeMismatch(key: loc.key, source: file.source, expected: [rows.upperBound], found: t.shape)
             }
             t = t.sliced(axis: 0, rows)
+        }
+        if loc.transposed {
+            guard t.rank == 2 else {
+                throw ModelLoadError.shapeMismatch(key: loc.key, source: file.source, expected: shape.reversed(), found: t.shape)
+            }
+            t = t.transposed()
         }
         if t.shape != shape {
             func squeezed(_ s: [Int]) -> [Int] {
