@@ -214,8 +214,9 @@ final class AdapterParityTests: XCTestCase {
 
     func testLoRAForAnotherArchitectureIsRefusedNamingBothSides() throws {
         let foreign = try writeLoRA { w in
-            try w.add("lora_unet_input_blocks_1_1_proj_in.lora_down.weight", shape: [1, 320], floats: Array(repeating: 0, count: 320))
-            try w.add("lora_unet_input_blocks_1_1_proj_in.lora_up.weight", shape: [320, 1], floats: Array(repeating: 0, count: 320))
+            // A Flux LoRA's module names (SGM names like input_blocks_1_1_proj_in now map to diffusers').
+            try w.add("lora_unet_double_blocks_0_img_attn_qkv.lora_down.weight", shape: [1, 320], floats: Array(repeating: 0, count: 320))
+            try w.add("lora_unet_double_blocks_0_img_attn_qkv.lora_up.weight", shape: [320, 1], floats: Array(repeating: 0, count: 320))
         }
         XCTAssertThrowsError(try StableDiffusionModel.load(path: SDFixture("sd1").folder, loras: [(try LoRA.load(path: foreign), 1)])) { e in
             let m = "\(e)"

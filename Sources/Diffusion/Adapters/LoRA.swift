@@ -89,10 +89,16 @@ public struct LoRA {
             byName[module] = name
             byName[module.replacingOccurrences(of: ".", with: "_")] = name
         }
+        // kohya's SDXL LoRAs name UNet modules by the original (SGM/LDM) blocks.
+        let layersPerBlock = Set(weights.keys.compactMap { name -> Substring? in
+            let p = "down_blocks.0.resnets."
+            return name.hasPrefix(p) ? name.dropFirst(p.count).prefix { $0 != "." } : nil
+        }).count
         var out: [String: Tensor] = [:]
         var unmatched: [String] = []
         for e in entries where e.target == target {
-            guard let weight = byName[e.module], let shape = weights[weight] else {
+            let module = target == .unet ? Self.diffusersModule(ldm: e.module, layersPerBlock: layersPerBlock) ?? e.module : e.module
+            guard let weight = byName[module], let shape = weights[weight] else {
                 unmatched.append("\(e.target.rawValue): \(e.module)")
                 continue
             }
@@ -108,6 +114,57 @@ public struct LoRA {
             out[weight] = out[weight].map { $0 + delta } ?? delta
         }
         return (out, unmatched)
+    }
+}
+
+extension LoRA {
+    /// The diffusers module (underscored, as kohya writes it) of a kohya
+    /// module named by the original UNet layout (`input_blocks_4_1_…`,
+    /// `middle_block_1_…`, `output_blocks_2_2_conv`, `label_emb_0_0`), which
+    /// kohya's SDXL LoRAs use; nil when `name` is not in that layout.
+    /// Attention internals are named alike in both layouts; resnet internals
+    /// and samplers are renamed.
+    static func diffusersModule(ldm name: String, layersPerBlock l: Int) -> String? {
+        let fixed = ["time_embed_0": "time_embedding_linear_1", "time_embed_2": "time_embedding_linear_2",
+                     "label_emb_0_0": "add_embedding_linear_1", "label_emb_0_2": "add_embedding_linear_2",
+                     "input_blocks_0_0": "conv_in", "out_0": "conv_norm_out", "out_2": "conv_out"]
+        if let d = fixed[name] { return d }
+        let resnet = ["in_layers_0": "norm1", "in_layers_2": "conv1", "emb_layers_1": "time_emb_proj",
+                      "out_layers_0": "norm2", "out_layers_3": "conv2", "skip_connection": "conv_shortcut"]
+        /// `prefix_<a>_<b>_<rest>` → (a, b, rest).
+        func indices(_ prefix: String) -> (Int, Int, String)? {
+            guard name.hasPrefix(prefix) else { return nil }
+            let parts = name.dropFirst(prefix.count).split(separator: "_", maxSplits: 2, omittingEmptySubsequences: false)
+            guard parts.count >= 2, let a = Int(parts[0]), let b = Int(parts[1]) else { return nil }
+            return (a, b, parts.count > 2 ? String(parts[2]) : "")
+        }
+        func inner(_ block: String, _ rest: String, isResnet: Bool) -> String? {
+            guard isResnet else { return rest.isEmpty ? nil : "\(block)_\(rest)" }
+            guard let d = resnet[rest] else { return nil }
+            return "\(block)_\(d)"
+        }
+        guard l > 0 else { return nil }
+        if let (k, sub, rest) = indices("input_blocks_"), k >= 1 {
+            let level = (k - 1) / (l + 1), j = (k - 1) % (l + 1)
+            if j == l { return sub == 0 && rest == "op" ? "down_blocks_\(level)_downsamplers_0_conv" : nil }
+            return inner(sub == 0 ? "down_blocks_\(level)_resnets_\(j)" : "down_blocks_\(level)_attentions_\(j)", rest,
+                         isResnet: sub == 0)
+        }
+        if name.hasPrefix("middle_block_"), let sub = Int(name.dropFirst("middle_block_".count).prefix { $0 != "_" }) {
+            let rest = String(name.dropFirst("middle_block_\(sub)_".count))
+            switch sub {
+            case 0, 2: return inner("mid_block_resnets_\(sub / 2)", rest, isResnet: true)
+            case 1: return inner("mid_block_attentions_0", rest, isResnet: false)
+            default: return nil
+            }
+        }
+        if let (k, sub, rest) = indices("output_blocks_") {
+            let level = k / (l + 1), j = k % (l + 1)
+            if sub == 0 { return inner("up_blocks_\(level)_resnets_\(j)", rest, isResnet: true) }
+            if rest == "conv" { return "up_blocks_\(level)_upsamplers_0_conv" }   // after the attention, or alone
+            return sub == 1 ? inner("up_blocks_\(level)_attentions_\(j)", rest, isResnet: false) : nil
+        }
+        return nil
     }
 }
 
