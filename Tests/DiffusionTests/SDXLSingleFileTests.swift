@@ -103,3 +103,28 @@ final class SDXLSingleFileTests: XCTestCase {
         }
     }
 }
+
+/// Compact host weights: 16-bit layer weights stay in the mapped file and
+/// are widened per use, with results identical to widening at load.
+final class CompactWeightTests: XCTestCase {
+    func testCompactSDXLGivesBitIdenticalOutputsAndKeepsLayerWeightsInTheFile() throws {
+        let wide = try StableDiffusionModel.load(path: SDXLParityTests.folder.path)
+        let saved = WeightPlacement.current
+        WeightPlacement.current = WeightPlacement(device: .cpu, compactHost: true)
+        defer { WeightPlacement.current = saved }
+        let compact = try StableDiffusionModel.load(path: SDXLParityTests.folder.path)
+        XCTAssertTrue(compact.unet.convIn.storedWeight.isCompact, "conv_in's 16-bit weight stays in the file")
+        XCTAssertFalse(wide.unet.convIn.storedWeight.isCompact, "the default placement widens at load")
+
+        let reference = try SafeTensorsFile(path: SDXLParityTests.root.appendingPathComponent("sdxl_reference.safetensors").path)
+        func r(_ k: String) throws -> Tensor { try Tensor(reference, k) }
+        let added = AddedConditioning(textEmbeds: try r("unet.text_embeds"), timeIds: try r("unet.time_ids"))
+        func out(_ m: StableDiffusionModel) throws -> [Float] {
+            try m.unet(r("unet.sample"), timesteps: [501, 501],
+                       conditioning: UNetConditioning(context: r("unet.context"), added: added)).scalars
+        }
+        XCTAssertEqual(try out(compact), try out(wide), "compact and widened weights give the same UNet output")
+        XCTAssertEqual(try compact.promptEncoder().encode("a fox").embedding.scalars,
+                       try wide.promptEncoder().encode("a fox").embedding.scalars, "and the same text embeddings")
+    }
+}

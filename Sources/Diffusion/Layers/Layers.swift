@@ -1,27 +1,65 @@
+import SafeTensors
 import Tensors
+
+/// A layer's weight: a tensor, or (compact host placement) the 16-bit
+/// elements of a memory-mapped file, widened to Float32 each time the layer
+/// runs, so only the running layer's weight is ever wide.
+public struct LayerWeight: @unchecked Sendable {
+    private enum Storage {
+        case tensor(Tensor)
+        case compact(file: SafeTensorsFile, key: String, shape: [Int])
+    }
+
+    private let storage: Storage
+
+    public init(_ tensor: Tensor) { storage = .tensor(tensor) }
+
+    /// `key` of `file`, already checked to be a 16-bit tensor of `shape`'s size.
+    init(compact file: SafeTensorsFile, key: String, shape: [Int]) { storage = .compact(file: file, key: key, shape: shape) }
+
+    /// Whether the weight stays 16-bit in its file between uses.
+    public var isCompact: Bool {
+        if case .compact = storage { return true }
+        return false
+    }
+
+    /// The Float32 weight (for a compact one, a fresh widened copy).
+    public var tensor: Tensor {
+        switch storage {
+        case .tensor(let t): return t
+        case let .compact(file, key, shape):
+            // The mapping is read-only and was checked at load: reading it cannot fail now.
+            do { return try Tensor(file, key).reshaped(shape) } catch { preconditionFailure("re-reading \(key) of \(file.source): \(error)") }
+        }
+    }
+}
 
 /// `nn.Linear`: `y = x·Wᵀ + b`.
 public struct Linear {
-    public let weight: Tensor
+    public let storedWeight: LayerWeight
     public let bias: Tensor?
 
     public init(_ w: WeightLoader, in inF: Int, out outF: Int, bias: Bool = true) throws {
-        weight = try w.tensor("weight", [outF, inF])
+        storedWeight = try w.layerWeight("weight", [outF, inF])
         self.bias = bias ? try w.tensor("bias", [outF]) : nil
     }
+
+    public var weight: Tensor { storedWeight.tensor }
 
     public func callAsFunction(_ x: Tensor) -> Tensor { linear(x, weight: weight, bias: bias) }
 }
 
 /// `nn.Conv2d` (square kernel, symmetric padding).
 public struct Conv2d {
-    public let weight: Tensor
+    public let storedWeight: LayerWeight
     public let bias: Tensor?
     public let parameters: Conv2DParameters
 
+    public var weight: Tensor { storedWeight.tensor }
+
     public init(_ w: WeightLoader, in inC: Int, out outC: Int, kernel: Int, stride: Int = 1, padding: Int = 0,
                 bias: Bool = true) throws {
-        weight = try w.tensor("weight", [outC, inC, kernel, kernel])
+        storedWeight = try w.layerWeight("weight", [outC, inC, kernel, kernel])
         self.bias = bias ? try w.tensor("bias", [outC]) : nil
         parameters = Conv2DParameters(stride: stride, padding: padding)
     }
