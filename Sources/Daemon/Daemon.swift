@@ -117,9 +117,15 @@ public final class Daemon: @unchecked Sendable {
     public func run() {
         worker.start()
         logger.info("serving requests on \(connection.requests), events on \(connection.events)")
+        var nextRetention = Date()
         while !isStopping {
             let readable = ZMQSocket.poll([router], timeout: 10)
             publisher.serviceSubscriptions()
+            // Automatic retention on the request thread, between requests (never during a submit).
+            if let retention = configuration.retention, Date() >= nextRetention {
+                nextRetention = Date(timeIntervalSinceNow: 3600)
+                do { _ = try pruneJobs(olderThan: retention) } catch { logger.error("retention: \(error)") }
+            }
             guard readable.first == true else { continue }
             var handled = 0
             // Bounded before anything is looked at: the envelope (2 frames), the
@@ -233,6 +239,7 @@ public final class Daemon: @unchecked Sendable {
         case "status": return try status(content)
         case "list": return try list(content)
         case "cancel": return try cancel(content)
+        case "prune": return try prune(content)
         case "result": return try result(content)
         case "templates": return (["templates": .array(templates().map { templateSummary($0.name, $0.url) })], [])
         case "template": return try template(content)
@@ -487,6 +494,34 @@ public final class Daemon: @unchecked Sendable {
         throw DaemonError(.notCancellable, "job \(job.id) is \(now.rawValue); only queued or running jobs can be cancelled")
     }
 
+    /// Removes finished, failed and cancelled jobs that ended more than
+    /// `older_than` seconds ago: their store rows, their folders (inputs and
+    /// outputs) and the input blobs no remaining job references.
+    private func prune(_ content: JSONValue) throws(DaemonError) -> Reply {
+        guard let value = content["older_than"], let seconds = value.doubleValue, seconds.isFinite, seconds >= 0 else {
+            throw DaemonError(.invalidRequest, "expected 'older_than': seconds since a job ended (a number ≥ 0)")
+        }
+        let removed = try pruneJobs(olderThan: seconds)
+        return (["jobs": .int(removed.jobs.count), "blobs": .int(removed.blobs.count), "bytes": .int(removed.bytes)], [])
+    }
+
+    /// The store's prune, then the files it no longer references.
+    func pruneJobs(olderThan seconds: Double) throws(DaemonError) -> (jobs: [String], blobs: [String], bytes: Int) {
+        let result = try storeCall { try store.prune(finishedBefore: Date(timeIntervalSinceNow: -seconds)) }
+        var bytes = result.blobBytes
+        for id in result.jobs {
+            let folder = paths.job(id)
+            if let size = try? FileManager.default.allocatedSizeOfFiles(in: folder) { bytes += size }
+            try? FileManager.default.removeItem(at: folder)
+            publisher.forget(job: id)
+        }
+        for sha in result.blobs { blobs.remove(sha) }
+        if !result.jobs.isEmpty || !result.blobs.isEmpty {
+            logger.info("pruned \(result.jobs.count) job(s) and \(result.blobs.count) blob(s), \(bytes) bytes")
+        }
+        return (result.jobs, result.blobs, bytes)
+    }
+
     private func result(_ content: JSONValue) throws(DaemonError) -> Reply {
         let job = try requireJob(content)
         guard job.state == .finished else {
@@ -572,5 +607,18 @@ public final class Daemon: @unchecked Sendable {
             logger.error("job store: \(error)")
             throw DaemonError(.internal, "job store: \(error)")
         }
+    }
+}
+
+extension FileManager {
+    /// Bytes of the regular files under `folder` (not following links).
+    func allocatedSizeOfFiles(in folder: URL) throws -> Int {
+        guard let items = enumerator(at: folder, includingPropertiesForKeys: [.fileSizeKey, .isRegularFileKey]) else { return 0 }
+        var total = 0
+        for case let url as URL in items {
+            let values = try url.resourceValues(forKeys: [.fileSizeKey, .isRegularFileKey])
+            if values.isRegularFile == true { total += values.fileSize ?? 0 }
+        }
+        return total
     }
 }

@@ -29,6 +29,9 @@ public struct DaemonConfiguration: Sendable {
     /// Longest a job may run, in seconds, before it is stopped at its next
     /// step and failed with `timeout` (`pilot serve --job-time-limit`).
     public var jobTimeLimit: TimeInterval = 6 * 3600
+    /// Automatic retention: jobs that ended more than this long ago are
+    /// pruned at start and then hourly (nil: kept until a `prune` request).
+    public var retention: TimeInterval?
     /// Messages older or newer than this (seconds) are refused as stale; signatures are remembered this long.
     public var replayWindow: TimeInterval = 300
     /// Reuse the key of an existing connection file (clients keep working across restarts).
@@ -86,5 +89,20 @@ public enum StateDirectory {
             throw DaemonError(.internal, "the state directory \(url.path) is writable by group or others (mode \(String(mode, radix: 8))): "
                               + "something may have been planted there; check it, then chmod 700 it")
         }
+    }
+}
+
+/// Ages as users write them on the command line (`pilot prune --older-than`, `pilot serve --retain`).
+public enum AgeText {
+    /// Seconds in `text`: a number ≥ 0 with an optional unit s, m, h or d ("7d", "12h", "90").
+    public static func seconds(parsing text: String) -> Double? {
+        let units: [Character: Double] = ["s": 1, "m": 60, "h": 3600, "d": 86400]
+        var number = Substring(text.trimmingCharacters(in: .whitespaces)), factor = 1.0
+        if let last = number.last, let unit = units[last] {
+            factor = unit
+            number = number.dropLast()
+        }
+        guard let value = Double(number), value.isFinite, value >= 0 else { return nil }
+        return value * factor
     }
 }

@@ -322,6 +322,63 @@ public final class JobStore: Sendable {
         }
     }
 
+    // MARK: retention
+
+    /// What `prune(finishedBefore:)` removed from the store.
+    public struct PruneResult: Sendable, Equatable {
+        /// Jobs removed (with their transitions); their folders are the caller's to delete.
+        public var jobs: [String] = []
+        /// Blobs no remaining job references (rows removed; the caller deletes the files).
+        public var blobs: [String] = []
+        /// Their bytes, as recorded.
+        public var blobBytes = 0
+    }
+
+    /// Removes the jobs in a final state (finished, failed, cancelled) that
+    /// ended before `cutoff`, their transitions, and the blobs no remaining
+    /// job references and that were recorded before `cutoff` (a blob shared
+    /// by several jobs stays until the last of them goes). One transaction:
+    /// a crash leaves the store as it was. Queued and running jobs are never
+    /// removed.
+    public func prune(finishedBefore cutoff: Date) throws -> PruneResult {
+        try database.write { db in
+            var result = PruneResult()
+            let time = cutoff.timeIntervalSince1970
+            result.jobs = try String.fetchAll(db, sql: """
+                SELECT id FROM job WHERE state IN ('finished', 'failed', 'cancelled') AND finished IS NOT NULL
+                AND finished < ? ORDER BY seq
+                """, arguments: [time])
+            for chunk in stride(from: 0, to: result.jobs.count, by: 500) {
+                let ids = Array(result.jobs[chunk..<min(chunk + 500, result.jobs.count)])
+                let marks = Array(repeating: "?", count: ids.count).joined(separator: ", ")
+                try db.execute(sql: "DELETE FROM transition WHERE job IN (\(marks))", arguments: StatementArguments(ids))
+                try db.execute(sql: "DELETE FROM job WHERE id IN (\(marks))", arguments: StatementArguments(ids))
+            }
+            // Blobs the remaining jobs' inputs name ({"name": {"sha256": …}}).
+            var referenced = Set<String>()
+            for text in try String.fetchAll(db, sql: "SELECT inputs FROM job") {
+                guard let inputs = Self.json(text)?.objectValue else { continue }
+                for input in inputs.values {
+                    if let sha = input["sha256"]?.stringValue { referenced.insert(sha) }
+                }
+            }
+            for row in try Row.fetchAll(db, sql: "SELECT sha256, bytes FROM blob WHERE created < ? ORDER BY sha256",
+                                        arguments: [time]) {
+                let sha: String = row["sha256"]
+                guard !referenced.contains(sha) else { continue }
+                try db.execute(sql: "DELETE FROM blob WHERE sha256 = ?", arguments: [sha])
+                result.blobs.append(sha)
+                result.blobBytes += row["bytes"] as Int
+            }
+            return result
+        }
+    }
+
+    /// The recorded blobs' hashes.
+    public func blobHashes() throws -> Set<String> {
+        try database.read { db in Set(try String.fetchAll(db, sql: "SELECT sha256 FROM blob")) }
+    }
+
     // MARK: blobs and model hashes
 
     /// Records that blob `sha256` (already written to disk) exists.
@@ -407,4 +464,12 @@ public struct BlobStore: Sendable {
     }
 
     public func contains(_ sha256: String) -> Bool { FileManager.default.fileExists(atPath: url(for: sha256).path) }
+
+    /// Deletes blob `sha256`'s file; true if it existed. Only hex names are
+    /// accepted, so nothing outside the folder can be named.
+    @discardableResult
+    public func remove(_ sha256: String) -> Bool {
+        guard sha256.count == 64, sha256.allSatisfy(\.isHexDigit) else { return false }
+        return unlink(url(for: sha256).path) == 0
+    }
 }

@@ -237,6 +237,26 @@ struct Cancel: ParsableCommand {
     }
 }
 
+struct Prune: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Remove finished, failed and cancelled jobs that ended long ago, with their files and unshared input blobs.")
+
+    @Option(help: ArgumentHelp("How long ago a job must have ended: 7d, 12h, 30m, 90s or seconds.", valueName: "age"))
+    var olderThan: String
+
+    @OptionGroup var options: ClientOptions
+
+    func run() throws {
+        guard let seconds = AgeText.seconds(parsing: olderThan) else {
+            throw ValidationError("--older-than: expected a duration such as 7d, 12h, 30m, 90s or a number of seconds, found '\(olderThan)'")
+        }
+        let reply = try clientCall { try options.client().request("prune", ["older_than": .float(seconds)]) }
+        let jobs = reply.content["jobs"]?.intValue ?? 0, blobs = reply.content["blobs"]?.intValue ?? 0
+        let bytes = reply.content["bytes"]?.intValue ?? 0
+        print("pruned \(jobs) job(s) and \(blobs) input blob(s), \(bytes) bytes")
+    }
+}
+
 struct ResultCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "result", abstract: "Fetch a finished job's output files.")
 

@@ -63,9 +63,19 @@ struct Serve: ParsableCommand {
     @Option(help: "Longest a job may run, in seconds, before it is stopped and failed with 'timeout' (default 6 h).")
     var jobTimeLimit: Double = 6 * 3600
 
+    @Option(help: ArgumentHelp("Prune jobs that ended longer ago than this (7d, 12h, …), at start and hourly (default: keep until `pilot prune`).",
+                               valueName: "age"))
+    var retain: String?
+
     @OptionGroup var deviceOptions: DeviceOptions
 
     func run() throws {
+        let retention = try retain.map { text in
+            guard let seconds = AgeText.seconds(parsing: text) else {
+                throw ValidationError("--retain: expected a duration such as 30d, 12h or seconds, found '\(text)'")
+            }
+            return seconds
+        }
         let choice = try deviceOptions.apply(command: "serve")
         let level = Logger.Level(rawValue: logLevel) ?? .info
         LoggingSystem.bootstrap { label in
@@ -93,6 +103,7 @@ struct Serve: ParsableCommand {
         configuration.device = choice.description
         guard jobTimeLimit > 0 else { throw ValidationError("--job-time-limit must be positive, found \(jobTimeLimit)") }
         configuration.jobTimeLimit = jobTimeLimit
+        configuration.retention = retention
         try? FileManager.default.createDirectory(at: modelsDirectory, withIntermediateDirectories: true)
 
         let daemon: Daemon

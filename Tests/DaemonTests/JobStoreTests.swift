@@ -21,6 +21,63 @@ final class JobStoreTests: XCTestCase {
                          workflow: "version: 1", parameters: .object([:]), inputs: .object([:]), client: nil)
     }
 
+    /// 200 finished jobs, each with its own input blob and every tenth
+    /// sharing one more; the 180 oldest are pruned. What stays is exactly
+    /// the 20 recent jobs and the blobs they reference (the shared blob
+    /// included), and a queued job older than the cutoff is never removed.
+    func testPruneKeepsExactlyTheBlobsTheRemainingJobsReference() throws {
+        let old = Date(timeIntervalSinceNow: -10 * 86400), recent = Date(timeIntervalSinceNow: -3600)
+        let shared = String(repeating: "ab", count: 32)
+        try store.recordBlob(sha256: shared, bytes: 7, now: old)
+        var kept = Set<String>()
+        for i in 0..<200 {
+            let sha = String(format: "%064x", i + 1)
+            let time = i < 180 ? old : recent
+            try store.recordBlob(sha256: sha, bytes: 100, now: time)
+            var inputs: [String: JSONValue] = ["image": .object(["sha256": .string(sha), "file": .string("a.png"), "bytes": .int(100)])]
+            if i % 10 == 0 { inputs["mask"] = .object(["sha256": .string(shared), "file": .string("m.png"), "bytes": .int(7)]) }
+            _ = try store.insert(id: "job\(i)", idempotencyKey: nil, priority: 0, template: nil, templateFile: nil,
+                                 workflow: "version: 1", parameters: .object([:]), inputs: .object(inputs), client: nil,
+                                 now: time)
+            XCTAssertEqual(try store.claimNext(now: time)?.id, "job\(i)")
+            try store.finish("job\(i)", state: i % 7 == 0 ? .failed : .finished, now: time)
+            if i >= 180 {
+                kept.insert(sha)
+                if i % 10 == 0 { kept.insert(shared) }
+            }
+        }
+        _ = try store.insert(id: "waiting", idempotencyKey: nil, priority: 0, template: nil, templateFile: nil,
+                             workflow: "version: 1", parameters: .object([:]), inputs: .object([:]), client: nil, now: old)
+
+        let result = try store.prune(finishedBefore: Date(timeIntervalSinceNow: -86400))
+        XCTAssertEqual(result.jobs.count, 180, "the 180 jobs that ended ten days ago")
+        XCTAssertEqual(Set(result.jobs), Set((0..<180).map { "job\($0)" }))
+        XCTAssertEqual(result.blobs.count, 180, "their own blobs; the shared one is still referenced")
+        XCTAssertEqual(result.blobBytes, 180 * 100)
+        XCTAssertEqual(try store.blobHashes(), kept, "exactly the blobs the 20 remaining jobs reference")
+        XCTAssertEqual(try store.jobs(limit: 1000).count, 21, "the 20 recent jobs and the queued one")
+        XCTAssertNotNil(try store.job("waiting"), "a queued job is never pruned, however old")
+        XCTAssertEqual(try store.transitions("job0"), [], "transitions go with their job")
+        XCTAssertEqual(try store.transitions("job190").count, 3, "queued, running, final")
+
+        // When the last job sharing a blob goes, the blob goes too.
+        let all = try store.prune(finishedBefore: Date())
+        XCTAssertEqual(all.jobs.count, 20)
+        XCTAssertTrue(all.blobs.contains(shared), "the shared blob goes with the last job that used it")
+        XCTAssertEqual(try store.blobHashes(), [], "no job references any blob now")
+    }
+
+    func testAgesParseWithUnitsAndRefuseNonsense() {
+        XCTAssertEqual(AgeText.seconds(parsing: "7d"), 7 * 86400)
+        XCTAssertEqual(AgeText.seconds(parsing: "12h"), 12 * 3600)
+        XCTAssertEqual(AgeText.seconds(parsing: "30m"), 1800)
+        XCTAssertEqual(AgeText.seconds(parsing: "90"), 90)
+        XCTAssertEqual(AgeText.seconds(parsing: "1.5d"), 1.5 * 86400)
+        for bad in ["", "d", "-1d", "7w", "nan", "inf", "7 days"] {
+            XCTAssertNil(AgeText.seconds(parsing: bad), "'\(bad)' is not an age")
+        }
+    }
+
     func testSchemaIsMigratedFromTheFirstVersion() throws {
         XCTAssertEqual(try store.appliedMigrations(), ["v1: jobs, transitions, blobs, model hashes"])
         // Opening again applies nothing twice.

@@ -129,6 +129,42 @@ final class JobTests: XCTestCase {
         XCTAssertEqual(try client.request("list").content["jobs"]?.arrayValue?.count, 1, "expected one job, not two")
     }
 
+    /// `prune` removes a finished job's row, folder and input blob (blobs
+    /// shared with remaining jobs: JobStoreTests), and refuses a missing,
+    /// textual or negative age.
+    func testPruneRemovesOldJobsTheirFilesAndUnsharedBlobs() throws {
+        let server = try TestDaemon(label: "prune")
+        defer { server.stop() }
+        let client = try server.client()
+        func submit(_ frame: Data) throws -> String {
+            try client.request("submit", ["workflow": .string(DaemonFixture.copyWorkflow), "inputs": .object(["image": .int(0)])],
+                               frames: [frame]).content["job"]!.stringValue!
+        }
+        let first = try submit(DaemonFixture.examplePNG)
+        XCTAssertEqual(try waitForFinalState(client, job: first)["state"]?.stringValue, "finished")
+        let state = server.folder.appendingPathComponent("state")
+        let jobFolder = state.appendingPathComponent("jobs/\(first)")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: jobFolder.path), "the job has a folder before pruning")
+        let blobs = try FileManager.default.subpathsOfDirectory(atPath: state.appendingPathComponent("blobs").path)
+            .filter { $0.split(separator: "/").last?.count == 64 }
+        XCTAssertEqual(blobs.count, 1, "one input blob stored")
+
+        for bad: JSONValue in [.string("7d"), .int(-1)] {
+            XCTAssertThrowsError(try client.request("prune", ["older_than": bad]), "older_than \(bad.compact) is refused")
+        }
+        XCTAssertThrowsError(try client.request("prune"), "older_than is required")
+
+        let reply = try client.request("prune", ["older_than": .int(0)]).content
+        XCTAssertEqual(reply["jobs"]?.intValue, 1, "the finished job is pruned: \(reply)")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: jobFolder.path), "its folder is removed")
+        XCTAssertThrowsError(try client.request("status", ["job": .string(first)]), "the job is gone from the store")
+        let left = try FileManager.default.subpathsOfDirectory(atPath: state.appendingPathComponent("blobs").path)
+            .filter { $0.split(separator: "/").last?.count == 64 }
+        XCTAssertEqual(left, [], "its input blob, used by no other job, is removed")
+        XCTAssertGreaterThan(reply["bytes"]?.intValue ?? 0, DaemonFixture.examplePNG.count - 1, "freed bytes counted")
+        XCTAssertEqual(try client.request("ping").content["status"]?.stringValue, "ok", "the daemon keeps serving")
+    }
+
     func testAJobPastTheTimeLimitIsStoppedAndFailsWithTimeout() throws {
         let server = try TestDaemon(label: "timeout") { $0.jobTimeLimit = 1 }
         defer { server.stop() }
