@@ -12,17 +12,21 @@ set -euo pipefail
 usage() {
     cat <<'EOF'
 usage: Benchmarks/models.sh [--rounds R] [--run-rounds R] [--threads N] [--reps N] [--only CASE,CASE...]
-                            [--model DIR] [--nice N] [--keep DIR]
+                            [--model DIR] [--sdxl-model DIR] [--nice N] [--keep DIR]
 
   --rounds R      rounds of (ours, then the peer) for each case (default 3)
   --run-rounds R  rounds for pilot_run_256, which takes minutes a run (default 1)
   --threads N     compute threads for both (default: nproc)
   --reps N        timed calls per case in each run, after one warm-up (default 3);
                   pilot_run_256 always runs once, without a warm-up
-  --only CASES    comma-separated case names (see: pilot-bench models --list)
+  --only CASES    comma-separated case names (see: pilot-bench models --list); the SDXL
+                  cases (sdxl_*, minutes a run) run only when named here
   --model DIR     the diffusers folder (default: $PILOT_BENCH_MODEL or
                   /work/bench-models/sd15-random; make it with
                   Benchmarks/models/make_random_sd15.py DIR)
+  --sdxl-model DIR  the SDXL diffusers folder for the sdxl_* cases (default:
+                  $PILOT_BENCH_SDXL_MODEL or /work/bench-models/sdxl-random; make it with
+                  Benchmarks/models/make_random_sdxl.py DIR)
   --nice N        run each benchmark process, ours and the peer's alike, in a session of its
                   own at niceness N, process and autogroup (e.g. -10; negative needs root), so
                   neighbours' work on shared cores yields to it (default: unchanged)
@@ -37,6 +41,7 @@ EOF
 
 rounds=3 run_rounds=1 threads=$(nproc) reps=3 only="" keep="" niceness=""
 model=${PILOT_BENCH_MODEL:-/work/bench-models/sd15-random}
+sdxl_model=${PILOT_BENCH_SDXL_MODEL:-/work/bench-models/sdxl-random}
 while [ $# -gt 0 ]; do
     case "$1" in
         --rounds) rounds=${2:?--rounds needs a value}; shift 2 ;;
@@ -45,6 +50,7 @@ while [ $# -gt 0 ]; do
         --reps) reps=${2:?--reps needs a value}; shift 2 ;;
         --only) only=${2:?--only needs a value}; shift 2 ;;
         --model) model=${2:?--model needs a value}; shift 2 ;;
+        --sdxl-model) sdxl_model=${2:?--sdxl-model needs a value}; shift 2 ;;
         --nice) niceness=${2:?--nice needs a value}; shift 2 ;;
         --keep) keep=${2:?--keep needs a value}; shift 2 ;;
         -h | --help) usage; exit 0 ;;
@@ -57,11 +63,6 @@ done
 
 cd "$(dirname "$0")/.."
 python=${PILOT_REFERENCE_PYTHON:-python3}
-if [ ! -f "$model/model_index.json" ]; then
-    echo "models.sh: no diffusers folder at $model; make one with" >&2
-    echo "  $python Benchmarks/models/make_random_sd15.py $model" >&2
-    exit 2
-fi
 
 echo "building pilot-bench (release)..." >&2
 swift build -c release --product pilot-bench >&2
@@ -76,6 +77,18 @@ if [ -n "$only" ]; then
         grep -qx "$c" <<<"$cases" || { echo "models.sh: unknown case '$c'; known: $(echo $cases)" >&2; exit 2; }
     done
     cases=$(grep -x -F -f <(tr ',' '\n' <<<"$only") <<<"$cases")
+else
+    cases=$(grep -v '^sdxl_' <<<"$cases")
+fi
+if grep -qv '^sdxl_' <<<"$cases" && [ ! -f "$model/model_index.json" ]; then
+    echo "models.sh: no diffusers folder at $model; make one with" >&2
+    echo "  $python Benchmarks/models/make_random_sd15.py $model" >&2
+    exit 2
+fi
+if grep -q '^sdxl_' <<<"$cases" && [ ! -f "$sdxl_model/model_index.json" ]; then
+    echo "models.sh: no SDXL diffusers folder at $sdxl_model; make one with" >&2
+    echo "  $python Benchmarks/models/make_random_sdxl.py $sdxl_model" >&2
+    exit 2
 fi
 if grep -qx controlnet_step <<<"$cases" && [ ! -f "$model/controlnet/config.json" ]; then
     echo "models.sh: controlnet_step needs a ControlNet at $model/controlnet; add one with" >&2
@@ -103,11 +116,13 @@ for r in $(seq "$max_rounds"); do
         n=$rounds
         if [ "$c" = pilot_run_256 ]; then n=$run_rounds; fi
         if [ "$r" -gt "$n" ]; then continue; fi
+        case_args=("${args[@]}")
+        case "$c" in sdxl_*) case_args+=(--model "$sdxl_model") ;; esac
         echo "$c, round $r/$n: pilot-bench (load $(cut -d' ' -f1 /proc/loadavg))" >&2
-        "${run[@]}" "$bench" models "$c" "${args[@]}" --json >"$records/ours-$c-$r.json"
+        "${run[@]}" "$bench" models "$c" "${case_args[@]}" --json >"$records/ours-$c-$r.json"
         if [ -n "$with_peer" ]; then
             echo "$c, round $r/$n: PyTorch peer (load $(cut -d' ' -f1 /proc/loadavg))" >&2
-            if ! "${run[@]}" "$python" Benchmarks/peers/models.py "$c" "${args[@]}" --json >"$records/peer-$c-$r.json"; then
+            if ! "${run[@]}" "$python" Benchmarks/peers/models.py "$c" "${case_args[@]}" --json >"$records/peer-$c-$r.json"; then
                 rm -f "$records/peer-$c-$r.json"
                 notes+=("PyTorch peer failed on $c in round $r (its error is above); that round has no PyTorch column.")
             fi
@@ -124,6 +139,6 @@ echo "date:    $(date -u '+%Y-%m-%d %H:%M UTC')"
 echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores, $(free -g | awk '/^Mem:/ { print $2 }') GiB;" \
     "load average $load_before before, $load_after after"
 echo "command: Benchmarks/models.sh --rounds $rounds --run-rounds $run_rounds --threads $threads --reps $reps" \
-    "--model $model${only:+ --only $only}${niceness:+ --nice $niceness} (PILOT_REFERENCE_PYTHON=$python)"
+    "--model $model${only:+ --only $only}$(grep -q '^sdxl_' <<<"$cases" && echo " --sdxl-model $sdxl_model")${niceness:+ --nice $niceness} (PILOT_REFERENCE_PYTHON=$python)"
 "$bench" "${report[@]}"
 for note in "${notes[@]}"; do echo "note: $note"; done

@@ -33,6 +33,7 @@ Needs torch, diffusers and transformers (the PyTorch peer's environment).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -212,13 +213,16 @@ def check_controlnet(controlnet) -> None:
           f"max|x| {max(float(t.abs().max()) for t in [*down, mid]):.3g}")
 
 
-def write_controlnet(out: Path, controlnet) -> None:
-    """OUT/controlnet, written beside it and renamed into place."""
-    tmp = Path(tempfile.mkdtemp(prefix="controlnet.", dir=out))
-    tmp.chmod(0o755)  # mkdtemp's 0700; the other component folders are 0755
+@contextlib.contextmanager
+def replacing(target: Path, mode: int | None = None):
+    """A temporary folder beside `target`, renamed over it when the block
+    ends normally and removed when it raises: no half-written folder."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=target.parent))
+    if mode is not None:
+        tmp.chmod(mode)
     try:
-        controlnet.save_pretrained(tmp, safe_serialization=True)
-        target = out / "controlnet"
+        yield tmp
         if target.exists():
             shutil.rmtree(target)
         tmp.rename(target)
@@ -227,13 +231,17 @@ def write_controlnet(out: Path, controlnet) -> None:
         raise
 
 
+def write_controlnet(out: Path, controlnet) -> None:
+    """OUT/controlnet, written beside it and renamed into place."""
+    with replacing(out / "controlnet", mode=0o755) as tmp:  # mkdtemp's 0700; the other component folders are 0755
+        controlnet.save_pretrained(tmp, safe_serialization=True)
+
+
 def write(out: Path, seed: int, unet, vae, text, controlnet=None, readme: str | None = None) -> None:
     """The diffusers folder (and controlnet/ when given), written beside OUT
     and renamed into place, so an interrupted run leaves no half folder.
     Benchmarks/peers/gpu.py make-model writes its folders through this too."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=out.name + ".", dir=out.parent))
-    try:
+    with replacing(out) as tmp:
         unet.save_pretrained(tmp / "unet", safe_serialization=True)
         vae.save_pretrained(tmp / "vae", safe_serialization=True)
         text.save_pretrained(tmp / "text_encoder", safe_serialization=True)
@@ -250,23 +258,24 @@ def write(out: Path, seed: int, unet, vae, text, controlnet=None, readme: str | 
         (tmp / "README.txt").write_text(readme or (
             "Random-weight SD 1.5-size components for PILOT-Swift's model benchmarks.\n"
             f"Written by Benchmarks/models/make_random_sd15.py (seed {seed}); not a usable model.\n"))
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+
+
+def parse_arguments(doc: str, default_out: Path, seed: int, size: str):
+    """OUT, --seed, --force; OUT resolved and refused inside the repository."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("out", nargs="?", type=Path, default=default_out)
+    parser.add_argument("--seed", type=int, default=seed)
+    parser.add_argument("--force", action="store_true", help="rewrite an existing folder")
+    args = parser.parse_args()
+    args.out = args.out.resolve()
+    if args.out == REPO or REPO in args.out.parents:
+        parser.error(f"{args.out} is inside the repository; the weights ({size}) must live outside it")
+    return args
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("out", nargs="?", type=Path, default=DEFAULT_OUT)
-    parser.add_argument("--seed", type=int, default=1515)
-    parser.add_argument("--force", action="store_true", help="rewrite an existing folder")
-    args = parser.parse_args()
-    out = args.out.resolve()
-    if out == REPO or REPO in out.parents:
-        parser.error(f"{out} is inside the repository; the weights (5.7 GB) must live outside it")
+    args = parse_arguments(__doc__, DEFAULT_OUT, 1515, "5.7 GB")
+    out = args.out
     torch.manual_seed(args.seed)
     if (out / "model_index.json").exists() and not args.force:
         if (out / "controlnet" / "config.json").exists():

@@ -11,6 +11,9 @@ step. Forward cases run under torch.no_grad (ours has no tape there); the
 PILOT gradient passes track only the latent, as ours does, with the model's
 parameters frozen. Everything is float32.
 
+The SDXL cases (sdxl_*) need an SDXL folder (Benchmarks/models/make_random_sdxl.py,
+float16 files); the peer loads it in float32, as a diffusers CPU user does.
+
 Usage: python3 Benchmarks/peers/models.py CASE [--model DIR] [--threads N] [--reps N] [--json] [--profile]
 """
 
@@ -175,12 +178,14 @@ class Pilot:
         self.alphas = sched.alphas_cumprod
         self.final_alpha = sched.final_alpha_cumprod
 
-    def gradient(self, x, t: int, source, positive, lam: float):
-        """∂(L_bg + λ L_sc)/∂x through the conditional UNet (batch 1), SBC on."""
+    def gradient(self, x, t: int, source, positive, lam: float, added=None):
+        """∂(L_bg + λ L_sc)/∂x through the conditional UNet (batch 1), SBC on;
+        `added`: SDXL's added_cond_kwargs (pooled text, time ids)."""
         a = self.alphas[t]
         xg = x.detach().requires_grad_(True)
         self.control.captured, self.control.capture = [], True
-        eps = self.m.unet(xg, torch.tensor([float(t)]), encoder_hidden_states=positive).sample
+        eps = self.m.unet(xg, torch.tensor([float(t)]), encoder_hidden_states=positive,
+                          added_cond_kwargs=added).sample
         self.control.capture = False
         x0 = (xg - (1 - a).sqrt() * eps) / a.sqrt()
         background = (self.k * ((source - x0) * 0.5) ** 2).sum()
@@ -260,10 +265,10 @@ def case_text(m):
     return no_phases(lambda: m.text(ids).last_hidden_state)
 
 
-def case_pilot_inner(m):
-    pilot = Pilot(m, 64)
-    x, source = torch.randn(1, 4, 64, 64), torch.randn(1, 4, 64, 64)
-    ctx = torch.randn(1, 77, 768)
+def inner_call(m, side: int, ctx, added, layers: int):
+    """One PILOT inner iteration on a side x side latent (the inner cases)."""
+    pilot = Pilot(m, side)
+    x, source = torch.randn(1, 4, side, side), torch.randn(1, 4, side, side)
     t = INNER_TIMESTEP
     assert t in pilot.timesteps
     lam = lambda_t(pilot.c, t)
@@ -271,11 +276,15 @@ def case_pilot_inner(m):
     momentum = torch.zeros_like(x)
 
     def call():
-        g = pilot.gradient(x, t, source, ctx, lam)
-        assert len(pilot.control.captured) == 11, len(pilot.control.captured)
+        g = pilot.gradient(x, t, source, ctx, lam, added)
+        assert len(pilot.control.captured) == layers, len(pilot.control.captured)
         _ = x + (RUN["momentum"] * momentum - eta * g)
         return []
     return call
+
+
+def case_pilot_inner(m):
+    return inner_call(m, 64, torch.randn(1, 77, 768), None, 11)
 
 
 def case_pilot_run_256(m):
@@ -327,6 +336,30 @@ def case_pilot_run_256(m):
     return call
 
 
+def sdxl_added(batch: int):
+    """Pooled text [B, 1280] and the default 1024x1024 size conditioning."""
+    return {"text_embeds": torch.randn(batch, 1280),
+            "time_ids": torch.tensor([[1024.0, 1024, 0, 0, 1024, 1024]] * batch)}
+
+
+def check_sdxl(m):
+    if m.unet.config.addition_embed_type != "text_time" or m.unet.config.cross_attention_dim != 2048:
+        raise SystemExit("the SDXL cases need an SDXL folder (Benchmarks/models/make_random_sdxl.py)")
+
+
+def case_sdxl_unet(m):
+    check_sdxl(m)
+    x, ctx = torch.randn(2, 4, 128, 128), torch.randn(2, 77, 2048)
+    t = torch.tensor([500.0, 500.0])
+    added = sdxl_added(2)
+    return no_phases(lambda: m.unet(x, t, encoder_hidden_states=ctx, added_cond_kwargs=added).sample)
+
+
+def case_sdxl_pilot_inner(m):
+    check_sdxl(m)
+    return inner_call(m, 128, torch.randn(1, 77, 2048), sdxl_added(1), 70)
+
+
 CASES = {
     "unet": ("x[2,4,64,64] t=500 context[2,77,768]", 1, None, case_unet),
     "controlnet_step": ("unet + 1 ControlNet, hint[1,3,512,512] scale 1", 1, None, case_controlnet_step),
@@ -335,8 +368,10 @@ CASES = {
     "text": ("ids[2,77] -> [2,77,768]", 1, None, case_text),
     "pilot_inner": ("x[1,4,64,64] t=451 SBC, 11 loss layers, dL/dx", 1, None, case_pilot_inner),
     "pilot_run_256": ("256x256, 20 steps, tau 2, 10 inner, gamma 1, CFG 7.5", 0, 1, case_pilot_run_256),
+    "sdxl_unet": ("x[2,4,128,128] t=500 context[2,77,2048] pooled[2,1280]", 1, None, case_sdxl_unet),
+    "sdxl_pilot_inner": ("x[1,4,128,128] t=451 SBC, 70 loss layers, dL/dx", 1, None, case_sdxl_pilot_inner),
 }
-GRADIENT_CASES = {"pilot_inner", "pilot_run_256"}  # manage autograd themselves
+GRADIENT_CASES = {"pilot_inner", "pilot_run_256", "sdxl_pilot_inner"}  # manage autograd themselves
 
 
 # --------------------------------------------------------------------------- memory

@@ -32,6 +32,7 @@ enum ModelBench {
     static func run(_ c: ModelCase, model path: String, threads: Int, reps: Int,
                     profile: OpProfile? = nil) throws -> ModelRecord {
         ComputeThreads.count = threads
+        if c.compactWeights { WeightPlacement.current = WeightPlacement(device: .cpu, compactHost: true) }
         let loadStart = Stopwatch.now()
         let model = try StableDiffusionModel.load(path: path)
         let loadMs = (Stopwatch.now() - loadStart) * 1e3

@@ -14,6 +14,9 @@ struct ModelCase {
     let fixedReps: Int?
     /// Target for ours ÷ PyTorch's time, from the project's issues; nil: report only.
     var timeRatioTarget: Double? = nil
+    /// Load the model with compact 16-bit host weights (the SDXL cases:
+    /// SDXL's float16 checkpoints would take 14 GB widened at load).
+    var compactWeights = false
     /// Makes the inputs from the loaded model and returns the call to time;
     /// the call returns its sub-steps (empty for most cases).
     let prepare: (StableDiffusionModel) throws -> () throws -> [Phase]
@@ -24,7 +27,7 @@ struct ModelCase {
 enum ModelCases {
     static var all: [ModelCase] {
         [unet(), controlNetStep(), vaeDecode(), vaeEncode(), text(), PILOTCases.innerIteration(),
-         PILOTCases.run256()]
+         PILOTCases.run256(), SDXLCases.unet(), SDXLCases.pilotInner()]
     }
 
     static func named(_ name: String) -> ModelCase? { all.first { $0.name == name } }

@@ -53,44 +53,52 @@ enum PILOTCases {
     static func innerIteration() -> ModelCase {
         ModelCase(name: "pilot_inner", shape: "x[1,4,64,64] t=451 SBC, 11 loss layers, dL/dx", warmups: 1,
                   fixedReps: nil, timeRatioTarget: 1) { model in
-            let x = ModelCases.normal([1, 4, 64, 64], seed: 5)
-            let source = ModelCases.normal([1, 4, 64, 64], seed: 6)
-            let context = ModelCases.normal([1, 77, 768], seed: 7)
-            let masks = masks(side: 64)
-            let p = runParameters
-            let scheduler = DDIMScheduler(config: model.schedule, steps: p.steps)
-            let t = innerTimestep
-            precondition(scheduler.integerTimesteps.contains(t), "t = \(t) is not a step of the schedule")
-            let a = scheduler.alphaCumprod(t)
-            let c = p.coef * Float(masks.keepCount) / p.coefNormaliser
-            let lambda = PILOTLoss.lambda(timestep: t, scale: c)
-            let eta = PILOTLoss.learningRate(timestep: t, base: p.learningRate)
-            let control = PILOTAttentionControl(masks: masks, sbc: true, selection: p.lossLayers)
-            let momentum = Tensor.zeros(x.shape)
-            return {
-                let tape = Tape()
-                let xw = tape.watch(x)
-                control.reset()
-                control.capturing = true
-                let eps = try model.unet(xw, timesteps: [Float(t)],
-                                         conditioning: UNetConditioning(context: context, attentionControl: control))
-                control.capturing = false
-                precondition(control.captured.count == 11, "captured \(control.captured.count) loss layers, expected 11")
-                let x0 = (xw - eps * (1 - a).squareRoot()) / a.squareRoot()
-                let background = PILOTLoss.background(reconstruction: x0, source: source, keep: masks.keep)
-                var centralisation: Tensor?
-                for (_, probabilities) in control.captured {
-                    guard let f = masks.hole[probabilities.dim(2)],
-                          let term = PILOTLoss.centralisationTerm(probabilities: probabilities, hole: f,
-                                                                  wordTokens: wordTokens) else { continue }
-                    centralisation = centralisation.map { $0 + term } ?? term
-                }
-                guard let centralisation else { preconditionFailure("no loss layer saw both hole and background") }
-                let loss = background + centralisation * (lambda / Float(control.captured.count))
-                let g = try tape.gradient(of: loss, wrt: [xw])[0]
-                _ = x + (momentum * p.momentum - g * eta)
-                return []
+            try innerCall(model, side: 64, context: ModelCases.normal([1, 77, 768], seed: 7), added: nil, lossLayers: 11)
+        }
+    }
+
+    /// The timed call of an inner-iteration case on a `side`×`side` latent:
+    /// x and z_src seeded, the given context (and SDXL's added conditioning),
+    /// `lossLayers` layers expected in L_sc.
+    static func innerCall(_ model: StableDiffusionModel, side: Int, context: Tensor, added: AddedConditioning?,
+                          lossLayers: Int) throws -> () throws -> [Phase] {
+        let x = ModelCases.normal([1, 4, side, side], seed: 5)
+        let source = ModelCases.normal([1, 4, side, side], seed: 6)
+        let masks = masks(side: side)
+        let p = runParameters
+        let scheduler = DDIMScheduler(config: model.schedule, steps: p.steps)
+        let t = innerTimestep
+        precondition(scheduler.integerTimesteps.contains(t), "t = \(t) is not a step of the schedule")
+        let a = scheduler.alphaCumprod(t)
+        let c = p.coef * Float(masks.keepCount) / p.coefNormaliser
+        let lambda = PILOTLoss.lambda(timestep: t, scale: c)
+        let eta = PILOTLoss.learningRate(timestep: t, base: p.learningRate)
+        let control = PILOTAttentionControl(masks: masks, sbc: true, selection: p.lossLayers)
+        let momentum = Tensor.zeros(x.shape)
+        return {
+            let tape = Tape()
+            let xw = tape.watch(x)
+            control.reset()
+            control.capturing = true
+            let eps = try model.unet(xw, timesteps: [Float(t)],
+                                     conditioning: UNetConditioning(context: context, attentionControl: control, added: added))
+            control.capturing = false
+            precondition(control.captured.count == lossLayers,
+                         "captured \(control.captured.count) loss layers, expected \(lossLayers)")
+            let x0 = (xw - eps * (1 - a).squareRoot()) / a.squareRoot()
+            let background = PILOTLoss.background(reconstruction: x0, source: source, keep: masks.keep)
+            var centralisation: Tensor?
+            for (_, probabilities) in control.captured {
+                guard let f = masks.hole[probabilities.dim(2)],
+                      let term = PILOTLoss.centralisationTerm(probabilities: probabilities, hole: f,
+                                                              wordTokens: wordTokens) else { continue }
+                centralisation = centralisation.map { $0 + term } ?? term
             }
+            guard let centralisation else { preconditionFailure("no loss layer saw both hole and background") }
+            let loss = background + centralisation * (lambda / Float(control.captured.count))
+            let g = try tape.gradient(of: loss, wrt: [xw])[0]
+            _ = x + (momentum * p.momentum - g * eta)
+            return []
         }
     }
 

@@ -17,11 +17,9 @@ the written files. See README.md ("Adapter fixtures") for files and schema.
 
 from __future__ import annotations
 
-import argparse
 import copy
 import json
 import math
-import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -328,9 +326,9 @@ def controlnet_from_ldm(ckpt: dict[str, torch.Tensor], keys, config: dict) -> di
 
 # --------------------------------------------------------------------------- IP-Adapter
 
-def build_image_encoder(seed: int) -> CLIPVisionModelWithProjection:
+def build_image_encoder(seed: int, config: dict = CLIP_VISION) -> CLIPVisionModelWithProjection:
     torch.manual_seed(seed)
-    enc = CLIPVisionModelWithProjection(CLIPVisionConfig(**CLIP_VISION))
+    enc = CLIPVisionModelWithProjection(CLIPVisionConfig(**config))
     g = torch.Generator().manual_seed(seed + 1)
     with torch.no_grad():
         # CLIP initialises position embeddings with std 0.02: next to patch embeddings of
@@ -368,10 +366,14 @@ def cross_attention_layers(unet: UNet2DConditionModel) -> list[dict]:
     return layers
 
 
-def build_ip_adapter(unet: UNet2DConditionModel, seed: int) -> dict[str, torch.Tensor]:
+def build_ip_adapter(unet: UNet2DConditionModel, seed: int, embed_dim: int = CLIP_VISION["projection_dim"],
+                     tokens: int = IP_TOKENS) -> dict[str, torch.Tensor]:
+    """h94 layout: image_proj.proj [tokens * cross, embed_dim], image_proj.norm [cross],
+    ip_adapter.<i>.to_k_ip / to_v_ip [channels, cross], i = the layer's position in
+    unet.attn_processors (attn1 processors counted too)."""
     torch.manual_seed(seed)
     cross = unet.config.cross_attention_dim
-    proj = ImageProj(CLIP_VISION["projection_dim"], cross, IP_TOKENS)
+    proj = ImageProj(embed_dim, cross, tokens)
     sdfx.round_to_half(proj, seed + 1)
     sd = {f"image_proj.{k}": v.detach().clone() for k, v in proj.state_dict().items()}
     for layer in cross_attention_layers(unet):
@@ -412,6 +414,45 @@ class OwnIPProcessor:
         out = attend(attn.to_k(text), attn.to_v(text))
         out = out + self.scale * attend(image @ self.k_ip.T, image @ self.v_ip.T)
         return attn.to_out[1](attn.to_out[0](out))
+
+
+def load_ip_adapter(pipe, folder: Path, dtype=None, scale: float | None = None):
+    """diffusers load_ip_adapter of folder/ip_adapter.safetensors with folder/image_encoder;
+    then (if given) image encoder and UNet cast to dtype, and the scale set."""
+    pipe.load_ip_adapter(str(folder), subfolder="", weight_name="ip_adapter.safetensors",
+                         image_encoder_folder="image_encoder", local_files_only=True)
+    if dtype is not None:
+        pipe.image_encoder.to(dtype)
+        pipe.unet.to(dtype)
+    if scale is not None:
+        pipe.set_ip_adapter_scale(scale)
+    return pipe
+
+
+def ip_weights_loaded(unet, layers: list[dict], ip_file: dict[str, torch.Tensor]) -> bool:
+    """load_ip_adapter gave every cross-attention layer an IPAdapterAttnProcessor2_0 with
+    the file's ip_adapter.<ip_index> weights, and the file has no other ip_adapter.<i>."""
+    procs = unet.attn_processors
+    ok = True
+    for layer in layers:
+        p = procs[layer["module"] + ".processor"]
+        i = layer["ip_index"]
+        ok &= isinstance(p, IPAdapterAttnProcessor2_0)
+        ok &= torch.equal(p.to_k_ip[0].weight, ip_file[f"ip_adapter.{i}.to_k_ip.weight"].float())
+        ok &= torch.equal(p.to_v_ip[0].weight, ip_file[f"ip_adapter.{i}.to_v_ip.weight"].float())
+    n_ip = len({k.split(".")[1] for k in ip_file if k.startswith("ip_adapter.")})
+    return bool(ok) and n_ip == len(layers)
+
+
+def use_own_ip_processors(unet, scale: float) -> None:
+    """Every IPAdapterAttnProcessor2_0 of unet replaced by OwnIPProcessor (same weights)."""
+    own_procs = {}
+    for name, p in unet.attn_processors.items():
+        if isinstance(p, IPAdapterAttnProcessor2_0):
+            own_procs[name] = OwnIPProcessor(p.to_k_ip[0].weight, p.to_v_ip[0].weight, scale)
+        else:
+            own_procs[name] = p
+    unet.set_attn_processor(own_procs)
 
 
 # --------------------------------------------------------------------------- LoRA
@@ -516,6 +557,19 @@ def apply_merged(base: Base, merged: dict[str, torch.Tensor], dtype) -> tuple:
             model = unet if comp == "unet" else text
             model.get_parameter(rest).copy_(w.to(dtype))
     return unet, text
+
+
+def untouched_diff(models: dict[str, torch.nn.Module], refs: dict[str, torch.nn.Module],
+                   merged: dict[str, torch.Tensor]) -> float:
+    """Largest |change| (models[c] vs refs[c]) of a weight that is not a '<c>.<name>' key of
+    merged: fusing a LoRA must leave those exactly as they were."""
+    untouched = 0.0
+    for comp, model in models.items():
+        ref_sd = refs[comp].state_dict()
+        for k, v in model.state_dict().items():
+            if f"{comp}.{k}" not in merged:
+                untouched = max(untouched, float((v - ref_sd[k]).abs().max()))
+    return untouched
 
 
 # --------------------------------------------------------------------------- generation
@@ -695,11 +749,7 @@ def ip_dumps(d: sdfx.Dump, base: Base, ad: Adapters, inp: dict, dtype) -> dict:
         unet=cast(base.unet, dtype), scheduler=DDIMScheduler(**sdfx.ddim_config("sd1")),
         safety_checker=None, feature_extractor=None, image_encoder=None,
         requires_safety_checker=False)
-    pipe.load_ip_adapter(str(ad.out), subfolder="", weight_name="ip_adapter.safetensors",
-                         image_encoder_folder="image_encoder", local_files_only=True)
-    pipe.image_encoder.to(dtype)
-    pipe.unet.to(dtype)
-    pipe.set_ip_adapter_scale(IP_SCALE)
+    load_ip_adapter(pipe, ad.out, dtype, IP_SCALE)
     with torch.no_grad():
         embeds = pipe.prepare_ip_adapter_image_embeds(
             [inp["src"]], None, torch.device("cpu"), 1, True)
@@ -870,38 +920,10 @@ def dump_file(name: str) -> str:
     return "inputs.safetensors" if name == "inputs" else f"{name}_reference.safetensors"
 
 
-def load_dump(path: Path) -> tuple[dict, dict, set]:
-    with safetensors.safe_open(str(path), "numpy") as f:
-        meta = f.metadata()
-        stored = {k: f.get_tensor(k) for k in f.keys()}
-        dtypes = {f.get_slice(k).get_dtype() for k in f.keys()}
-    return meta, stored, dtypes
-
-
 def check(out: Path) -> int:
-    problems: list[str] = []
-
-    def expect(cond: bool, msg: str) -> None:
-        print(("  ok    " if cond else "  FAIL  ") + msg)
-        if not cond:
-            problems.append(msg)
-
-    total = report_sizes(out)
-    expect(total <= SIZE_LIMIT, f"total {total:,d} bytes <= {SIZE_LIMIT:,d}")
-    bad_json = []
-    for p in sorted(out.rglob("*")):
-        try:
-            if p.suffix == ".json":
-                sdfx.strict_json(p.read_text(encoding="utf-8"))
-            elif p.suffix == ".safetensors":
-                blob = p.read_bytes()
-                header = sdfx.strict_json(blob[8:8 + int.from_bytes(blob[:8], "little")].decode())
-                for v in header.get("__metadata__", {}).values():
-                    if v[:1] in "[{":
-                        sdfx.strict_json(v)
-        except ValueError as e:
-            bad_json.append(f"{p.name}: {e}")
-    expect(not bad_json, f"strict JSON in every .json and safetensors header {bad_json or ''}")
+    expect = sdfx.Expect()
+    expect.size(report_sizes(out), SIZE_LIMIT)
+    expect.strict_json(out)
 
     with tempfile.TemporaryDirectory() as tmpd:
         base = Base(Path(tmpd))
@@ -919,8 +941,7 @@ def check(out: Path) -> int:
                         ("image_encoder/model.safetensors", {"F16"}),
                         ("ip_adapter.safetensors", {"F16"}), ("lora_kohya.safetensors", {"F16"}),
                         ("lora_peft.safetensors", {"F32"})):
-            with safetensors.safe_open(str(out / f), "pt") as fh:
-                dt = {fh.get_slice(k).get_dtype() for k in fh.keys()}
+            dt = sdfx.file_dtypes(out / f)
             expect(dt == want, f"{f}: dtypes {sorted(dt)}")
         expect(True, "every adapter weight is float16-representable")
 
@@ -963,18 +984,13 @@ def check(out: Path) -> int:
         fresh = compute_all(base, ad)
         stored_all = {}
         for name, d in fresh.items():
-            meta, stored, dtypes = load_dump(out / dump_file(name))
+            meta, stored, dtypes = sdfx.read_safetensors(out / dump_file(name))
             stored_all[name] = stored
             entries = json.loads(meta["entries"])
-            expect(dtypes == {"F32"}, f"{name}: all tensors F32")
+            expect(set(dtypes.values()) == {"F32"}, f"{name}: all tensors F32")
             expect(set(entries) == set(stored) == set(d.tensors),
                    f"{name}: entries == stored == recomputed ({len(stored)} tensors)")
-            worst, wname = 0.0, ""
-            for k, v in d.tensors.items():
-                if k in stored:
-                    e = sdfx.rel_err(stored[k], v)
-                    if e > worst:
-                        worst, wname = e, k
+            worst, wname = sdfx.worst_rel_err(stored, d.tensors)
             expect(worst <= REL_TOL, f"{name}: recomputed from the committed files, worst "
                    f"max|diff|/max|ref| {worst:.3g} ({wname or 'all identical'})")
         sens = sensitivity(stored_all)
@@ -985,8 +1001,7 @@ def check(out: Path) -> int:
         for k, v in detail_sensitivity(base, ad, stored_all).items():
             print(f"  info  {k}: {v:.3g}")
         float64_deviation(base, ad, stored_all)
-    print(f"{'FAILED: ' + str(len(problems)) + ' problem(s)' if problems else 'all checks passed'}")
-    return 1 if problems else 0
+    return expect.verdict()
 
 
 def ip_checks(base: Base, ad: Adapters, ip_file: dict, expect) -> None:
@@ -994,19 +1009,9 @@ def ip_checks(base: Base, ad: Adapters, ip_file: dict, expect) -> None:
         vae=base.vae, text_encoder=base.text, tokenizer=base.tokenizer, unet=base.fresh_unet(),
         scheduler=DDIMScheduler(**sdfx.ddim_config("sd1")), safety_checker=None,
         feature_extractor=None, image_encoder=None, requires_safety_checker=False)
-    pipe.load_ip_adapter(str(ad.out), subfolder="", weight_name="ip_adapter.safetensors",
-                         image_encoder_folder="image_encoder", local_files_only=True)
+    load_ip_adapter(pipe, ad.out)
     layers = cross_attention_layers(base.unet)
-    ok = True
-    procs = pipe.unet.attn_processors
-    for layer in layers:
-        p = procs[layer["module"] + ".processor"]
-        i = layer["ip_index"]
-        ok &= isinstance(p, IPAdapterAttnProcessor2_0)
-        ok &= torch.equal(p.to_k_ip[0].weight, ip_file[f"ip_adapter.{i}.to_k_ip.weight"].float())
-        ok &= torch.equal(p.to_v_ip[0].weight, ip_file[f"ip_adapter.{i}.to_v_ip.weight"].float())
-    n_ip = len({k.split(".")[1] for k in ip_file if k.startswith("ip_adapter.")})
-    expect(ok and n_ip == len(layers),
+    expect(ip_weights_loaded(pipe.unet, layers, ip_file),
            f"load_ip_adapter puts ip_adapter.<i> on the layer at position i of attn_processors: "
            f"indices {[l['ip_index'] for l in layers]}")
     expect(pipe.feature_extractor.to_dict() == ad.feature_extractor.to_dict(),
@@ -1027,13 +1032,7 @@ def ip_checks(base: Base, ad: Adapters, ip_file: dict, expect) -> None:
     with torch.no_grad():
         ref = pipe.unet(inp["x"], inp["ts"], encoder_hidden_states=inp["ctx"],
                         added_cond_kwargs={"image_embeds": [embeds]}).sample
-        own_procs = {}
-        for name, p in pipe.unet.attn_processors.items():
-            if isinstance(p, IPAdapterAttnProcessor2_0):
-                own_procs[name] = OwnIPProcessor(p.to_k_ip[0].weight, p.to_v_ip[0].weight, IP_SCALE)
-            else:
-                own_procs[name] = p
-        pipe.unet.set_attn_processor(own_procs)
+        use_own_ip_processors(pipe.unet, IP_SCALE)
         own = pipe.unet(inp["x"], inp["ts"], encoder_hidden_states=inp["ctx"],
                         added_cond_kwargs={"image_embeds": [embeds]}).sample
     e = sdfx.rel_err(own, ref)
@@ -1090,13 +1089,8 @@ def lora_check(base: Base, ad: Adapters, expect) -> None:
             if e > worst:
                 worst, wk = e, key
             worst_formula = max(worst_formula, sdfx.rel_err(fused, ours[key]))
-        untouched = 0.0
-        for comp, model, ref in (("unet", pipe.unet, base.unet),
-                                 ("text_encoder", pipe.text_encoder, base.text)):
-            sd_ref = ref.state_dict()
-            for k, v in model.state_dict().items():
-                if f"{comp}.{k}" not in ours:
-                    untouched = max(untouched, float((v - sd_ref[k]).abs().max()))
+        untouched = untouched_diff({"unet": pipe.unet, "text_encoder": pipe.text_encoder},
+                                   {"unet": base.unet, "text_encoder": base.text}, ours)
         expect(worst < 1e-6 and untouched == 0.0,
                f"lora {case} {scales}: diffusers load_lora_weights + set_adapters + fuse_lora == "
                f"own float64 merge with diffusers' effective alpha/rank: worst {worst:.2g} ({wk}); "
@@ -1109,26 +1103,14 @@ def lora_check(base: Base, ad: Adapters, expect) -> None:
 
 def float64_deviation(base: Base, ad: Adapters, stored: dict) -> None:
     """Informational: PyTorch float32 references vs the same computation in float64."""
-    torch.set_default_dtype(torch.float64)
-    try:
-        d64 = compute_all(base, ad, torch.float64)
-    except Exception as e:  # noqa: BLE001
-        print(f"  note  float64 recomputation failed: {type(e).__name__}: {str(e)[:200]}")
+    d64 = sdfx.recompute_float64(lambda: compute_all(base, ad, torch.float64), 200)
+    if d64 is None:
         return
-    finally:
-        torch.set_default_dtype(torch.float32)
     print("  info  float32 reference vs float64 recomputation, max|diff|/max|ref| per group:")
     for name, d in d64.items():
-        groups: dict[str, tuple[float, str]] = {}
-        for k, v in d.tensors.items():
-            if d.entries[k].get("detrand") or k in ("timestep", "cond_image", "ip_source_image",
-                                                   "lora.input_ids", "pipeline.timesteps"):
-                continue
-            parts = k.split(".")
-            g = ".".join(parts[:2]) if parts[0] == "lora" else parts[0]
-            e = sdfx.rel_err(stored[name][k], v)
-            if e >= groups.get(g, (-1.0, ""))[0]:
-                groups[g] = (e, k)
+        names = [k for k in d.tensors if not d.entries[k].get("detrand") and k not in (
+            "timestep", "cond_image", "ip_source_image", "lora.input_ids", "pipeline.timesteps")]
+        groups = sdfx.worst_by_group(stored[name], d.tensors, names, ("lora.",))
         for g, (e, k) in groups.items():
             print(f"          {name + ':' + g:34s} {e:9.2e}  ({k})")
 
@@ -1136,11 +1118,7 @@ def float64_deviation(base: Base, ad: Adapters, stored: dict) -> None:
 # --------------------------------------------------------------------------- main
 
 def generate(out: Path) -> None:
-    torch.use_deterministic_algorithms(True)
-    torch.set_num_threads(1)
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
+    sdfx.fresh_output(out)
     with tempfile.TemporaryDirectory() as tmpd:
         base = Base(Path(tmpd))
         write_weights(base, out)
@@ -1154,11 +1132,7 @@ def generate(out: Path) -> None:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
-    ap.add_argument("--check", action="store_true", help="only re-verify the committed files")
-    args = ap.parse_args()
-    torch.set_num_threads(1)
+    args = sdfx.parse_args(__doc__, DEFAULT_OUT)
     if not args.check:
         generate(args.out)
     return check(args.out)

@@ -16,6 +16,7 @@ See README.md ("Stable Diffusion fixtures") for the file list and schema.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import gzip
 import io
@@ -700,6 +701,143 @@ def _json_default(o):
     raise TypeError(type(o))
 
 
+def strict_safetensors_header(blob: bytes) -> dict:
+    """A safetensors file's header by strict_json, and every JSON-looking metadata value
+    in it (ValueError on NaN / Infinity)."""
+    header = strict_json(blob[8:8 + int.from_bytes(blob[:8], "little")].decode("utf-8"))
+    for v in header.get("__metadata__", {}).values():
+        if v[:1] in "[{":
+            strict_json(v)
+    return header
+
+
+def strict_json_failures(folder: Path) -> list[str]:
+    """'<file name>: <error>' for every .json file and safetensors header below folder
+    that strict_json refuses."""
+    bad = []
+    for p in sorted(folder.rglob("*")):
+        try:
+            if p.suffix == ".json":
+                strict_json(p.read_text(encoding="utf-8"))
+            elif p.suffix == ".safetensors":
+                strict_safetensors_header(p.read_bytes())
+        except ValueError as e:
+            bad.append(f"{p.name}: {e}")
+    return bad
+
+
+# --------------------------------------------------------------------------- shared helpers
+# (--check, generate and the command line of every fixture script in this folder)
+
+class Expect:
+    """The --check collector: expect(cond, msg) prints `ok` / `FAIL` with the message and
+    remembers every failure; verdict() prints the outcome and returns the exit status."""
+
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+
+    def __call__(self, cond: bool, msg: str) -> None:
+        print(("  ok    " if cond else "  FAIL  ") + msg)
+        if not cond:
+            self.problems.append(msg)
+
+    def size(self, size: int, limit: int, what: str = "total") -> None:
+        self(size <= limit, f"{what} {size:,d} bytes <= {limit:,d}")
+
+    def strict_json(self, folder: Path,
+                    what: str = "strict JSON in every .json and safetensors header") -> None:
+        bad = strict_json_failures(folder)
+        self(not bad, f"{what} {bad or ''}")
+
+    def verdict(self) -> int:
+        print(f"FAILED: {len(self.problems)} problem(s)" if self.problems else "all checks passed")
+        return 1 if self.problems else 0
+
+
+def worst_rel_err(stored: dict, fresh: dict) -> tuple[float, str]:
+    """(largest rel_err(stored[k], fresh[k]) over the names in both, its name); (0.0, "")
+    when every one is 0."""
+    worst, name = 0.0, ""
+    for k, v in fresh.items():
+        if k in stored:
+            e = rel_err(stored[k], v)
+            if e > worst:
+                worst, name = e, k
+    return worst, name
+
+
+@contextlib.contextmanager
+def default_dtype(dtype: torch.dtype):
+    """torch's default dtype set to dtype inside (transformers builds CLIP's causal mask in
+    it), then back to what it was."""
+    prev = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(prev)
+
+
+def recompute_float64(compute, note_chars: int):
+    """compute() with float64 as the default dtype; a failure is printed as a note (its
+    message cut to note_chars characters) and gives None."""
+    try:
+        with default_dtype(torch.float64):
+            return compute()
+    except Exception as e:  # noqa: BLE001 - reported
+        print(f"  note  float64 recomputation failed: {type(e).__name__}: {str(e)[:note_chars]}")
+        return None
+
+
+def worst_by_group(stored: dict, fresh: dict, names, deep: tuple[str, ...]) -> dict[str, tuple[float, str]]:
+    """For float64_deviation: per group of names (the first two dot-separated parts of a name
+    starting with one of deep, else the first part), in first-seen order, the largest
+    rel_err(stored[k], fresh[k]) (the last one on ties) and its name."""
+    groups: dict[str, tuple[float, str]] = {}
+    for k in names:
+        g = ".".join(k.split(".")[:2]) if k.startswith(deep) else k.split(".")[0]
+        e = rel_err(stored[k], fresh[k])
+        if e >= groups.get(g, (-1.0, ""))[0]:
+            groups[g] = (e, k)
+    return groups
+
+
+def read_safetensors(path: Path) -> tuple[dict, dict[str, np.ndarray], dict[str, str]]:
+    """(metadata, tensors as numpy, dtype name per tensor) of a safetensors file."""
+    with safetensors.safe_open(str(path), "numpy") as f:
+        return (f.metadata(), {k: f.get_tensor(k) for k in f.keys()},
+                {k: f.get_slice(k).get_dtype() for k in f.keys()})
+
+
+def file_dtypes(path: Path) -> set[str]:
+    """The dtype names of a safetensors file's tensors."""
+    with safetensors.safe_open(str(path), "pt") as f:
+        return {f.get_slice(k).get_dtype() for k in f.keys()}
+
+
+def fresh_output(out: Path) -> None:
+    """generate's start: deterministic algorithms, one thread, an empty out folder."""
+    torch.use_deterministic_algorithms(True)
+    torch.set_num_threads(1)
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+
+
+def parse_args(doc: str, default_out: Path, check_help: str | None =
+               "only re-verify the committed files", flags: dict[str, str] | None = None):
+    """The fixture scripts' command line (--out, --check, any further store_true flags:
+    name -> help); sets one torch thread."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("--out", type=Path, default=default_out)
+    ap.add_argument("--check", action="store_true", help=check_help)
+    for flag, text in (flags or {}).items():
+        ap.add_argument(flag, action="store_true", help=text)
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    return args
+
+
 # --------------------------------------------------------------------------- checks
 
 def compare_models(a: Models, b: Models) -> float:
@@ -746,33 +884,11 @@ def diffusers_single_file(variant: str, ckpt: Path, folder: Path, tmp: Path):
 
 
 def check(out: Path) -> int:
-    problems: list[str] = []
-
-    def expect(cond: bool, msg: str) -> None:
-        print(("  ok    " if cond else "  FAIL  ") + msg)
-        if not cond:
-            problems.append(msg)
-
+    expect = Expect()
     # ---- files and sizes
-    total = report_sizes(out)
-    expect(total <= SIZE_LIMIT, f"total {total:,d} bytes <= {SIZE_LIMIT:,d}")
-
+    expect.size(report_sizes(out), SIZE_LIMIT)
     # ---- strict JSON: every .json file, every safetensors header and its JSON metadata values
-    bad_json = []
-    for p in sorted(out.rglob("*")):
-        try:
-            if p.suffix == ".json":
-                strict_json(p.read_text(encoding="utf-8"))
-            elif p.suffix == ".safetensors":
-                blob = p.read_bytes()
-                header = strict_json(blob[8:8 + int.from_bytes(blob[:8], "little")].decode("utf-8"))
-                for k, v in header.get("__metadata__", {}).items():
-                    if v[:1] in "[{":
-                        strict_json(v)
-        except ValueError as e:
-            bad_json.append(f"{p.name}: {e}")
-    expect(not bad_json, f"strict JSON (no NaN/Infinity) in every .json and safetensors header "
-           f"{bad_json or ''}")
+    expect.strict_json(out, "strict JSON (no NaN/Infinity) in every .json and safetensors header")
 
     # ---- tokenizer
     print("tokenizer")
@@ -813,9 +929,7 @@ def check(out: Path) -> int:
                    f"{variant}: scheduler_config.json is DDIM with {want['prediction_type']}")
             m16 = load_folder(variant, folder, fp16_unet=True)
             expect(compare_models(m, m16) == 0.0, f"{variant}: fp16 UNet variant == fp32 UNet")
-            with safetensors.safe_open(str(out / variant / "text_encoder" / "model.safetensors"),
-                                       "pt") as f:
-                dtypes = {f.get_slice(k).get_dtype() for k in f.keys()}
+            dtypes = file_dtypes(out / variant / "text_encoder" / "model.safetensors")
             expect(dtypes == {"F16"}, f"{variant}: text_encoder/model.safetensors is F16 ({dtypes})")
             sf = load_single_file(variant, out / f"{variant}.safetensors", m)
             diff = compare_models(m, sf)
@@ -846,29 +960,19 @@ def check(out: Path) -> int:
             # ---- dumps
             path = out / f"{variant}_reference.safetensors"
             fresh = compute_dumps(m, with_vae=(variant == "sd1"))
-            with safetensors.safe_open(str(path), "numpy") as f:
-                meta = f.metadata()
-                stored = {k: f.get_tensor(k) for k in f.keys()}
-                dtypes = {f.get_slice(k).get_dtype() for k in f.keys()}
+            meta, stored, dtypes = read_safetensors(path)
             entries = json.loads(meta["entries"])
-            expect(dtypes == {"F32"}, f"{variant}_reference: all tensors F32")
+            expect(set(dtypes.values()) == {"F32"}, f"{variant}_reference: all tensors F32")
             expect(set(entries) == set(stored) == set(fresh.tensors),
                    f"{variant}_reference: entries == stored tensors == recomputed "
                    f"({len(stored)} tensors)")
             float64_deviation(m, stored)
-            worst, worst_name = 0.0, ""
-            for k in fresh.tensors:
-                if k not in stored:
-                    continue
-                e = rel_err(stored[k], fresh.tensors[k])
-                if list(stored[k].shape) != entries.get(k, {}).get("shape"):
-                    problems.append(f"{k}: shape differs from its entry")
-                if e > worst:
-                    worst, worst_name = e, k
+            expect.problems += [f"{k}: shape differs from its entry" for k in fresh.tensors
+                                if k in stored and list(stored[k].shape) != entries.get(k, {}).get("shape")]
+            worst, worst_name = worst_rel_err(stored, fresh.tensors)
             expect(worst <= REL_TOL, f"{variant}_reference: recomputed from the committed files, "
                    f"worst max|diff|/max|ref| {worst:.3g} ({worst_name or 'all identical'})")
-    print(f"{'FAILED: ' + str(len(problems)) + ' problem(s)' if problems else 'all checks passed'}")
-    return 1 if problems else 0
+    return expect.verdict()
 
 
 def float64_deviation(m: Models, stored: dict[str, np.ndarray]) -> None:
@@ -878,19 +982,11 @@ def float64_deviation(m: Models, stored: dict[str, np.ndarray]) -> None:
     tolerance. Informational only."""
     m64 = Models(m.variant, copy.deepcopy(m.unet).double(), copy.deepcopy(m.vae).double(),
                  copy.deepcopy(m.text).double(), m.tokenizer)
-    torch.set_default_dtype(torch.float64)  # transformers builds CLIP's causal mask in it
-    try:
+    with default_dtype(torch.float64):
         d64 = compute_dumps(m64, with_vae="vae.image" in stored, dtype=torch.float64)
-    finally:
-        torch.set_default_dtype(torch.float32)
-    groups: dict[str, tuple[float, str]] = {}
-    for k, ref in stored.items():
-        if k not in d64.tensors or d64.entries[k].get("detrand") or k.endswith(("input_ids", "timestep")):
-            continue
-        g = ".".join(k.split(".")[:2]) if k.startswith(("unet", "text", "ddim")) else k.split(".")[0]
-        e = rel_err(ref, d64.tensors[k])
-        if e >= groups.get(g, (-1.0, ""))[0]:
-            groups[g] = (e, k)
+    names = [k for k in stored if k in d64.tensors and not d64.entries[k].get("detrand")
+             and not k.endswith(("input_ids", "timestep"))]
+    groups = worst_by_group(stored, d64.tensors, names, ("unet", "text", "ddim"))
     print("  info  float32 reference vs float64 recomputation, max|diff|/max|ref| per group:")
     for g, (e, k) in groups.items():
         print(f"          {g:24s} {e:9.2e}  ({k})")
@@ -929,11 +1025,7 @@ NOTES = {
 
 
 def generate(out: Path) -> None:
-    torch.use_deterministic_algorithms(True)
-    torch.set_num_threads(1)
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
+    fresh_output(out)
     with tempfile.TemporaryDirectory() as tmpd:
         tmp = Path(tmpd)
         toks = {v: build_tokenizer(tmp / v, VARIANTS[v]["pad_token"]) for v in VARIANTS}
@@ -948,11 +1040,7 @@ def generate(out: Path) -> None:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
-    ap.add_argument("--check", action="store_true", help="only re-verify the committed files")
-    args = ap.parse_args()
-    torch.set_num_threads(1)
+    args = parse_args(__doc__, DEFAULT_OUT)
     if not args.check:
         generate(args.out)
     return check(args.out)

@@ -60,7 +60,6 @@ text encoders' sections by width (768 vs 1280 in real SDXL) and both tiny towers
 
 from __future__ import annotations
 
-import argparse
 import gzip
 import json
 import math
@@ -323,9 +322,12 @@ def write_reference(path: Path, tensors: dict, entries: dict) -> None:
     sdfx.canonical_safetensors(path)
 
 
+OWN = ("sdxl", "sdxl_reference.safetensors", RECIPE)  # adapters/ is make_sdxl_adapter_fixtures.py's
+
+
 def report_sizes(out: Path) -> int:
     total = 0
-    for p in sorted(out.rglob("*")):
+    for p in sorted(q for name in OWN for q in ([out / name] + sorted((out / name).rglob("*")))):
         if p.is_file():
             total += p.stat().st_size
             print(f"{p.stat().st_size:>10,d}  {p.relative_to(ROOT) if p.is_relative_to(ROOT) else p}")
@@ -403,13 +405,7 @@ def check_single_file(out: Path, folder: Path, pipe: StableDiffusionXLPipeline, 
 
 
 def check(out: Path) -> int:
-    problems = []
-
-    def expect(cond: bool, msg: str) -> None:
-        print(("  ok    " if cond else "  FAIL  ") + msg)
-        if not cond:
-            problems.append(msg)
-
+    expect = sdfx.Expect()
     expect(report_sizes(out) <= SIZE_LIMIT, f"folder <= {SIZE_LIMIT:,d} bytes")
     with tempfile.TemporaryDirectory() as tmpd:
         tmp = Path(tmpd)
@@ -427,15 +423,13 @@ def check(out: Path) -> int:
         expect(same, "the committed fp16 weights are the rebuilt pipeline's (float16-exact)")
         tensors, _ = reference(pipe)
         check_single_file(out, folder, pipe, tmp, expect)
-    with safetensors.safe_open(str(out / "sdxl_reference.safetensors"), "numpy") as f:
-        stored = {k: f.get_tensor(k) for k in f.keys()}
+    stored = sdfx.read_safetensors(out / "sdxl_reference.safetensors")[1]
     expect(set(stored) == set(tensors), f"same {len(tensors)} reference tensors")
     worst = max(sdfx.rel_err(stored[k], tensors[k]) for k in tensors if k in stored)
     expect(worst <= CHECK_TOL, f"recomputed reference within {CHECK_TOL}: {worst:.3g}")
     ue = stored["unet.out"]
     expect(float(np.abs(ue).max()) > 0.1, "UNet output is not trivially small")
-    print("all checks passed" if not problems else f"FAILED: {len(problems)} problem(s)")
-    return 1 if problems else 0
+    return expect.verdict()
 
 
 def generate(out: Path) -> None:
@@ -446,19 +440,19 @@ def generate(out: Path) -> None:
         save_folder(pipe, full, with_tokenizers=True)
         tensors, entries = reference(load_folder(full))
         if out.exists():
-            shutil.rmtree(out)
-        out.mkdir(parents=True)
+            for name in OWN:
+                if (out / name).is_dir():
+                    shutil.rmtree(out / name)
+                elif (out / name).exists():
+                    (out / name).unlink()
+        out.mkdir(parents=True, exist_ok=True)
         save_folder(pipe, out / "sdxl", with_tokenizers=False)
         write_reference(out / "sdxl_reference.safetensors", tensors, entries)
         write_gzip_text(out / RECIPE, recipe_text(make_recipe(out / "sdxl")))
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
-    ap.add_argument("--check", action="store_true")
-    args = ap.parse_args()
-    torch.set_num_threads(1)
+    args = sdfx.parse_args(__doc__, DEFAULT_OUT, check_help=None)
     torch.use_deterministic_algorithms(True)
     if not args.check:
         generate(args.out)
