@@ -126,5 +126,14 @@ final class CompactWeightTests: XCTestCase {
         XCTAssertEqual(try out(compact), try out(wide), "compact and widened weights give the same UNet output")
         XCTAssertEqual(try compact.promptEncoder().encode("a fox").embedding.scalars,
                        try wide.promptEncoder().encode("a fox").embedding.scalars, "and the same text embeddings")
+
+        // The backward re-widens compact weights instead of keeping them: the same gradient.
+        func gradient(_ m: StableDiffusionModel) throws -> [Float] {
+            let tape = Tape()
+            let x = tape.watch(try r("unet.sample"))
+            let out = try m.unet(x, timesteps: [501, 501], conditioning: UNetConditioning(context: r("unet.context"), added: added))
+            return try tape.gradient(of: (out * out).sum(), wrt: [x])[0].scalars
+        }
+        XCTAssertEqual(try gradient(compact), try gradient(wide), "∂L/∂x through compact and widened weights")
     }
 }

@@ -46,7 +46,10 @@ public struct Linear {
 
     public var weight: Tensor { storedWeight.tensor }
 
-    public func callAsFunction(_ x: Tensor) -> Tensor { linear(x, weight: weight, bias: bias) }
+    public func callAsFunction(_ x: Tensor) -> Tensor {
+        // A compact weight is widened again for the backward, not held wide by the tape.
+        linear(x, weight: weight, bias: bias, reloadWeight: storedWeight.isCompact ? { storedWeight.tensor } : nil)
+    }
 }
 
 /// `nn.Conv2d` (square kernel, symmetric padding).
@@ -64,7 +67,9 @@ public struct Conv2d {
         parameters = Conv2DParameters(stride: stride, padding: padding)
     }
 
-    public func callAsFunction(_ x: Tensor) -> Tensor { conv2d(x, weight: weight, bias: bias, parameters) }
+    public func callAsFunction(_ x: Tensor) -> Tensor {
+        conv2d(x, weight: weight, bias: bias, parameters, reloadWeight: storedWeight.isCompact ? { storedWeight.tensor } : nil)
+    }
 }
 
 /// `nn.GroupNorm` with affine parameters.

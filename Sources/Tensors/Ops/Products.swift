@@ -24,20 +24,34 @@ public func matmul(_ a: Tensor, _ b: Tensor, transposeA: Bool = false, transpose
 
 /// `x·Wᵀ + b`, PyTorch's `nn.Linear` with `weight [out, in]`.
 public func linear(_ x: Tensor, weight: Tensor, bias: Tensor? = nil) -> Tensor {
+    linear(x, weight: weight, bias: bias, reloadWeight: nil)
+}
+
+/// `linear` whose backward, for an untraced weight, fetches the weight again
+/// through `reloadWeight` instead of keeping it (a model's compact 16-bit
+/// weights are widened again rather than held wide by the tape). Whatever
+/// the weight, the input is kept only when the weight is traced: ∂/∂x needs
+/// the weight and the output gradient alone.
+public func linear(_ x: Tensor, weight: Tensor, bias: Tensor?, reloadWeight: (() -> Tensor)?) -> Tensor {
     let y = Backends.backend(for: x, weight, bias).linear(x, weight: weight, bias: bias)
-    let (cx, cw) = (x.detached, weight.detached)
+    let weightTraced = weight.trace != nil
+    let cx: Tensor? = weightTraced ? x.detached : nil
+    let held: Tensor? = weightTraced || reloadWeight == nil ? weight.detached : nil
+    let xShape = x.shape, outF = weight.shape[0], inF = weight.shape[1]
     let inputs = [x, weight] + (bias.map { [$0] } ?? [])
     return Tape.record(y, inputs: inputs) { g, needs in
-        let be = Backends.backend(for: g, cx, cw)
-        let outF = cw.shape[0], inF = cw.shape[1]
         let g2 = Tensor(shape: [g.count / outF, outF], storage: g.storage)
         var grads: [Tensor?] = [nil, nil, nil]
-        if needs[0] { grads[0] = Tensor(shape: cx.shape, storage: be.matmul(g2, cw, transposeA: false, transposeB: false).storage) }
-        if needs[1] {
-            let x2 = Tensor(shape: [cx.count / inF, inF], storage: cx.storage)
-            grads[1] = be.matmul(g2, x2, transposeA: true, transposeB: false)
+        if needs[0] {
+            let cw = held ?? reloadWeight!().detached
+            let be = Backends.backend(for: g, cw)
+            grads[0] = Tensor(shape: xShape, storage: be.matmul(g2, cw, transposeA: false, transposeB: false).storage)
         }
-        if needs.count > 2 && needs[2] { grads[2] = be.sum(g2, axes: [0], keepDims: false) }
+        if needs[1], let cx {
+            let x2 = Tensor(shape: [cx.count / inF, inF], storage: cx.storage)
+            grads[1] = Backends.backend(for: g, cx).matmul(g2, x2, transposeA: true, transposeB: false)
+        }
+        if needs.count > 2 && needs[2] { grads[2] = Backends.backend(for: g).sum(g2, axes: [0], keepDims: false) }
         return Array(grads.prefix(needs.count))
     }
 }
@@ -49,15 +63,30 @@ public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, stride: Int
 }
 
 public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, _ p: Conv2DParameters) -> Tensor {
+    conv2d(x, weight: weight, bias: bias, p, reloadWeight: nil)
+}
+
+/// `conv2d` whose backward fetches an untraced weight again through
+/// `reloadWeight` (see `linear(_:weight:bias:reloadWeight:)`); the input is
+/// kept only when the weight is traced.
+public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, _ p: Conv2DParameters,
+                   reloadWeight: (() -> Tensor)?) -> Tensor {
     let y = Backends.backend(for: x, weight, bias).conv2d(x, weight: weight, bias: bias, p)
-    let (cx, cw) = (x.detached, weight.detached)
+    let weightTraced = weight.trace != nil
+    let cx: Tensor? = weightTraced ? x.detached : nil
+    let held: Tensor? = weightTraced || reloadWeight == nil ? weight.detached : nil
+    let xShape = x.shape, weightShape = weight.shape
     let inputs = [x, weight] + (bias.map { [$0] } ?? [])
     return Tape.record(y, inputs: inputs) { g, needs in
-        let be = Backends.backend(for: g, cx, cw)
         var grads: [Tensor?] = [nil, nil, nil]
-        if needs[0] { grads[0] = be.conv2dBackwardInput(g, weight: cw, inputShape: cx.shape, p) }
-        if needs[1] { grads[1] = be.conv2dBackwardWeight(g, input: cx, weightShape: cw.shape, p) }
-        if needs.count > 2 && needs[2] { grads[2] = be.sum(g, axes: [0, 2, 3], keepDims: false) }
+        if needs[0] {
+            let cw = held ?? reloadWeight!().detached
+            grads[0] = Backends.backend(for: g, cw).conv2dBackwardInput(g, weight: cw, inputShape: xShape, p)
+        }
+        if needs[1], let cx {
+            grads[1] = Backends.backend(for: g, cx).conv2dBackwardWeight(g, input: cx, weightShape: weightShape, p)
+        }
+        if needs.count > 2 && needs[2] { grads[2] = Backends.backend(for: g).sum(g, axes: [0, 2, 3], keepDims: false) }
         return Array(grads.prefix(needs.count))
     }
 }
