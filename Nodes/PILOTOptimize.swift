@@ -57,6 +57,9 @@ struct PILOTOptimize: Node, DefaultConstructible {
         parameters.sbc = try inputs.bool("sbc")
         let noise = try inputs.optionalObject("noise", as: LatentPayload.self)?.latent
             ?? SeededNoise.latent(seed: seed, height: source.dim(2), width: source.dim(3), channels: source.dim(1))
+        let optimisedSteps = (parameters.steps + parameters.interval - 1) / parameters.interval
+        try WorkLimit.check(node: "PILOTOptimize", guidedSteps: parameters.steps, batch: 2,
+                            gradientPasses: optimisedSteps * parameters.innerSteps, height: source.dim(2), width: source.dim(3))
         let masks = try PILOTNodeSupport.masks(mask, for: source)
         let sampler = PILOTSampler(unet: unet.unet, schedule: unet.schedule, parameters: parameters)
         sampler.adapters = try unet.adapterStack(latentHeight: source.dim(2), latentWidth: source.dim(3))

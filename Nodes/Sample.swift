@@ -57,6 +57,8 @@ struct Sample: Node, DefaultConstructible {
             noise = SeededNoise.latent(seed: seed, height: height / 8, width: width / 8,
                                        channels: unet.unet.config.inChannels)
         }
+        try WorkLimit.check(node: "Sample", guidedSteps: steps, batch: 2, gradientPasses: 0,
+                            height: noise.dim(2), width: noise.dim(3))
         let adapters = try unet.adapterStack(latentHeight: noise.dim(2), latentWidth: noise.dim(3))
         let added = try PILOTNodeSupport.addedConditioning(inputs, unet: unet, conditioning: conditioning,
                                                            latentHeight: noise.dim(2), latentWidth: noise.dim(3))

@@ -138,6 +138,33 @@ final class NodeTests: XCTestCase {
         XCTAssertNotEqual(euler.scalars, seeded.scalars)
     }
 
+    /// 1000 steps of a 4096×4096 image would run for days: refused at once,
+    /// with the figures and the override.
+    func testASamplingJobThatWouldRunForDaysIsRefusedWithItsFigures() throws {
+        let folder = Fixture.temporaryFolder("work")
+        let started = Date()
+        XCTAssertThrowsError(try run(yaml: """
+            version: 1
+            inputs: {checkpoint: {type: Path}}
+            nodes:
+              model:  {type: LoadCheckpoint, params: {path: $checkpoint}}
+              text:   {type: TextEncode, inputs: {clip: model.clip}, params: {prompt: "a fox"}}
+              sample: {type: Sample, inputs: {unet: model.unet, conditioning: text.conditioning},
+                       params: {steps: 1000, width: 4096, height: 4096}}
+            outputs: {latent: sample.latent}
+            """, in: folder, set: ["checkpoint": Fixture.tinyModel])) { error in
+            let text = "\(error)"
+            XCTAssertTrue(text.contains("node 'sample'") && text.contains("1000 guided step(s)")
+                          && text.contains("4096×4096") && text.contains("PILOT_MAX_UNET_WORK"),
+                          "the refusal names the node, the work and the override: \(text)")
+        }
+        XCTAssertLessThan(Date().timeIntervalSince(started), 60, "refused before sampling, not after hours")
+        XCTAssertNoThrow(try WorkLimit.check(node: "PILOTOptimize", guidedSteps: 100, batch: 2, gradientPasses: 100,
+                                             height: 64, width: 64), "the paper's 512×512 configuration is allowed")
+        XCTAssertNoThrow(try WorkLimit.check(node: "PILOTOptimize", guidedSteps: 100, batch: 2, gradientPasses: 100,
+                                             height: 256, width: 256), "as is the same at 2048×2048")
+    }
+
     func testRunTimeFailureNamesTheNode() throws {
         let folder = Fixture.temporaryFolder("fail")
         XCTAssertThrowsError(try run(yaml: """
@@ -185,3 +212,4 @@ final class LatentInputTests: XCTestCase {
         XCTAssertNoThrow(try loader(.latent, try latentFile(shape: [1, 4, 8, 8])), "a good latent loads")
     }
 }
+
