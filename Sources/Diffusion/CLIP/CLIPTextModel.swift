@@ -27,6 +27,10 @@ public struct CLIPTextConfig: Equatable, Sendable {
         maxPositions = try c.int("max_position_embeddings", default: 77)
         activation = try c.activation("hidden_act", default: "quick_gelu")
         layerNormEps = try c.float("layer_norm_eps", default: 1e-5)
+        // transformers pools at the first `eos_token_id`; configs that say 2
+        // (the legacy value) mean the largest id, which is CLIP's 49407.
+        let eos = try c.int("eos_token_id", default: 49407)
+        if eos != 2, eos >= 0, eos < vocabularySize { endTokenId = Int32(eos) }
         let architectures = try c.strings("architectures", default: [])
         if architectures.contains("CLIPTextModelWithProjection") {
             projectionDim = try c.int("projection_dim", default: 512)
