@@ -62,7 +62,7 @@ let package = Package(
                 path: "Nodes", exclude: ["README.md"], swiftSettings: hotSettings),
         // The daemon: ZeroMQ protocol, job store (SQLite through GRDB), events, clients.
         .target(name: "Daemon", dependencies: [
-            "CZeroMQ", "Workflow", "Nodes",
+            "CZeroMQ", "Workflow", "Nodes", "SafeTensors",
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Crypto", package: "swift-crypto"),
@@ -93,3 +93,23 @@ let package = Package(
         .testTarget(name: "NodesTests", dependencies: ["Nodes", "Workflow", "Diffusion", "Imaging", "SafeTensors", "Tensors"]),
     ]
 )
+
+// Fuzz targets (libFuzzer), declared only when PILOT_FUZZ is set so the
+// normal build and test never see them; scripts/fuzz.sh builds them into
+// .build-fuzz with AddressSanitizer and libFuzzer's coverage. Each target's
+// main.swift hands its input function to libFuzzer's driver (FuzzSupport).
+if ProcessInfo.processInfo.environment["PILOT_FUZZ"] != nil {
+    package.targets.append(.target(name: "FuzzSupport", path: "Fuzz/Support"))
+    let fuzzTargets: [(String, [Target.Dependency])] = [
+        ("workflow", ["Workflow", "Nodes"]),
+        ("safetensors", ["SafeTensors"]),
+        ("png", ["Imaging"]),
+        ("wire", ["Daemon", "Workflow", .product(name: "Logging", package: "swift-log")]),
+        ("tokenizer", ["Diffusion"]),
+        ("json", ["Daemon", "Workflow"]),
+    ]
+    for (name, dependencies) in fuzzTargets {
+        package.targets.append(.executableTarget(
+            name: "fuzz-\(name)", dependencies: dependencies + ["FuzzSupport"], path: "Fuzz/\(name)"))
+    }
+}

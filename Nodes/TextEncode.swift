@@ -13,8 +13,9 @@ struct TextEncode: Node, DefaultConstructible {
             """,
         inputs: [
             .connection("clip", .clip, doc: "The text encoder (LoadCheckpoint.clip)."),
-            .parameter("prompt", .string, doc: "What to draw."),
-            .parameter("negative", .string, default: .string(""), doc: "What to steer away from (\"\" for none)."),
+            .parameter("prompt", .string, max: Double(PromptLimit.maxBytes), doc: "What to draw."),
+            .parameter("negative", .string, default: .string(""), max: Double(PromptLimit.maxBytes),
+                       doc: "What to steer away from (\"\" for none)."),
         ],
         outputs: [.output("conditioning", .conditioning, doc: "Positive and negative embeddings with word tokens.")])
 

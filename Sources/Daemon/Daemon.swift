@@ -49,8 +49,13 @@ public final class Daemon: @unchecked Sendable {
 
         // One daemon per state directory.
         lockDescriptor = open(state.appendingPathComponent("daemon.lock").path, O_RDWR | O_CREAT, 0o600)
-        guard lockDescriptor >= 0, flock(lockDescriptor, LOCK_EX | LOCK_NB) == 0 else {
-            if lockDescriptor >= 0 { close(lockDescriptor) }
+        guard lockDescriptor >= 0 else {
+            let reason = String(cString: strerror(errno))
+            throw DaemonError(.internal, "cannot open \(state.appendingPathComponent("daemon.lock").path) for writing: \(reason); "
+                              + "the state directory \(state.path) must be writable (a read-only file system cannot hold the job store)")
+        }
+        guard flock(lockDescriptor, LOCK_EX | LOCK_NB) == 0 else {
+            close(lockDescriptor)
             throw DaemonError(.internal, "another daemon is using the state directory \(state.path) (daemon.lock is held)")
         }
 
@@ -109,6 +114,17 @@ public final class Daemon: @unchecked Sendable {
         }
         for id in requeued {
             logger.notice("requeued job found running at start (the previous daemon stopped under it)", metadata: ["job": "\(id)"])
+        }
+        // Input blobs of submits that never became jobs (refused after their
+        // frames were stored, or cut short by a crash): no job can name them.
+        let orphans = Set(try store.removeUnreferencedBlobs())
+        let (files, temporary) = blobs.files()
+        let recorded = try store.blobHashes()
+        var removed = 0
+        for sha in files where orphans.contains(sha) || !recorded.contains(sha) { if blobs.remove(sha) { removed += 1 } }
+        for url in temporary { try? FileManager.default.removeItem(at: url) }
+        if removed + temporary.count > 0 {
+            logger.notice("removed \(removed) input blob(s) no job references and \(temporary.count) unfinished blob write(s)")
         }
     }
 
@@ -176,7 +192,8 @@ public final class Daemon: @unchecked Sendable {
                parent: nil, type: nil)
     }
 
-    private func handle(_ frames: [Data]) {
+    /// Answers one request (its envelope first) as the request loop does; internal for the fuzz target.
+    func handle(_ frames: [Data]) {
         guard frames.count >= 2 else { return }
         // Envelope: the peer identity, then an empty delimiter if the peer is a REQ socket.
         let envelope = frames[1].isEmpty ? Array(frames[0...1]) : [frames[0]]
@@ -364,6 +381,7 @@ public final class Daemon: @unchecked Sendable {
             let sha: String
             do { sha = try blobs.put(frames[index]) } catch { throw DaemonError(.internal, "cannot store input '\(name)': \(error)") }
             try storeCall { try store.recordBlob(sha256: sha, bytes: frames[index].count) }
+            FaultInjection.point("submit-after-blobs")
             let file = name + "." + Self.fileExtension(reference["filename"]?.stringValue, data: frames[index])
             storedInputs[name] = .object(["sha256": .string(sha), "file": .string(file), "bytes": .int(frames[index].count)])
         }
@@ -407,6 +425,7 @@ public final class Daemon: @unchecked Sendable {
             try? FileManager.default.removeItem(at: paths.job(id))
             return (["job": .string(existing.id), "state": .string(existing.state.rawValue), "duplicate": .bool(true)], [])
         case .inserted:
+            FaultInjection.point("submit-after-commit")
             let position = (try? store.queuePosition(id)) ?? nil
             publisher.publish(job: id, type: "queued", content: ["position": position.map(JSONValue.int) ?? .null])
             worker.notify()

@@ -1,32 +1,34 @@
 import Foundation
+import SafeTensors
 import Workflow
 
 extension JSONValue {
-    /// Parses one JSON document (RFC 8259; any top-level value).
+    /// Parses one JSON document (RFC 8259; any top-level value) with the
+    /// strict parser: nesting at most 64 deep, duplicate keys refused (two
+    /// readers of one signed message must not see different values), numbers
+    /// converted with correct rounding. Integer literals beyond 64 bits are
+    /// floats, never wrapped (18446744073709551615 is not −1); numbers beyond
+    /// Double's range are refused.
     public init(parsing data: Data) throws {
-        let object = try JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])
-        self = try JSONValue(foundation: object)
+        self = try JSONValue(strict: StrictJSON.parse(data))
     }
 
-    private init(foundation object: Any) throws {
-        switch object {
-        case is NSNull: self = .null
-        case let text as String: self = .string(text)
-        case let number as NSNumber:
-            // On Linux `NSNumber is Bool` holds for every number; the type code tells.
-            switch String(cString: number.objCType) {
-            case "c", "B": self = .bool(number.boolValue)
-            case "f", "d": self = .float(number.doubleValue)
-            default:
-                if let exact = Int(exactly: number.int64Value), Double(exact) == number.doubleValue || number.doubleValue.rounded() == number.doubleValue {
-                    self = .int(exact)
-                } else {
-                    self = .float(number.doubleValue)
-                }
+    private init(strict value: StrictJSON) throws {
+        switch value {
+        case .null: self = .null
+        case let .bool(flag): self = .bool(flag)
+        case let .string(text): self = .string(text)
+        case let .number(literal):
+            let integral = !literal.contains { $0 == "." || $0 == "e" || $0 == "E" }
+            if integral, let exact = Int(literal) {
+                self = .int(exact)
+            } else if let number = Double(literal), number.isFinite {
+                self = .float(number)
+            } else {
+                throw StrictJSON.ParseError(message: "the number \(literal.prefix(40)) is beyond the range of a Double", offset: 0)
             }
-        case let items as [Any]: self = .array(try items.map { try JSONValue(foundation: $0) })
-        case let members as [String: Any]: self = .object(try members.mapValues { try JSONValue(foundation: $0) })
-        default: throw CocoaError(.coderInvalidValue)
+        case let .array(items): self = .array(try items.map { try JSONValue(strict: $0) })
+        case let .object(members): self = .object(try members.mapValues { try JSONValue(strict: $0) })
         }
     }
 

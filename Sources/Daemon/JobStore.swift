@@ -83,8 +83,28 @@ public final class JobStore: Sendable {
             try db.execute(sql: "PRAGMA synchronous = FULL")
         }
         configuration.busyMode = .timeout(10)
-        database = try DatabaseQueue(path: path, configuration: configuration)
-        try Self.migrator.migrate(database)
+        do {
+            database = try DatabaseQueue(path: path, configuration: configuration)
+            // A damaged file must stop the daemon with advice, not pass for an
+            // empty queue or fail later in the middle of a job.
+            let check = try database.read { db in try String.fetchAll(db, sql: "PRAGMA quick_check") }
+            guard check == ["ok"] else {
+                throw DaemonError(.internal, Self.damaged(path, "SQLite's quick_check reports: "
+                                                          + check.prefix(3).joined(separator: "; ")))
+            }
+            try Self.migrator.migrate(database)
+        } catch let error as DaemonError {
+            throw error
+        } catch {
+            throw DaemonError(.internal, Self.damaged(path, "\(error)"))
+        }
+    }
+
+    /// What to say about a job store that cannot be read.
+    static func damaged(_ path: String, _ reason: String) -> String {
+        "the job store \(path) is damaged or not a job store (\(reason)); the daemon will not start on it. "
+            + "Move it aside (mv \(path) \(path).damaged) to start with an empty queue, or restore a backup; "
+            + "sqlite3's .recover command may save the jobs it holds"
     }
 
     /// Versioned schema changes, applied in order, each once.
@@ -374,6 +394,25 @@ public final class JobStore: Sendable {
         }
     }
 
+    /// Removes the rows of blobs no job references, of any age: a submit
+    /// refused after its frames were stored, or cut short by a crash, leaves
+    /// them. Call it when no submit is in flight (the daemon does, at
+    /// start). Returns their hashes, for the files to go too.
+    public func removeUnreferencedBlobs() throws -> [String] {
+        try database.write { db in
+            var referenced = Set<String>()
+            for text in try String.fetchAll(db, sql: "SELECT inputs FROM job") {
+                guard let inputs = Self.json(text)?.objectValue else { continue }
+                for input in inputs.values {
+                    if let sha = input["sha256"]?.stringValue { referenced.insert(sha) }
+                }
+            }
+            let orphans = try String.fetchAll(db, sql: "SELECT sha256 FROM blob ORDER BY sha256").filter { !referenced.contains($0) }
+            for sha in orphans { try db.execute(sql: "DELETE FROM blob WHERE sha256 = ?", arguments: [sha]) }
+            return orphans
+        }
+    }
+
     /// The recorded blobs' hashes.
     public func blobHashes() throws -> Set<String> {
         try database.read { db in Set(try String.fetchAll(db, sql: "SELECT sha256 FROM blob")) }
@@ -464,6 +503,24 @@ public struct BlobStore: Sendable {
     }
 
     public func contains(_ sha256: String) -> Bool { FileManager.default.fileExists(atPath: url(for: sha256).path) }
+
+    /// The hashes of the blob files on disk, and the leftover temporary files
+    /// of writes a crash cut short.
+    public func files() -> (hashes: [String], temporary: [URL]) {
+        var hashes: [String] = [], temporary: [URL] = []
+        let manager = FileManager.default
+        for prefix in (try? manager.contentsOfDirectory(atPath: directory.path)) ?? [] {
+            let folder = directory.appendingPathComponent(prefix, isDirectory: true)
+            for name in (try? manager.contentsOfDirectory(atPath: folder.path)) ?? [] {
+                if name.hasPrefix(".") && name.hasSuffix(".tmp") {
+                    temporary.append(folder.appendingPathComponent(name))
+                } else if name.count == 64, name.allSatisfy(\.isHexDigit) {
+                    hashes.append(name)
+                }
+            }
+        }
+        return (hashes.sorted(), temporary)
+    }
 
     /// Deletes blob `sha256`'s file; true if it existed. Only hex names are
     /// accepted, so nothing outside the folder can be named.

@@ -168,6 +168,8 @@ final class JobWorker: @unchecked Sendable {
     }
 
     private func fail(_ job: JobRecord, _ error: DaemonError, logger: Logger) {
+        // What a failed job wrote is not an output (and may be why the disk is full).
+        try? FileManager.default.removeItem(at: paths.outputs(job.id))
         do { try store.finish(job.id, state: .failed, error: error.json) } catch {
             logger.error("job store: cannot record the failure: \(error)")
         }

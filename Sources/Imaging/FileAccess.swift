@@ -49,11 +49,20 @@ enum FileAccess {
         completed = true
     }
 
+    /// The fault tests' full disk (`PILOT_FAULT=disk-full`, see the daemon's
+    /// FaultInjection): a write stops halfway with ENOSPC.
+    private static let diskFull = ProcessInfo.processInfo.environment["PILOT_FAULT"] == "disk-full"
+
     private static func writeAll(_ data: Data, to descriptor: Int32, path: String) throws {
         try data.withUnsafeBytes { (bytes: UnsafeRawBufferPointer) in
             var offset = 0
             while offset < bytes.count {
-                let written = write(descriptor, bytes.baseAddress! + offset, bytes.count - offset)
+                if diskFull, offset >= bytes.count / 2 {
+                    errno = ENOSPC
+                    throw failure(path, "write")
+                }
+                let chunk = diskFull ? max(1, bytes.count / 2 - offset) : bytes.count - offset
+                let written = write(descriptor, bytes.baseAddress! + offset, chunk)
                 if written < 0 {
                     if errno == EINTR { continue }
                     throw failure(path, "write")

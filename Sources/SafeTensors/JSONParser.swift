@@ -3,7 +3,7 @@
 /// A hand-written parser, rather than Foundation's, because the header is
 /// hostile input: nesting depth is bounded so a header of a million `[`
 /// cannot exhaust the stack, duplicate keys are refused rather than silently
-/// resolved, and number literals survive unconverted (see `JSONValue`).
+/// resolved, and number literals survive unconverted (see `StrictJSON`).
 struct JSONParser {
     /// A parse failure with the byte offset where it was noticed.
     struct Failure: Error {
@@ -18,7 +18,7 @@ struct JSONParser {
     private var position = 0
 
     /// Parses `bytes` as exactly one JSON value, surrounded by optional whitespace.
-    static func parse(_ bytes: UnsafeRawBufferPointer) throws(Failure) -> JSONValue {
+    static func parse(_ bytes: UnsafeRawBufferPointer) throws(Failure) -> StrictJSON {
         var parser = JSONParser(bytes: bytes)
         parser.skipWhitespace()
         let value = try parser.parseValue(depth: 0)
@@ -35,7 +35,7 @@ struct JSONParser {
 
     // MARK: Values
 
-    private mutating func parseValue(depth: Int) throws(Failure) -> JSONValue {
+    private mutating func parseValue(depth: Int) throws(Failure) -> StrictJSON {
         guard depth < Self.maximumDepth else {
             throw failure("nested deeper than \(Self.maximumDepth) levels")
         }
@@ -52,9 +52,9 @@ struct JSONParser {
         }
     }
 
-    private mutating func parseObject(depth: Int) throws(Failure) -> JSONValue {
+    private mutating func parseObject(depth: Int) throws(Failure) -> StrictJSON {
         position += 1  // "{"
-        var members: [String: JSONValue] = [:]
+        var members: [String: StrictJSON] = [:]
         skipWhitespace()
         if peek() == UInt8(ascii: "}") {
             position += 1
@@ -84,9 +84,9 @@ struct JSONParser {
         }
     }
 
-    private mutating func parseArray(depth: Int) throws(Failure) -> JSONValue {
+    private mutating func parseArray(depth: Int) throws(Failure) -> StrictJSON {
         position += 1  // "["
-        var elements: [JSONValue] = []
+        var elements: [StrictJSON] = []
         skipWhitespace()
         if peek() == UInt8(ascii: "]") {
             position += 1
@@ -106,7 +106,7 @@ struct JSONParser {
     }
 
     /// Accepts the RFC 8259 number grammar and returns the literal unconverted.
-    private mutating func parseNumber() throws(Failure) -> JSONValue {
+    private mutating func parseNumber() throws(Failure) -> StrictJSON {
         let start = position
         if peek() == UInt8(ascii: "-") { position += 1 }
         if peek() == UInt8(ascii: "0") {

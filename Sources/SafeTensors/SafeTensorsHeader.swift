@@ -27,7 +27,7 @@ struct SafeTensorsHeader {
         if let badOffset = Self.firstInvalidUTF8Offset(bytes) {
             throw fail(.headerNotUTF8(byteOffset: badOffset))
         }
-        let root: JSONValue
+        let root: StrictJSON
         do {
             root = try JSONParser.parse(bytes)
         } catch {
@@ -74,7 +74,7 @@ struct SafeTensorsHeader {
     // MARK: Entries
 
     private static func validateEntry(
-        _ entry: JSONValue, name: String, dataSectionLength: Int, limits: SafeTensorsLimits, source: String
+        _ entry: StrictJSON, name: String, dataSectionLength: Int, limits: SafeTensorsLimits, source: String
     ) throws(SafeTensorsError) -> SafeTensorInfo {
         func fail(_ problem: SafeTensorsError.Problem) -> SafeTensorsError {
             SafeTensorsError(source: source, tensor: name, problem: problem)
@@ -162,7 +162,7 @@ struct SafeTensorsHeader {
 
     /// Offset of the first byte that does not begin a valid UTF-8 sequence, or
     /// `nil` when all of `bytes` is valid UTF-8.
-    private static func firstInvalidUTF8Offset(_ bytes: UnsafeRawBufferPointer) -> Int? {
+    static func firstInvalidUTF8Offset(_ bytes: UnsafeRawBufferPointer) -> Int? {
         var iterator = bytes.makeIterator()
         var decoder = UTF8()
         var offset = 0

@@ -95,6 +95,49 @@ final class TestDaemon: @unchecked Sendable {
     deinit { stop() }
 }
 
+/// Starts `pilot serve` as its own process (ipc:// endpoints in `folder`)
+/// and returns once it answers a ping. `environment` is added to the
+/// test's (`PILOT_FAULT` arms a crash point).
+func startServe(state: URL, folder: URL, environment: [String: String] = [:], stderr: FileHandle? = nil) throws -> Process {
+    let process = Process()
+    process.executableURL = DaemonFixture.pilotExecutable
+    process.arguments = ["serve", "--state", state.path, "--models", DaemonFixture.models.path,
+                         "--requests", "ipc://\(folder.path)/r", "--events", "ipc://\(folder.path)/e",
+                         "--templates", DaemonFixture.templates.path, "--allow-read", DaemonFixture.examples.path,
+                         "--log-level", "warning"]
+    process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+    process.standardOutput = FileHandle.nullDevice
+    if let stderr { process.standardError = stderr }
+    try process.run()
+    // Ready once it answers a ping.
+    let deadline = Date().addingTimeInterval(60)
+    while Date() < deadline, process.isRunning {
+        if let info = try? ConnectionInfo.read(from: state.appendingPathComponent(ConnectionInfo.fileName)),
+           info.pid == process.processIdentifier,
+           (try? DaemonClient(connection: info, timeout: 1).request("ping")) != nil {
+            return process
+        }
+        Thread.sleep(forTimeInterval: 0.1)
+    }
+    if process.isRunning { process.terminate() }
+    throw DaemonError(.internal, "pilot serve did not answer within 60 s (\(DaemonFixture.pilotExecutable.path))")
+}
+
+/// Runs `pilot ARGS` to its end; its exit status and output (standard output and error together).
+func runPilot(_ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, stderr: String) {
+    let process = Process()
+    process.executableURL = DaemonFixture.pilotExecutable
+    process.arguments = arguments
+    process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    process.standardError = pipe
+    try process.run()
+    let data = pipe.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+}
+
 /// Waits for `job` to reach a final state by polling status.
 func waitForFinalState(_ client: DaemonClient, job: String, timeout: TimeInterval = 120) throws -> JSONValue {
     let deadline = Date().addingTimeInterval(timeout)

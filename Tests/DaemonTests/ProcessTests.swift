@@ -6,25 +6,7 @@ import XCTest
 /// The daemon as a separate process: crashes and signals.
 final class ProcessTests: XCTestCase {
     private func startDaemon(state: URL, folder: URL) throws -> Process {
-        let process = Process()
-        process.executableURL = DaemonFixture.pilotExecutable
-        process.arguments = ["serve", "--state", state.path, "--models", DaemonFixture.models.path,
-                             "--requests", "ipc://\(folder.path)/r", "--events", "ipc://\(folder.path)/e",
-                             "--templates", DaemonFixture.templates.path, "--log-level", "warning"]
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
-        // Ready once it answers a ping.
-        let deadline = Date().addingTimeInterval(60)
-        while Date() < deadline {
-            if let info = try? ConnectionInfo.read(from: state.appendingPathComponent(ConnectionInfo.fileName)),
-               info.pid == process.processIdentifier,
-               (try? DaemonClient(connection: info, timeout: 1).request("ping")) != nil {
-                return process
-            }
-            Thread.sleep(forTimeInterval: 0.1)
-        }
-        process.terminate()
-        throw DaemonError(.internal, "pilot serve did not answer within 60 s (\(DaemonFixture.pilotExecutable.path))")
+        try startServe(state: state, folder: folder)
     }
 
     private func client(_ state: URL) throws -> DaemonClient {

@@ -100,6 +100,17 @@ final class WireTests: XCTestCase {
         XCTAssertEqual(value["n"], .null)
     }
 
+    /// Found by fuzzing: integers past Int64 wrapped around (18446744073709551615
+    /// read as -1, so a priority of 2^64 − 1 passed as −1).
+    func testIntegersBeyondSixtyFourBitsAreFloatsNotWrappedNegatives() throws {
+        XCTAssertEqual(try JSONValue(parsing: Data("18446744073709551615".utf8)), .float(18446744073709551615.0))
+        XCTAssertEqual(try JSONValue(parsing: Data("12345678901234567890".utf8)), .float(12345678901234567890.0))
+        XCTAssertEqual(try JSONValue(parsing: Data("9223372036854775807".utf8)), .int(Int.max))
+        XCTAssertEqual(try JSONValue(parsing: Data("-9223372036854775808".utf8)), .int(Int.min))
+        let value = try JSONValue(parsing: Data("12345678901234567890".utf8))
+        XCTAssertEqual(try JSONValue(parsing: Data(value.compact.utf8)), value, "expected the canonical form to parse back to itself")
+    }
+
     func testConnectionFileIsOwnerOnlyAndReadsBack() throws {
         let folder = DaemonFixture.temporaryFolder("conn")
         defer { try? FileManager.default.removeItem(at: folder) }

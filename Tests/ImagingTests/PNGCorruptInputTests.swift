@@ -24,6 +24,26 @@ final class PNGCorruptInputTests: XCTestCase {
         if case .overLimit = error { return true } else { return false }
     }
 
+    /// Found by fuzzing: a 1 KB file whose zTXt chunk declared 1.7 GB made
+    /// libpng allocate and clear 1.7 GB before noticing the bytes were not
+    /// there. The chunk lengths are now checked first.
+    func testAChunkDeclaringMoreBytesThanFollowIsRefusedBeforeAnyAllocation() throws {
+        let png = try validPNG()
+        let afterHeader = 8 + 12 + 13  // signature, then the IHDR chunk
+        var bytes = Array(png.prefix(afterHeader))
+        bytes += [0x69, 0x00, 0x00, 0x15] + Array("zTXt".utf8) + Array("comment".utf8) + [0, 0, 0x78, 0x9C]
+        bytes += Array(png.dropFirst(afterHeader))
+        assertImagingError(try PNG.decode(Data(bytes), source: "bomb.png"), "truncated",
+                           matches: isTruncated, mentioning: ["bomb.png", "zTXt", "declares 1761607701 bytes"])
+
+        // A real 2 MiB text chunk is over a 1 MiB per-chunk limit, refused by its declared length.
+        var random = TestRandom(seed: 5)
+        let noise = String(decoding: (0..<(2 << 20)).map { _ in UInt8(0x21 + random.next(below: 94)) }, as: UTF8.self)
+        let big = try PNG.encode(Image(width: 2, height: 2), text: [PNGTextEntry(key: "workflow", value: noise)])
+        assertImagingError(try PNG.decode(big, source: "big.png", limits: PNGLimits(maxChunkBytes: 1 << 20)), "overLimit",
+                           matches: isOverLimit, mentioning: ["big.png", "over the limit of 1048576 bytes per chunk"])
+    }
+
     func testEmptyDataIsRefusedAsEmpty() {
         assertImagingError(try PNG.decode(Data(), source: "empty.png"), "empty",
                            matches: { $0 == .empty(source: "empty.png") }, mentioning: ["empty.png", "empty"])

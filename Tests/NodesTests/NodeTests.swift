@@ -165,6 +165,39 @@ final class NodeTests: XCTestCase {
                                              height: 256, width: 256), "as is the same at 2048×2048")
     }
 
+    func testAPromptOverTheLimitIsRefusedAtValidationAndAtBinding() throws {
+        let long = String(repeating: "cat ", count: 2100)  // 8,400 bytes, over 8 KiB
+        let literal = """
+            version: 1
+            nodes:
+              model: {type: LoadCheckpoint, params: {path: tiny}}
+              text: {type: TextEncode, inputs: {clip: model.clip}, params: {prompt: "\(long)"}}
+            outputs: {conditioning: text.conditioning}
+            """
+        let (_, problems) = Validator(registry: NodeRegistry.standard).validate(literal, file: "long.yaml")
+        let problem = try XCTUnwrap(problems.first { $0.port == "prompt" }, "expected a diagnostic on text.prompt, got \(problems)")
+        XCTAssertEqual(problem.code, .outOfRange)
+        XCTAssertEqual(problem.node, "text")
+        XCTAssertEqual(problem.expected, "a string of at most 8192 bytes", problem.description)
+        XCTAssertEqual(problem.found, "8400 bytes", problem.description)
+
+        let template = """
+            version: 1
+            inputs: {prompt: {type: String}}
+            nodes:
+              model: {type: LoadCheckpoint, params: {path: tiny}}
+              text: {type: TextEncode, inputs: {clip: model.clip}, params: {prompt: $prompt}}
+            outputs: {conditioning: text.conditioning}
+            """
+        let validated = try ValidatedWorkflow(parsing: template, registry: NodeRegistry.standard)
+        XCTAssertNoThrow(try validated.bind(text: ["prompt": "a cat"]))
+        XCTAssertThrowsError(try validated.bind(text: ["prompt": long])) { error in
+            let failure = error as? BindingFailure
+            XCTAssertTrue(failure?.description.contains("at most 8192 bytes") == true,
+                          "expected the binding to name the 8192-byte limit, got \(error)")
+        }
+    }
+
     func testRunTimeFailureNamesTheNode() throws {
         let folder = Fixture.temporaryFolder("fail")
         XCTAssertThrowsError(try run(yaml: """

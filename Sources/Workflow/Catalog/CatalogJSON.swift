@@ -31,7 +31,13 @@ extension PortSpec {
         if let choices { object["choices"] = .array(choices.map(JSONValue.string)) }
         if let value = defaultValue.flatMap(Literal.init) { object["default"] = value.json }
         if let minimum { object["min"] = type == .int ? .int(Int(minimum)) : .float(minimum) }
-        if let maximum { object["max"] = type == .int ? .int(Int(maximum)) : .float(maximum) }
+        if let maximum {
+            switch type {
+            case .int: object["max"] = .int(Int(maximum))
+            case .string: object["max_bytes"] = .int(Int(maximum))
+            default: object["max"] = .float(maximum)
+            }
+        }
         if readsFile { object["readsFile"] = .bool(true) }
         return .object(object)
     }

@@ -35,7 +35,7 @@ extension NodeDescription {
                 }
                 var allowed: [String] = []
                 if port.minimum != nil || port.maximum != nil {
-                    allowed.append(LiteralCheck.rangeText(port.minimum, port.maximum))
+                    allowed.append(LiteralCheck.rangeText(port.minimum, port.maximum, type: port.type))
                 }
                 if case let .enumeration(_, cases) = port.type { allowed.append(cases.map { "`\($0)`" }.joined(separator: ", ")) }
                 if let choices = port.choices { allowed.append(choices.map { "`\($0)`" }.joined(separator: ", ")) }

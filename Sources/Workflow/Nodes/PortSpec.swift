@@ -24,7 +24,8 @@ public struct PortSpec: Sendable {
     public var type: PortType
     public var kind: Kind
     public var requirement: Requirement
-    /// Inclusive bounds for Int and Float values.
+    /// Inclusive bounds for Int and Float values. For a String, `maximum`
+    /// bounds its length in UTF-8 bytes (a prompt's, say).
     public var minimum: Double?
     public var maximum: Double?
     /// Allowed values for a String parameter (enumerations carry their cases

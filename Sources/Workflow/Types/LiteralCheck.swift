@@ -38,6 +38,10 @@ enum LiteralCheck {
                 return Problem(kind: .range, expected: "\(type.spelling) \(rangeText(minimum, maximum))", found: value.summary)
             }
         }
+        if type == .string, let maximum, let text = try? converted.asString(), Double(text.utf8.count) > maximum {
+            return Problem(kind: .range, expected: "a string of at most \(number(maximum)) bytes",
+                           found: "\(text.utf8.count) bytes")
+        }
         if let choices, let literal = Literal(converted), !choices.contains(literal) {
             let list = choices.map(\.json.compact)
             return Problem(kind: .choices, expected: "one of \(list.joined(separator: ", "))", found: value.summary)
@@ -61,8 +65,9 @@ enum LiteralCheck {
         }
     }
 
-    static func rangeText(_ minimum: Double?, _ maximum: Double?) -> String {
-        switch (minimum, maximum) {
+    static func rangeText(_ minimum: Double?, _ maximum: Double?, type: PortType? = nil) -> String {
+        if type == .string, let maximum { return "at most \(number(maximum)) bytes" }
+        return switch (minimum, maximum) {
         case let (low?, high?): "in \(number(low))...\(number(high))"
         case let (low?, nil): "at least \(number(low))"
         case let (nil, high?): "at most \(number(high))"

@@ -1,0 +1,3 @@
+import FuzzSupport
+
+runFuzzer { fuzzPNG($0, $1) }

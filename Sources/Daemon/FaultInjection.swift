@@ -1,0 +1,19 @@
+import Foundation
+
+/// Crash points for the fault tests, which start a real `pilot serve` with
+/// `PILOT_FAULT=NAME`: at the point of that name the process kills itself
+/// with SIGKILL, as `kill -9` or a power cut would at that instant. Unset
+/// (always, outside those tests) a point costs one comparison.
+///
+/// Points: `submit-after-blobs` (a submit's input frames are stored, its job
+/// row is not), `submit-after-commit` (the job row is committed, the reply
+/// not sent). `disk-full` (read by Imaging's atomic writes) makes writing an
+/// output fail with ENOSPC halfway through.
+enum FaultInjection {
+    static let armed = ProcessInfo.processInfo.environment["PILOT_FAULT"]
+
+    static func point(_ name: String) {
+        guard let armed, armed == name else { return }
+        kill(getpid(), SIGKILL)
+    }
+}
