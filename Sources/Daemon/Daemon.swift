@@ -117,11 +117,13 @@ public final class Daemon: @unchecked Sendable {
         }
         // Input blobs of submits that never became jobs (refused after their
         // frames were stored, or cut short by a crash): no job can name them.
-        let orphans = Set(try store.removeUnreferencedBlobs())
+        // Their rows go first; then every file without a row (theirs, and
+        // files written before a crash could record them).
+        try store.removeUnreferencedBlobs()
         let (files, temporary) = blobs.files()
         let recorded = try store.blobHashes()
         var removed = 0
-        for sha in files where orphans.contains(sha) || !recorded.contains(sha) { if blobs.remove(sha) { removed += 1 } }
+        for sha in files where !recorded.contains(sha) { if blobs.remove(sha) { removed += 1 } }
         for url in temporary { try? FileManager.default.removeItem(at: url) }
         if removed + temporary.count > 0 {
             logger.notice("removed \(removed) input blob(s) no job references and \(temporary.count) unfinished blob write(s)")

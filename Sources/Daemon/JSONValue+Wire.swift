@@ -19,8 +19,7 @@ extension JSONValue {
         case let .bool(flag): self = .bool(flag)
         case let .string(text): self = .string(text)
         case let .number(literal):
-            let integral = !literal.contains { $0 == "." || $0 == "e" || $0 == "E" }
-            if integral, let exact = Int(literal) {
+            if let exact = value.integerValue {
                 self = .int(exact)
             } else if let number = Double(literal), number.isFinite {
                 self = .float(number)

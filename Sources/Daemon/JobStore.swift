@@ -374,14 +374,7 @@ public final class JobStore: Sendable {
                 try db.execute(sql: "DELETE FROM transition WHERE job IN (\(marks))", arguments: StatementArguments(ids))
                 try db.execute(sql: "DELETE FROM job WHERE id IN (\(marks))", arguments: StatementArguments(ids))
             }
-            // Blobs the remaining jobs' inputs name ({"name": {"sha256": …}}).
-            var referenced = Set<String>()
-            for text in try String.fetchAll(db, sql: "SELECT inputs FROM job") {
-                guard let inputs = Self.json(text)?.objectValue else { continue }
-                for input in inputs.values {
-                    if let sha = input["sha256"]?.stringValue { referenced.insert(sha) }
-                }
-            }
+            let referenced = try Self.referencedBlobs(db)
             for row in try Row.fetchAll(db, sql: "SELECT sha256, bytes FROM blob WHERE created < ? ORDER BY sha256",
                                         arguments: [time]) {
                 let sha: String = row["sha256"]
@@ -398,19 +391,26 @@ public final class JobStore: Sendable {
     /// refused after its frames were stored, or cut short by a crash, leaves
     /// them. Call it when no submit is in flight (the daemon does, at
     /// start). Returns their hashes, for the files to go too.
+    @discardableResult
     public func removeUnreferencedBlobs() throws -> [String] {
         try database.write { db in
-            var referenced = Set<String>()
-            for text in try String.fetchAll(db, sql: "SELECT inputs FROM job") {
-                guard let inputs = Self.json(text)?.objectValue else { continue }
-                for input in inputs.values {
-                    if let sha = input["sha256"]?.stringValue { referenced.insert(sha) }
-                }
-            }
+            let referenced = try Self.referencedBlobs(db)
             let orphans = try String.fetchAll(db, sql: "SELECT sha256 FROM blob ORDER BY sha256").filter { !referenced.contains($0) }
             for sha in orphans { try db.execute(sql: "DELETE FROM blob WHERE sha256 = ?", arguments: [sha]) }
             return orphans
         }
+    }
+
+    /// The blobs the jobs' inputs name (`{"name": {"sha256": …}}`).
+    private static func referencedBlobs(_ db: Database) throws -> Set<String> {
+        var referenced = Set<String>()
+        for text in try String.fetchAll(db, sql: "SELECT inputs FROM job") {
+            guard let inputs = json(text)?.objectValue else { continue }
+            for input in inputs.values {
+                if let sha = input["sha256"]?.stringValue { referenced.insert(sha) }
+            }
+        }
+        return referenced
     }
 
     /// The recorded blobs' hashes.

@@ -41,7 +41,7 @@ public enum StrictJSON: Sendable {
 
     /// The value as an `Int`, if it is an integer literal (no fraction or
     /// exponent) that fits in 64 bits.
-    var integerValue: Int? {
+    public var integerValue: Int? {
         guard case let .number(literal) = self,
               !literal.contains(where: { $0 == "." || $0 == "e" || $0 == "E" })
         else { return nil }
