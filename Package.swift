@@ -89,6 +89,7 @@ let package = Package(
         .testTarget(name: "DaemonTests", dependencies: [
             "Daemon", "Nodes", "Workflow", "Diffusion", "Imaging", "pilot",
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "GRDB", package: "GRDB.swift"),
         ]),
         .testTarget(name: "NodesTests", dependencies: ["Nodes", "Workflow", "Diffusion", "Imaging", "SafeTensors", "Tensors"]),
     ]

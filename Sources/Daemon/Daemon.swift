@@ -15,9 +15,16 @@ public final class Daemon: @unchecked Sendable {
     public let catalog: ModelCatalog
     public static let version = NodeLibrary.programVersion
 
+    /// The daemon's own libzmq context (its ZAP handler is one per context).
+    private let context = ZMQContext()
     private let router: ZMQSocket
     private let publisher: EventPublisher
+    /// The owner's key: refusals of messages that did not authenticate are signed with it.
     private let signer: MessageSigner
+    /// Who may connect and sign: the owner and the clients `pilot keys add` issued.
+    public let clients: ClientRegistry
+    /// CURVE's client allow-list (only when the sockets are encrypted).
+    private let zap: ZAPHandler?
     private let blobs: BlobStore
     private let worker: JobWorker
     private let runner: WorkflowRunner
@@ -68,8 +75,12 @@ public final class Daemon: @unchecked Sendable {
         runner = WorkflowRunner(registry: .standard, executor: Executor(cache: OutputCache(budgetBytes: configuration.memoryBudget)))
         replayGuard = ReplayGuard(window: configuration.replayWindow)
 
-        var key = ConnectionInfo.newKey()
-        if configuration.keepKey, let old = try? ConnectionInfo.read(from: configuration.connectionFile) { key = old.key }
+        var key = ConnectionInfo.newKey(), eventKey = ConnectionInfo.newKey()
+        let old = configuration.keepKey ? try? ConnectionInfo.read(from: configuration.connectionFile) : nil
+        if let old {
+            key = old.key
+            eventKey = old.eventKey ?? eventKey
+        }
         signer = MessageSigner(hexKey: key)!
 
         let needsCurve = configuration.curve
@@ -78,31 +89,47 @@ public final class Daemon: @unchecked Sendable {
            !(DaemonConfiguration.isLocal(configuration.requestEndpoint) && DaemonConfiguration.isLocal(configuration.eventEndpoint)) {
             throw DaemonError(.invalidRequest, "binding a non-loopback address requires CURVE encryption (do not pass --no-curve)")
         }
-        var curveKey: String?
-        router = try ZMQSocket(.router)
-        let events = try ZMQSocket(.xpub)
+        var curveKey: String?, ownerCurve: (publicKey: String, secretKey: String)?
+        router = try ZMQSocket(.router, context: context)
+        let events = try ZMQSocket(.xpub, context: context)
         if needsCurve {
             guard ZMQContext.has("curve") else {
                 throw DaemonError(.internal, "CURVE encryption is required but this libzmq was built without it")
             }
-            let pair = try ZMQContext.curveKeyPair()
-            try router.makeCurveServer(secretKey: pair.secretKey)
-            try events.makeCurveServer(secretKey: pair.secretKey)
-            curveKey = pair.publicKey
+            // The server's pair and the owner's client pair persist with the
+            // key (in the 0600 store), so the connection files issued to
+            // clients stay valid across restarts; a new key renews them.
+            let server = try Self.curvePair(named: "server", store: store, keep: configuration.keepKey)
+            ownerCurve = try Self.curvePair(named: "owner", store: store, keep: configuration.keepKey)
+            try router.makeCurveServer(secretKey: server.secretKey)
+            try events.makeCurveServer(secretKey: server.secretKey)
+            try router.setOption(ZMQ_ZAP_DOMAIN, "pilot")
+            try events.setOption(ZMQ_ZAP_DOMAIN, "pilot")
+            curveKey = server.publicKey
         }
+        let owner = ClientRecord(name: ClientRecord.ownerName, key: key, curvePublicKey: ownerCurve?.publicKey, role: .admin,
+                                 maxPriority: Self.priorities.upperBound, maxQueued: .max)
+        clients = ClientRegistry([owner] + (try store.clients().filter { $0.name != ClientRecord.ownerName }))
+        zap = needsCurve ? try ZAPHandler(context: context, clients: clients) : nil
         try router.setMaximumMessageSize(2 * configuration.maxMessageBytes + (1 << 20))
         try router.setOption(ZMQ_ROUTER_MANDATORY, Int32(1))
         // Replies to a client that never reads are dropped past 1,000, not queued.
         try router.setOption(ZMQ_SNDHWM, Int32(1_000))
         try router.setHeartbeat(interval: 5_000, timeout: 30_000)
         // Subscriptions are a byte and a topic (a job id, "welcome.<uuid>"):
-        // a longer one drops the subscriber's connection unread.
-        try events.setMaximumMessageSize(EventPublisher.maxTopicBytes + 1)
+        // a message over 4 KiB drops the subscriber's connection unread (the
+        // bound covers CURVE's handshake commands too, about 300 bytes, so it
+        // cannot be the topic limit itself; longer topics are ignored).
+        try events.setMaximumMessageSize(EventPublisher.maxSubscriptionMessage)
         try router.bind(configuration.requestEndpoint)
         try events.bind(configuration.eventEndpoint)
-        publisher = try EventPublisher(socket: events, signer: signer)
-        connection = ConnectionInfo(requests: router.lastEndpoint, events: events.lastEndpoint, key: key,
-                                    curveServerKey: curveKey, pid: getpid())
+        let store = self.store, clients = self.clients
+        publisher = try EventPublisher(socket: events, signer: MessageSigner(hexKey: eventKey)!) { client, topic in
+            Self.maySubscribe(client: client, topic: topic, clients: clients, store: store)
+        }
+        connection = ConnectionInfo(requests: router.lastEndpoint, events: events.lastEndpoint, key: key, eventKey: eventKey,
+                                    curveServerKey: curveKey, curvePublicKey: ownerCurve?.publicKey,
+                                    curveSecretKey: ownerCurve?.secretKey, pid: getpid())
         try connection.write(to: configuration.connectionFile)
 
         worker = JobWorker(store: store, blobs: blobs, publisher: publisher, runner: runner, paths: paths, logger: logger,
@@ -130,14 +157,41 @@ public final class Daemon: @unchecked Sendable {
         }
     }
 
+    /// A CURVE key pair kept in the store (a fresh one unless `keep`).
+    private static func curvePair(named name: String, store: JobStore, keep: Bool) throws -> (publicKey: String, secretKey: String) {
+        if keep, let publicKey = try store.secret("curve_\(name)_public"), let secretKey = try store.secret("curve_\(name)_secret") {
+            return (publicKey, secretKey)
+        }
+        let pair = try ZMQContext.curveKeyPair()
+        try store.setSecret("curve_\(name)_public", pair.publicKey)
+        try store.setSecret("curve_\(name)_secret", pair.secretKey)
+        return pair
+    }
+
+    /// Whether a connection authenticated as `client` (nil: without CURVE,
+    /// anyone who reaches the socket) may subscribe to `topic`: an admin to
+    /// anything; another client only to a job it owns, by its exact id.
+    static func maySubscribe(client: String?, topic: String, clients: ClientRegistry, store: JobStore) -> Bool {
+        guard let client else { return true }
+        guard let record = clients.client(client)?.record else { return false }
+        if record.isAdmin { return true }
+        guard topic.count == 36, let owner = try? store.owner(ofJob: topic) else { return false }
+        return owner == client
+    }
+
     /// Serves requests until ``stop()``; then stops the worker (a running job
     /// is requeued), removes the connection file and returns.
     public func run() {
         worker.start()
         logger.info("serving requests on \(connection.requests), events on \(connection.events)")
         var nextRetention = Date()
+        let polled = [router] + (zap.map { [$0.socket] } ?? [])
         while !isStopping {
-            let readable = ZMQSocket.poll([router], timeout: 10)
+            let readable = ZMQSocket.poll(polled, timeout: 10)
+            if let zap, readable.count > 1, readable[1] {
+                let refusedNow = zap.serve()
+                if refusedNow > 0 { stateLock.withLock { refused["client_key_not_allowed", default: 0] += refusedNow } }
+            }
             publisher.serviceSubscriptions()
             // Automatic retention on the request thread, between requests (never during a submit).
             if let retention = configuration.retention, Date() >= nextRetention {
@@ -154,7 +208,7 @@ public final class Daemon: @unchecked Sendable {
                 if got.truncated {
                     refuseOversized(got.frames, bytes: got.bytes)
                 } else {
-                    handle(got.frames)
+                    handle(got.frames, connectedAs: got.user)
                 }
                 handled += 1
             }
@@ -163,6 +217,7 @@ public final class Daemon: @unchecked Sendable {
         worker.shutdown()
         try? FileManager.default.removeItem(at: configuration.connectionFile)
         router.close()
+        zap?.socket.close()
         flock(lockDescriptor, LOCK_UN)
         close(lockDescriptor)
         logger.info("stopped")
@@ -194,8 +249,10 @@ public final class Daemon: @unchecked Sendable {
                parent: nil, type: nil)
     }
 
-    /// Answers one request (its envelope first) as the request loop does; internal for the fuzz target.
-    func handle(_ frames: [Data]) {
+    /// Answers one request (its envelope first) as the request loop does;
+    /// `connectedAs` is the client CURVE authenticated the connection as.
+    /// Internal for the fuzz target.
+    func handle(_ frames: [Data], connectedAs: String? = nil) {
         guard frames.count >= 2 else { return }
         // Envelope: the peer identity, then an empty delimiter if the peer is a REQ socket.
         let envelope = frames[1].isEmpty ? Array(frames[0...1]) : [frames[0]]
@@ -205,12 +262,24 @@ public final class Daemon: @unchecked Sendable {
             return refuse(envelope, DaemonError(.tooLarge, "the message is \(size) bytes; the limit is \(configuration.maxMessageBytes)"),
                           parent: nil, type: nil)
         }
-        let message: WireMessage
+        let message: WireMessage, caller: ClientRecord, replySigner: MessageSigner
         // The id is echoed only once the signature checked out (nothing of an
         // unauthenticated message is parsed), and never longer than 128.
         var authenticatedID: String?
-        do {
-            let (decoded, signature) = try WireMessage.decode(parts, signer: signer)
+        do throws(DaemonError) {
+            let (decoded, signature, keyName) = try WireMessage.decode(parts) { name in
+                self.clients.client(name ?? ClientRecord.ownerName)?.signer
+            }
+            guard let found = clients.client(keyName ?? ClientRecord.ownerName) else {
+                throw DaemonError(.badSignature, "the key was revoked")
+            }
+            (caller, replySigner) = (found.record, found.signer.unnamed)
+            // Under CURVE the connection itself is a client's: a message must
+            // be signed with that same client's key.
+            if let connectedAs, connectedAs != caller.name {
+                throw DaemonError(.badSignature, "the message is signed with client '\(caller.name)''s key over a connection "
+                                  + "authenticated as client '\(LogText.escaped(connectedAs, limit: 64))'")
+            }
             message = decoded
             authenticatedID = String(decoded.header.id.prefix(Self.maxEchoedID))
             stateLock.lock()
@@ -221,25 +290,28 @@ public final class Daemon: @unchecked Sendable {
         }
         let type = message.header.type
         do {
-            let (content, binaries) = try respond(to: message)
+            let (content, binaries) = try respond(to: message, caller: caller)
             stateLock.withLock { served[type, default: 0] += 1 }
             var body = content
             body["status"] = .string("ok")
             send(envelope, WireMessage(type: type + "_reply", content: .object(body), frames: binaries,
-                                       parent: String(message.header.id.prefix(Self.maxEchoedID))))
+                                       parent: String(message.header.id.prefix(Self.maxEchoedID))), signer: replySigner)
         } catch {
-            refuse(envelope, error, parent: String(message.header.id.prefix(Self.maxEchoedID)), type: String(type.prefix(64)))
+            refuse(envelope, error, parent: String(message.header.id.prefix(Self.maxEchoedID)), type: String(type.prefix(64)),
+                   signer: replySigner)
         }
     }
 
-    private func refuse(_ envelope: [Data], _ error: DaemonError, parent: String?, type: String?) {
+    /// An error reply, signed with the caller's key once it is known (the owner's before).
+    private func refuse(_ envelope: [Data], _ error: DaemonError, parent: String?, type: String?, signer: MessageSigner? = nil) {
         stateLock.withLock { refused[error.code.rawValue, default: 0] += 1 }
         logger.debug("refused a request: \(LogText.escaped("\(error)"))")
         let content: JSONValue = .object(["status": .string("error"), "error": error.json])
-        send(envelope, WireMessage(type: type.map { $0 + "_reply" } ?? "error", content: content, parent: parent))
+        send(envelope, WireMessage(type: type.map { $0 + "_reply" } ?? "error", content: content, parent: parent),
+             signer: signer ?? self.signer)
     }
 
-    private func send(_ envelope: [Data], _ message: WireMessage) {
+    private func send(_ envelope: [Data], _ message: WireMessage, signer: MessageSigner) {
         do {
             try router.send(envelope + message.encoded(signer: signer), dontWait: true)
         } catch {
@@ -250,16 +322,22 @@ public final class Daemon: @unchecked Sendable {
 
     private typealias Reply = ([String: JSONValue], [Data])
 
-    private func respond(to message: WireMessage) throws(DaemonError) -> Reply {
+    private func respond(to message: WireMessage, caller: ClientRecord) throws(DaemonError) -> Reply {
         let content = message.content
         switch message.header.type {
-        case "ping", "info": return (info(), [])
-        case "submit": return try submit(content, frames: message.frames)
-        case "status": return try status(content)
-        case "list": return try list(content)
-        case "cancel": return try cancel(content)
-        case "prune": return try prune(content)
-        case "result": return try result(content)
+        case "ping", "info":
+            var object = info()
+            object["client"] = .object(["name": .string(caller.name), "role": .string(caller.role.rawValue)])
+            return (object, [])
+        case "submit": return try submit(content, frames: message.frames, caller: caller)
+        case "status": return try status(content, caller: caller)
+        case "list": return try list(content, caller: caller)
+        case "cancel": return try cancel(content, caller: caller)
+        case "prune": return try prune(content, caller: caller)
+        case "result": return try result(content, caller: caller)
+        case "clients": return try listClients(caller: caller)
+        case "client_add": return try addClient(content, caller: caller)
+        case "client_revoke": return try revokeClient(content, caller: caller)
         case "templates": return (["templates": .array(templates().map { templateSummary($0.name, $0.url) })], [])
         case "template": return try template(content)
         case "nodes": return (["catalog": runner.registry.catalogJSON], [])
@@ -268,7 +346,8 @@ public final class Daemon: @unchecked Sendable {
                      "models": .array(catalog.entries().map(\.json))], [])
         default:
             throw DaemonError(.unknownType, "unknown request type '\(message.header.type.prefix(60))'; expected one of "
-                              + "ping, info, submit, status, list, cancel, result, templates, template, nodes, models")
+                              + "ping, info, submit, status, list, cancel, prune, result, templates, template, nodes, models, "
+                              + "clients, client_add, client_revoke")
         }
     }
 
@@ -298,17 +377,26 @@ public final class Daemon: @unchecked Sendable {
     static let maxParameters = 256
     static let maxDiagnosticsInReply = 50
 
-    private func submit(_ content: JSONValue, frames: [Data]) throws(DaemonError) -> Reply {
+    private func submit(_ content: JSONValue, frames: [Data], caller: ClientRecord) throws(DaemonError) -> Reply {
         let key = try optionalString(content, "idempotency_key")
         if let key, key.utf8.count > Self.maxIdempotencyKey {
             throw DaemonError(.invalidRequest, "'idempotency_key' is \(key.utf8.count) bytes; at most \(Self.maxIdempotencyKey)")
         }
-        if let key, let existing = try storeCall({ try store.job(idempotencyKey: key) }) {
+        if let key, let existing = try storeCall({ try store.job(idempotencyKey: key, owner: caller.name) }) {
             return (["job": .string(existing.id), "state": .string(existing.state.rawValue), "duplicate": .bool(true)], [])
         }
         let priority = try optionalInt(content, "priority") ?? 0
         guard Self.priorities.contains(priority) else {
             throw DaemonError(.invalidRequest, "'priority' must be in \(Self.priorities.lowerBound)...\(Self.priorities.upperBound), found \(priority)")
+        }
+        guard priority <= caller.maxPriority else {
+            throw DaemonError(.quotaExceeded, "client '\(caller.name)' may submit with priority at most \(caller.maxPriority), "
+                              + "asked for \(priority)")
+        }
+        let active = try storeCall { try store.activeJobs(owner: caller.name) }
+        guard active < caller.maxQueued else {
+            throw DaemonError(.quotaExceeded, "client '\(caller.name)' has \(active) job(s) queued or running, its limit; "
+                              + "submit again when one has ended")
         }
         let client = try optionalString(content, "client").map { String($0.prefix(128)) }
         let parameters = content["parameters"] ?? .object([:])
@@ -420,7 +508,8 @@ public final class Daemon: @unchecked Sendable {
 
         let insertion = try storeCall {
             try store.insert(id: id, idempotencyKey: key, priority: priority, template: template, templateFile: templateFile?.path,
-                             workflow: text, parameters: parameters, inputs: .object(storedInputs), client: client)
+                             workflow: text, parameters: parameters, inputs: .object(storedInputs), client: client,
+                             owner: caller.name)
         }
         switch insertion {
         case let .duplicate(existing):
@@ -431,7 +520,7 @@ public final class Daemon: @unchecked Sendable {
             let position = (try? store.queuePosition(id)) ?? nil
             publisher.publish(job: id, type: "queued", content: ["position": position.map(JSONValue.int) ?? .null])
             worker.notify()
-            var metadata: Logger.Metadata = ["job": "\(id)"]
+            var metadata: Logger.Metadata = ["job": "\(id)", "client": "\(caller.name)"]
             if let template { metadata["template"] = "\(LogText.escaped(template, limit: 100))" }
             logger.info("queued", metadata: metadata)
             return (["job": .string(id), "state": .string("queued"), "duplicate": .bool(false),
@@ -450,18 +539,27 @@ public final class Daemon: @unchecked Sendable {
 
     // MARK: queries
 
-    private func requireJob(_ content: JSONValue) throws(DaemonError) -> JobRecord {
+    /// The job the request names, if the caller may see it: its own, or
+    /// any for an admin. Another client's job reads as missing.
+    private func requireJob(_ content: JSONValue, caller: ClientRecord) throws(DaemonError) -> JobRecord {
         guard let id = content["job"]?.stringValue else {
             throw DaemonError(.invalidRequest, "expected 'job': a job id (string)")
         }
-        guard let job = try storeCall({ try store.job(id) }) else {
-            throw DaemonError(.notFound, "no job '\(id.prefix(80))'")
+        guard let job = try storeCall({ try store.job(id) }), caller.isAdmin || job.owner == caller.name else {
+            throw DaemonError(.notFound, caller.isAdmin ? "no job '\(id.prefix(80))'"
+                              : "no job '\(id.prefix(80))' among client '\(caller.name)''s jobs")
         }
         return job
     }
 
-    private func status(_ content: JSONValue) throws(DaemonError) -> Reply {
-        let job = try requireJob(content)
+    private func requireAdmin(_ caller: ClientRecord, _ what: String) throws(DaemonError) {
+        guard caller.isAdmin else {
+            throw DaemonError(.forbidden, "client '\(caller.name)' has role '\(caller.role.rawValue)'; \(what) needs an admin client")
+        }
+    }
+
+    private func status(_ content: JSONValue, caller: ClientRecord) throws(DaemonError) -> Reply {
+        let job = try requireJob(content, caller: caller)
         var object = job.json.objectValue ?? [:]
         object["transitions"] = .array(try storeCall { try store.transitions(job.id) }.map(\.json))
         if let progress = worker.lastProgress(of: job.id) { object["progress"] = progress }
@@ -470,7 +568,7 @@ public final class Daemon: @unchecked Sendable {
         return (["job": .object(object)], [])
     }
 
-    private func list(_ content: JSONValue) throws(DaemonError) -> Reply {
+    private func list(_ content: JSONValue, caller: ClientRecord) throws(DaemonError) -> Reply {
         var states: [JobState]?
         switch content["state"] {
         case nil: break
@@ -487,12 +585,15 @@ public final class Daemon: @unchecked Sendable {
         }
         let limit = min(max(try optionalInt(content, "limit") ?? 100, 1), 10_000)
         let template = try optionalString(content, "template")
-        let jobs = try storeCall { try store.jobs(states: states, template: template, limit: limit) }
+        // Clients see their own jobs; admins every job, or one client's with 'owner'.
+        let owner = caller.isAdmin ? try optionalString(content, "owner") : caller.name
+        let jobs = try storeCall { try store.jobs(states: states, template: template, owner: owner, limit: limit) }
         return (["jobs": .array(jobs.map { job in
             var summary: [String: JSONValue] = ["id": .string(job.id), "state": .string(job.state.rawValue),
                                                 "priority": .int(job.priority), "created": .string(WireTime.format(job.created))]
             if let template = job.template { summary["template"] = .string(template) }
             if let client = job.client { summary["client"] = .string(client) }
+            summary["owner"] = .string(job.owner)
             return .object(summary)
         })], [])
     }
@@ -501,8 +602,8 @@ public final class Daemon: @unchecked Sendable {
         DaemonError(.invalidRequest, "unknown state '\(text.prefix(40))'; expected one of \(JobState.allCases.map(\.rawValue).joined(separator: ", "))")
     }
 
-    private func cancel(_ content: JSONValue) throws(DaemonError) -> Reply {
-        let job = try requireJob(content)
+    private func cancel(_ content: JSONValue, caller: ClientRecord) throws(DaemonError) -> Reply {
+        let job = try requireJob(content, caller: caller)
         if job.state == .queued, try storeCall({ try store.cancelQueued(job.id) }) {
             publisher.publish(job: job.id, type: "cancelled", content: ["node": .null])
             publisher.forget(job: job.id)
@@ -518,7 +619,8 @@ public final class Daemon: @unchecked Sendable {
     /// Removes finished, failed and cancelled jobs that ended more than
     /// `older_than` seconds ago: their store rows, their folders (inputs and
     /// outputs) and the input blobs no remaining job references.
-    private func prune(_ content: JSONValue) throws(DaemonError) -> Reply {
+    private func prune(_ content: JSONValue, caller: ClientRecord) throws(DaemonError) -> Reply {
+        try requireAdmin(caller, "prune")
         guard let value = content["older_than"], let seconds = value.doubleValue, seconds.isFinite, seconds >= 0 else {
             throw DaemonError(.invalidRequest, "expected 'older_than': seconds since a job ended (a number ≥ 0)")
         }
@@ -543,8 +645,8 @@ public final class Daemon: @unchecked Sendable {
         return (result.jobs, result.blobs, bytes)
     }
 
-    private func result(_ content: JSONValue) throws(DaemonError) -> Reply {
-        let job = try requireJob(content)
+    private func result(_ content: JSONValue, caller: ClientRecord) throws(DaemonError) -> Reply {
+        let job = try requireJob(content, caller: caller)
         guard job.state == .finished else {
             throw DaemonError(.notFinished, "job \(job.id) is \(job.state.rawValue); results exist once it is finished",
                               details: .object(["state": .string(job.state.rawValue), "error": job.error ?? .null]))
@@ -562,6 +664,68 @@ public final class Daemon: @unchecked Sendable {
             frames.append(data)
         }
         return (["job": .string(job.id), "outputs": .array(described)], frames)
+    }
+
+    // MARK: clients
+
+    /// Caps a new client gets unless the request says otherwise.
+    static let defaultClientMaxPriority = 0
+    static let defaultClientMaxQueued = 16
+
+    private func listClients(caller: ClientRecord) throws(DaemonError) -> Reply {
+        try requireAdmin(caller, "listing clients")
+        let records = try storeCall { try store.clients() }
+        return (["clients": .array(records.map(\.json))], [])
+    }
+
+    /// Issues a client: its own HMAC key and (under CURVE) key pair on the
+    /// allow-list, a role and caps. The reply carries the client's whole
+    /// connection file; the daemon keeps only what checks it.
+    private func addClient(_ content: JSONValue, caller: ClientRecord) throws(DaemonError) -> Reply {
+        try requireAdmin(caller, "issuing a client key")
+        guard let name = content["name"]?.stringValue, ClientRecord.isValidName(name), name != ClientRecord.ownerName else {
+            throw DaemonError(.invalidRequest, "expected 'name': 1–64 letters, digits, '.', '_' or '-' (not 'owner'), found "
+                              + (content["name"]?.compact.prefix(70).description ?? "none"))
+        }
+        let roleText = try optionalString(content, "role") ?? ClientRole.user.rawValue
+        guard let role = ClientRole(rawValue: roleText) else {
+            throw DaemonError(.invalidRequest, "'role' must be one of \(ClientRole.allCases.map(\.rawValue).joined(separator: ", ")), found '\(roleText.prefix(40))'")
+        }
+        let maxPriority = try optionalInt(content, "max_priority") ?? (role == .admin ? Self.priorities.upperBound : Self.defaultClientMaxPriority)
+        guard Self.priorities.contains(maxPriority) else {
+            throw DaemonError(.invalidRequest, "'max_priority' must be in \(Self.priorities.lowerBound)...\(Self.priorities.upperBound)")
+        }
+        let maxQueued = try optionalInt(content, "max_queued") ?? Self.defaultClientMaxQueued
+        guard maxQueued >= 0 else { throw DaemonError(.invalidRequest, "'max_queued' must be ≥ 0") }
+        var pair: (publicKey: String, secretKey: String)?
+        if connection.curveServerKey != nil {
+            do { pair = try ZMQContext.curveKeyPair() } catch { throw DaemonError(.internal, "\(error)") }
+        }
+        let record = ClientRecord(name: name, key: ConnectionInfo.newKey(), curvePublicKey: pair?.publicKey, role: role,
+                                  maxPriority: maxPriority, maxQueued: maxQueued)
+        guard try storeCall({ try store.addClient(record) }) else {
+            throw DaemonError(.invalidRequest, "a client named '\(name)' exists or was revoked; names are not reused")
+        }
+        clients.add(record)
+        logger.notice("issued a client key", metadata: ["client": "\(name)", "role": "\(role.rawValue)", "by": "\(caller.name)"])
+        let file = ConnectionInfo(requests: connection.requests, events: connection.events, key: record.key,
+                                  eventKey: connection.eventKey, client: name, curveServerKey: connection.curveServerKey,
+                                  curvePublicKey: pair?.publicKey, curveSecretKey: pair?.secretKey)
+        return (["client": record.json, "connection": file.json], [])
+    }
+
+    private func revokeClient(_ content: JSONValue, caller: ClientRecord) throws(DaemonError) -> Reply {
+        try requireAdmin(caller, "revoking a client key")
+        guard let name = content["name"]?.stringValue else { throw DaemonError(.invalidRequest, "expected 'name': a client name") }
+        guard name != ClientRecord.ownerName else {
+            throw DaemonError(.invalidRequest, "the owner's key is the daemon's own: start it with --new-key to replace it")
+        }
+        guard try storeCall({ try store.revokeClient(name) }) else {
+            throw DaemonError(.notFound, "no active client '\(name.prefix(64))'")
+        }
+        clients.revoke(name)
+        logger.notice("revoked a client key", metadata: ["client": "\(name)", "by": "\(caller.name)"])
+        return (["client": .string(name), "revoked": .bool(true)], [])
     }
 
     // MARK: templates

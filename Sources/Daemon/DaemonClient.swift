@@ -16,7 +16,9 @@ public final class DaemonClient: @unchecked Sendable {
         self.signer = connection.signer
         self.timeout = timeout
         socket = try ZMQSocket(.dealer)
-        if let serverKey = connection.curveServerKey { try socket.makeCurveClient(serverKey: serverKey) }
+        if let serverKey = connection.curveServerKey {
+            try socket.makeCurveClient(serverKey: serverKey, keyPair: connection.curveKeyPair)
+        }
         // Queue nothing for a peer not (yet) connected, and never block longer than the timeout.
         try socket.setOption(ZMQ_IMMEDIATE, Int32(1))
         try socket.setOption(ZMQ_SNDTIMEO, Int32(clamping: Int(min(timeout, 3600) * 1000)))
@@ -60,8 +62,29 @@ public final class DaemonClient: @unchecked Sendable {
                 throw DaemonError(.internal, "no reply from the daemon at \(connection.requests) within \(Int(timeout)) s "
                                   + "(is `pilot serve` running, with this connection file?)")
             }
-            let (reply, _) = try WireMessage.decode(frames[...], signer: signer)
-            if parent == nil || reply.header.parent == parent { return reply }
+            let reply = try Self.decodeReply(frames, signer: signer)
+            // A refusal of a message the daemon could not authenticate carries no parent: it answers ours.
+            if parent == nil || reply.header.parent == parent || (reply.header.parent == nil && reply.header.type == "error") {
+                return reply
+            }
+        }
+    }
+}
+
+extension DaemonClient {
+    /// A reply, authenticated. The daemon signs the refusal of a request it
+    /// could not authenticate with its own key, so a wrong or revoked key
+    /// shows as a reply that does not verify: say so.
+    static func decodeReply(_ frames: [Data], signer: MessageSigner) throws -> WireMessage {
+        let decoded: Result<(WireMessage, String), DaemonError> = Result { () throws(DaemonError) in
+            try WireMessage.decode(frames[...], signer: signer)
+        }
+        switch decoded {
+        case let .success((message, _)): return message
+        case let .failure(error) where error.code == .badSignature:
+            throw DaemonError(.badSignature, "the daemon refused this connection file's key, or its reply does not verify "
+                              + "with it: the key is wrong, was revoked (pilot keys revoke) or the daemon started with a new one")
+        case let .failure(error): throw error
         }
     }
 }
@@ -83,9 +106,11 @@ public final class EventSubscriber: @unchecked Sendable {
 
     /// Subscribes to `topics` (job ids; `[""]` for every event).
     public init(connection: ConnectionInfo, topics: [String], timeout: TimeInterval = 10) throws {
-        signer = connection.signer
+        signer = connection.eventSigner
         socket = try ZMQSocket(.sub)
-        if let serverKey = connection.curveServerKey { try socket.makeCurveClient(serverKey: serverKey) }
+        if let serverKey = connection.curveServerKey {
+            try socket.makeCurveClient(serverKey: serverKey, keyPair: connection.curveKeyPair)
+        }
         for topic in topics { try socket.setOption(ZMQ_SUBSCRIBE, topic) }
         let welcome = "welcome." + UUID().uuidString.lowercased()
         try socket.setOption(ZMQ_SUBSCRIBE, welcome)

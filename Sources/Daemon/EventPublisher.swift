@@ -8,18 +8,29 @@ import Workflow
 /// A subscription to a topic starting with `welcome.` is answered with a
 /// `welcome` event on that topic: a client that has seen it knows its
 /// earlier subscriptions are in place and will miss nothing after.
+///
+/// Subscriptions are granted one by one (XPUB manual mode): `authorize`
+/// sees the connection's authenticated client (CURVE's user id; nil without
+/// CURVE) and the topic, and a refused subscription delivers nothing.
 public final class EventPublisher: @unchecked Sendable {
     private let socket: ZMQSocket
     private let signer: MessageSigner
+    private let authorize: @Sendable (_ client: String?, _ topic: String) -> Bool
     private let lock = NSLock()
     private var sequence: [String: Int] = [:]
+    private var refusedCount = 0
 
-    init(socket: ZMQSocket, signer: MessageSigner) throws {
+    init(socket: ZMQSocket, signer: MessageSigner,
+         authorize: @escaping @Sendable (_ client: String?, _ topic: String) -> Bool = { _, _ in true }) throws {
         self.socket = socket
         self.signer = signer
-        try socket.setOption(ZMQ_XPUB_VERBOSE, Int32(1))
+        self.authorize = authorize
+        try socket.setOption(ZMQ_XPUB_MANUAL, Int32(1))
         try socket.setOption(ZMQ_SNDHWM, Int32(100_000))
     }
+
+    /// Subscriptions refused since start.
+    var refusedSubscriptions: Int { lock.withLock { refusedCount } }
 
     /// Publishes event `type` for `job`; `content` gains `job` and `seq`
     /// (1, 2, … per job, so a client can order and de-duplicate).
@@ -44,9 +55,10 @@ public final class EventPublisher: @unchecked Sendable {
         lock.withLock { sequence[job] ?? 0 }
     }
 
-    /// Reads pending subscription messages and answers `welcome.` ones.
     /// Longest subscription topic accepted (job ids and welcome topics are under 50).
     static let maxTopicBytes = 256
+    /// Largest message the event socket reads from a subscriber (ZMQ_MAXMSGSIZE).
+    static let maxSubscriptionMessage = 4096
     /// Subscription messages handled per turn of the request loop, so a
     /// flood of them cannot starve requests.
     static let subscriptionsPerTurn = 256
@@ -54,11 +66,22 @@ public final class EventPublisher: @unchecked Sendable {
     func serviceSubscriptions() {
         lock.withLock {
             var handled = 0
-            while handled < Self.subscriptionsPerTurn, let frames = try? socket.receive(dontWait: true) {
+            while handled < Self.subscriptionsPerTurn, let (frames, client) = try? socket.receiveWithUser(dontWait: true) {
                 handled += 1
-                guard let first = frames.first, first.count > 1, first.count <= Self.maxTopicBytes + 1,
-                      first[first.startIndex] == 1 else { continue }
+                // Byte 1 subscribes, 0 unsubscribes; the rest is the topic (empty: every event).
+                guard let first = frames.first, !first.isEmpty, first.count <= Self.maxTopicBytes + 1,
+                      first[first.startIndex] <= 1 else { continue }
                 let topic = String(decoding: first.dropFirst(), as: UTF8.self)
+                // Manual mode: the option applies to the connection the message came from.
+                guard first[first.startIndex] == 1 else {
+                    try? socket.setOption(ZMQ_UNSUBSCRIBE, Array(first.dropFirst()))
+                    continue
+                }
+                guard topic.hasPrefix("welcome.") || authorize(client, topic) else {
+                    refusedCount += 1
+                    continue
+                }
+                try? socket.setOption(ZMQ_SUBSCRIBE, Array(first.dropFirst()))
                 if topic.hasPrefix("welcome.") {
                     send(topic: topic, WireMessage(type: "welcome", content: .object(["topic": .string(topic)])))
                 }

@@ -29,6 +29,8 @@ public struct JobRecord: Sendable, Equatable {
     /// Template inputs given as frames: name → {"sha256", "filename"}.
     public var inputs: JSONValue
     public var client: String?
+    /// The client that submitted it (``ClientRecord/name``; `owner` for the daemon's own key).
+    public var owner: String = ClientRecord.ownerName
     public var created: Date
     public var started: Date?
     public var finished: Date?
@@ -47,6 +49,7 @@ public struct JobRecord: Sendable, Equatable {
         if let template { object["template"] = .string(template) }
         if let idempotencyKey { object["idempotency_key"] = .string(idempotencyKey) }
         if let client { object["client"] = .string(client) }
+        object["owner"] = .string(owner)
         if let started { object["started"] = .string(WireTime.format(started)) }
         if let finished { object["finished"] = .string(WireTime.format(finished)) }
         if let error { object["error"] = error }
@@ -153,6 +156,58 @@ public final class JobStore: Sendable {
                 );
                 """)
         }
+        // Jobs gain their owner (the client that submitted them), and
+        // idempotency keys become unique per owner, so one client cannot
+        // reach another's job by guessing its key. SQLite cannot change a
+        // constraint in place: the table is rebuilt (foreign keys checked
+        // once the copy is complete).
+        migrator.registerMigration("v2: clients, job owners, secrets", foreignKeyChecks: .deferred) { db in
+            try db.execute(sql: """
+                CREATE TABLE client (
+                    name TEXT PRIMARY KEY,
+                    key TEXT NOT NULL,
+                    curve_public TEXT,
+                    role TEXT NOT NULL,
+                    max_priority INTEGER NOT NULL,
+                    max_queued INTEGER NOT NULL,
+                    created REAL NOT NULL,
+                    revoked REAL
+                );
+                CREATE TABLE secret (
+                    name TEXT PRIMARY KEY,
+                    value TEXT NOT NULL
+                );
+                CREATE TABLE job_v2 (
+                    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                    id TEXT NOT NULL UNIQUE,
+                    owner TEXT NOT NULL DEFAULT 'owner',
+                    idempotency_key TEXT,
+                    state TEXT NOT NULL,
+                    priority INTEGER NOT NULL DEFAULT 0,
+                    template TEXT,
+                    template_file TEXT,
+                    workflow TEXT NOT NULL,
+                    parameters TEXT NOT NULL,
+                    inputs TEXT NOT NULL,
+                    client TEXT,
+                    created REAL NOT NULL,
+                    started REAL,
+                    finished REAL,
+                    attempts INTEGER NOT NULL DEFAULT 0,
+                    error TEXT,
+                    outputs TEXT,
+                    UNIQUE (owner, idempotency_key)
+                );
+                INSERT INTO job_v2 (seq, id, owner, idempotency_key, state, priority, template, template_file, workflow,
+                                    parameters, inputs, client, created, started, finished, attempts, error, outputs)
+                    SELECT seq, id, 'owner', idempotency_key, state, priority, template, template_file, workflow,
+                           parameters, inputs, client, created, started, finished, attempts, error, outputs FROM job;
+                DROP TABLE job;
+                ALTER TABLE job_v2 RENAME TO job;
+                CREATE INDEX job_queue ON job(state, priority DESC, seq);
+                CREATE INDEX job_owner ON job(owner, state);
+                """)
+        }
         return migrator
     }
 
@@ -174,17 +229,18 @@ public final class JobStore: Sendable {
     /// unless its idempotency key is already known.
     public func insert(id: String, idempotencyKey: String?, priority: Int, template: String?, templateFile: String?,
                        workflow: String, parameters: JSONValue, inputs: JSONValue, client: String?,
-                       now: Date = Date()) throws -> Insertion {
+                       owner: String = ClientRecord.ownerName, now: Date = Date()) throws -> Insertion {
         try database.write { db in
             if let idempotencyKey,
-               let row = try Row.fetchOne(db, sql: "SELECT * FROM job WHERE idempotency_key = ?", arguments: [idempotencyKey]) {
+               let row = try Row.fetchOne(db, sql: "SELECT * FROM job WHERE owner = ? AND idempotency_key = ?",
+                                          arguments: [owner, idempotencyKey]) {
                 return .duplicate(try Self.record(row))
             }
             try db.execute(sql: """
-                INSERT INTO job (id, idempotency_key, state, priority, template, template_file, workflow, parameters,
+                INSERT INTO job (id, owner, idempotency_key, state, priority, template, template_file, workflow, parameters,
                                  inputs, client, created)
-                VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?)
-                """, arguments: [id, idempotencyKey, priority, template, templateFile, workflow, parameters.compact,
+                VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?)
+                """, arguments: [id, owner, idempotencyKey, priority, template, templateFile, workflow, parameters.compact,
                                  inputs.compact, client, now.timeIntervalSince1970])
             try Self.addTransition(db, job: id, state: "queued", time: now, note: nil)
             return .inserted(try Self.record(try Row.fetchOne(db, sql: "SELECT * FROM job WHERE id = ?", arguments: [id])!))
@@ -197,17 +253,23 @@ public final class JobStore: Sendable {
         }
     }
 
-    /// The job submitted with idempotency key `key`, if any.
-    public func job(idempotencyKey key: String) throws -> JobRecord? {
+    /// The job `owner` submitted with idempotency key `key`, if any.
+    public func job(idempotencyKey key: String, owner: String = ClientRecord.ownerName) throws -> JobRecord? {
         try database.read { db in
-            try Row.fetchOne(db, sql: "SELECT * FROM job WHERE idempotency_key = ?", arguments: [key]).map(Self.record)
+            try Row.fetchOne(db, sql: "SELECT * FROM job WHERE owner = ? AND idempotency_key = ?", arguments: [owner, key])
+                .map(Self.record)
         }
     }
 
-    /// Jobs newest first, optionally only in `states`.
-    public func jobs(states: [JobState]? = nil, template: String? = nil, limit: Int = 100) throws -> [JobRecord] {
+    /// Jobs newest first, optionally only in `states`, of `template`, of `owner`.
+    public func jobs(states: [JobState]? = nil, template: String? = nil, owner: String? = nil,
+                     limit: Int = 100) throws -> [JobRecord] {
         try database.read { db in
             var clauses: [String] = [], arguments: StatementArguments = []
+            if let owner {
+                clauses.append("owner = ?")
+                arguments += [owner]
+            }
             if let states {
                 clauses.append("state IN (\(states.map { _ in "?" }.joined(separator: ",")))")
                 for state in states { arguments += [state.rawValue] }
@@ -231,6 +293,69 @@ public final class JobStore: Sendable {
                 if let state = JobState(rawValue: row["state"]) { counts[state] = row["n"] }
             }
             return counts
+        }
+    }
+
+    /// How many of `owner`'s jobs are queued or running.
+    public func activeJobs(owner: String) throws -> Int {
+        try database.read { db in
+            try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM job WHERE owner = ? AND state IN ('queued', 'running')",
+                             arguments: [owner]) ?? 0
+        }
+    }
+
+    /// The owner of job `id`, if it exists.
+    public func owner(ofJob id: String) throws -> String? {
+        try database.read { db in try String.fetchOne(db, sql: "SELECT owner FROM job WHERE id = ?", arguments: [id]) }
+    }
+
+    // MARK: clients and secrets
+
+    /// Every client ever issued, revoked ones included, by name.
+    public func clients() throws -> [ClientRecord] {
+        try database.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM client ORDER BY name").compactMap { row in
+                guard let role = ClientRole(rawValue: row["role"]) else { return nil }
+                return ClientRecord(name: row["name"], key: row["key"], curvePublicKey: row["curve_public"], role: role,
+                                    maxPriority: row["max_priority"], maxQueued: row["max_queued"],
+                                    created: Date(timeIntervalSince1970: row["created"]),
+                                    revoked: (row["revoked"] as Double?).map(Date.init(timeIntervalSince1970:)))
+            }
+        }
+    }
+
+    /// Records a new client; false if the name was ever used (a revoked name is not reissued).
+    public func addClient(_ client: ClientRecord) throws -> Bool {
+        try database.write { db in
+            guard try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM client WHERE name = ?", arguments: [client.name]) == 0 else {
+                return false
+            }
+            try db.execute(sql: """
+                INSERT INTO client (name, key, curve_public, role, max_priority, max_queued, created)
+                VALUES (?, ?, ?, ?, ?, ?, ?)
+                """, arguments: [client.name, client.key, client.curvePublicKey, client.role.rawValue, client.maxPriority,
+                                 client.maxQueued, client.created.timeIntervalSince1970])
+            return true
+        }
+    }
+
+    /// Marks client `name` revoked (its key is erased); false if there is no such active client.
+    public func revokeClient(_ name: String, now: Date = Date()) throws -> Bool {
+        try database.write { db in
+            try db.execute(sql: "UPDATE client SET revoked = ?, key = '' WHERE name = ? AND revoked IS NULL",
+                           arguments: [now.timeIntervalSince1970, name])
+            return db.changesCount > 0
+        }
+    }
+
+    /// A value the daemon keeps between runs (its CURVE secret key).
+    public func secret(_ name: String) throws -> String? {
+        try database.read { db in try String.fetchOne(db, sql: "SELECT value FROM secret WHERE name = ?", arguments: [name]) }
+    }
+
+    public func setSecret(_ name: String, _ value: String) throws {
+        try database.write { db in
+            try db.execute(sql: "INSERT OR REPLACE INTO secret (name, value) VALUES (?, ?)", arguments: [name, value])
         }
     }
 
@@ -464,7 +589,7 @@ public final class JobStore: Sendable {
             id: row["id"], sequence: row["seq"], idempotencyKey: row["idempotency_key"], state: state,
             priority: row["priority"], template: row["template"], templateFile: row["template_file"],
             workflow: row["workflow"], parameters: json(row["parameters"]) ?? .object([:]),
-            inputs: json(row["inputs"]) ?? .object([:]), client: row["client"],
+            inputs: json(row["inputs"]) ?? .object([:]), client: row["client"], owner: row["owner"],
             created: Date(timeIntervalSince1970: row["created"]),
             started: (row["started"] as Double?).map(Date.init(timeIntervalSince1970:)),
             finished: (row["finished"] as Double?).map(Date.init(timeIntervalSince1970:)),

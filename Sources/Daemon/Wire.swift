@@ -36,6 +36,10 @@ public enum ErrorCode: String, Sendable, CaseIterable {
     /// The job ran past the daemon's time limit (`--job-time-limit`) and was stopped.
     case timeout
     case pathNotAllowed = "path_not_allowed"
+    /// The client's role does not allow the request (only admins list clients, prune, issue keys).
+    case forbidden
+    /// The client's cap on queued jobs or on priority is reached.
+    case quotaExceeded = "quota_exceeded"
     case `internal`
 }
 
@@ -112,13 +116,29 @@ public struct WireMessage: Sendable {
     /// The frames to send: protocol id, signature, header, content, binaries.
     public func encoded(signer: MessageSigner) -> [Data] {
         let header = header.json.data, content = content.data
-        let signature = signer.signature(of: [header, content] + frames)
+        let signature = signer.signatureFrame(of: [header, content] + frames)
         return [Data(pilotProtocolID.utf8), Data(signature.utf8), header, content] + frames
     }
 
-    /// Decodes and authenticates `parts` (the frames after the envelope).
+    /// Decodes and authenticates `parts` (the frames after the envelope),
+    /// signed by the one key `signer` holds (replies and events, which the
+    /// daemon signs without a key name).
     /// Returns the message and its signature (for replay detection).
     public static func decode(_ parts: ArraySlice<Data>, signer: MessageSigner) throws(DaemonError) -> (WireMessage, String) {
+        let (message, signature, _) = try decode(parts) { name in name == nil ? signer : nil }
+        return (message, signature)
+    }
+
+    /// Longest signature frame: a 64-byte key name, a colon and 64 hex digits.
+    static let maxSignatureFrame = 64 + 1 + 64
+
+    /// Decodes and authenticates `parts` with the key the signature frame
+    /// names: `HEX` is signed with the unnamed key (`signers(nil)`),
+    /// `NAME:HEX` with client NAME's. The key is found by a dictionary
+    /// lookup before any hashing; an unknown name and a wrong key read alike.
+    /// Returns the message, its signature and the key's name.
+    public static func decode(_ parts: ArraySlice<Data>, signers: (String?) -> MessageSigner?)
+        throws(DaemonError) -> (WireMessage, String, String?) {
         guard parts.count >= 4 else {
             throw DaemonError(.malformedMessage,
                               "expected at least 4 frames (protocol, signature, header, content), found \(parts.count)")
@@ -128,12 +148,19 @@ public struct WireMessage: Sendable {
         guard protocolID == pilotProtocolID else {
             throw DaemonError(.unsupportedProtocol, "expected protocol '\(pilotProtocolID)' in frame 1, found '\(protocolID.prefix(40))'")
         }
-        let signature = String(decoding: parts[start + 1], as: UTF8.self)
-        guard !signature.isEmpty else { throw DaemonError(.unsigned, "the message is not signed (empty signature frame)") }
-        let signed = Array(parts[(start + 2)...])
-        guard signer.verify(signature, of: signed) else {
-            throw DaemonError(.badSignature, "the HMAC-SHA256 signature does not match the message (wrong key or altered frames)")
+        guard !parts[start + 1].isEmpty else { throw DaemonError(.unsigned, "the message is not signed (empty signature frame)") }
+        let wrong = DaemonError(.badSignature, "the HMAC-SHA256 signature does not match the message "
+                                + "(wrong or revoked key, unknown client, or altered frames)")
+        guard parts[start + 1].count <= Self.maxSignatureFrame else { throw wrong }
+        let frame = String(decoding: parts[start + 1], as: UTF8.self)
+        var keyName: String?, signature = frame
+        if let colon = frame.firstIndex(of: ":") {
+            keyName = String(frame[..<colon])
+            signature = String(frame[frame.index(after: colon)...])
         }
+        guard let signer = signers(keyName) else { throw wrong }
+        let signed = Array(parts[(start + 2)...])
+        guard signer.verify(signature, of: signed) else { throw wrong }
         let headerJSON: JSONValue, content: JSONValue
         do { headerJSON = try JSONValue(parsing: parts[start + 2]) } catch {
             throw DaemonError(.invalidJSON, "the header frame is not JSON")
@@ -149,24 +176,37 @@ public struct WireMessage: Sendable {
             throw DaemonError(.malformedMessage, "the header must be an object with string fields id, type and time")
         }
         let header = MessageHeader(id: id, type: type, time: time, parent: headerJSON["parent"]?.stringValue)
-        return (WireMessage(header: header, content: content, frames: Array(parts[(start + 4)...])), signature)
+        return (WireMessage(header: header, content: content, frames: Array(parts[(start + 4)...])), signature, keyName)
     }
 }
 
 /// HMAC-SHA256 over a message's frames, each preceded by its length as 8
 /// big-endian bytes (so bytes cannot move between frames unnoticed); the
-/// signature is the MAC in lowercase hex.
+/// signature is the MAC in lowercase hex. A client key issued by `pilot
+/// keys add` signs as `NAME:HEX`, so the daemon knows which key to check.
 public struct MessageSigner: Sendable {
     private let key: Data
+    /// The key's name in signature frames (nil: the daemon's own key).
+    public let keyName: String?
 
-    public init(key: Data) {
+    public init(key: Data, keyName: String? = nil) {
         self.key = key
+        self.keyName = keyName
     }
 
     /// A key given as hex (the connection file's `key`).
-    public init?(hexKey: String) {
+    public init?(hexKey: String, keyName: String? = nil) {
         guard let bytes = Data(hex: hexKey), !bytes.isEmpty else { return nil }
-        self.init(key: bytes)
+        self.init(key: bytes, keyName: keyName)
+    }
+
+    /// The same key, signing without its name (the daemon's replies to its holder).
+    public var unnamed: MessageSigner { MessageSigner(key: key) }
+
+    /// What goes in a message's signature frame.
+    public func signatureFrame(of frames: [Data]) -> String {
+        let mac = signature(of: frames)
+        return keyName.map { $0 + ":" + mac } ?? mac
     }
 
     public func signature(of frames: [Data]) -> String {

@@ -21,7 +21,9 @@ public struct ZMQError: Error, Sendable, CustomStringConvertible {
     public var interrupted: Bool { code == EINTR }
 }
 
-/// One libzmq context for the process; sockets are made from it.
+/// A libzmq context: sockets are made from it and keep it alive; the last
+/// one gone terminates it (its I/O thread ends). `shared` serves clients; a
+/// daemon has its own, since its ZAP handler is one per context.
 public final class ZMQContext: @unchecked Sendable {
     let handle: UnsafeMutableRawPointer
 
@@ -29,6 +31,11 @@ public final class ZMQContext: @unchecked Sendable {
 
     public init() {
         handle = zmq_ctx_new()!
+    }
+
+    deinit {
+        // Every socket made from it is closed by now (each holds the context).
+        while zmq_ctx_term(handle) != 0 && zmq_errno() == EINTR {}
     }
 
     /// Whether this libzmq has `capability` ("curve", "ipc").
@@ -54,12 +61,14 @@ public final class ZMQSocket: @unchecked Sendable {
 
     let handle: UnsafeMutableRawPointer
     public let kind: Kind
+    private let context: ZMQContext
     private var closed = false
 
     public init(_ kind: Kind, context: ZMQContext = .shared) throws {
         guard let handle = zmq_socket(context.handle, kind.rawValue) else { throw ZMQError("zmq_socket") }
         self.handle = handle
         self.kind = kind
+        self.context = context
         try setOption(ZMQ_LINGER, Int32(0))
     }
 
@@ -106,9 +115,11 @@ public final class ZMQSocket: @unchecked Sendable {
         try setOption(ZMQ_CURVE_SECRETKEY, secretKey)
     }
 
-    /// Makes this socket a CURVE client of the server whose public key is `serverKey` (Z85).
-    public func makeCurveClient(serverKey: String) throws {
-        let pair = try ZMQContext.curveKeyPair()
+    /// Makes this socket a CURVE client of the server whose public key is
+    /// `serverKey` (Z85), with the client's own key pair when it has one
+    /// (a daemon that checks client keys needs it), else a fresh one.
+    public func makeCurveClient(serverKey: String, keyPair: (publicKey: String, secretKey: String)? = nil) throws {
+        let pair = try keyPair ?? ZMQContext.curveKeyPair()
         try setOption(ZMQ_CURVE_SERVERKEY, serverKey)
         try setOption(ZMQ_CURVE_PUBLICKEY, pair.publicKey)
         try setOption(ZMQ_CURVE_SECRETKEY, pair.secretKey)
@@ -162,13 +173,21 @@ public final class ZMQSocket: @unchecked Sendable {
         try receive(dontWait: dontWait, maxFrames: .max, maxBytes: .max)?.frames
     }
 
+    /// One multipart message and the user id its connection authenticated
+    /// as (ZAP's `User-Id`; nil when no handler named one).
+    public func receiveWithUser(dontWait: Bool = false) throws -> (frames: [Data], user: String?)? {
+        try receive(dontWait: dontWait, maxFrames: .max, maxBytes: .max).map { ($0.frames, $0.user) }
+    }
+
     /// The next multipart message, copying at most `maxFrames` frames and
     /// `maxBytes` bytes: past either bound the rest is drained without a
     /// copy and `truncated` is set, so an oversized message costs no memory
     /// of ours.
-    public func receive(dontWait: Bool, maxFrames: Int, maxBytes: Int) throws -> (frames: [Data], truncated: Bool, bytes: Int)? {
+    public func receive(dontWait: Bool, maxFrames: Int, maxBytes: Int)
+        throws -> (frames: [Data], truncated: Bool, bytes: Int, user: String?)? {
         var frames: [Data] = []
         var total = 0, truncated = false
+        var user: String?
         var message = zmq_msg_t()
         zmq_msg_init(&message)
         defer { zmq_msg_close(&message) }
@@ -180,11 +199,14 @@ public final class ZMQSocket: @unchecked Sendable {
                 if error.wouldBlock && frames.isEmpty && !truncated { return nil }
                 throw error
             }
+            if user == nil, let property = zmq_msg_gets(&message, "User-Id") {
+                user = String(cText(property).prefix(64))
+            }
             let size = zmq_msg_size(&message)
             total += size
             if !truncated && (frames.count >= maxFrames || total > maxBytes) { truncated = true }
             if !truncated { frames.append(size == 0 ? Data() : Data(bytes: zmq_msg_data(&message), count: size)) }
-            if zmq_msg_more(&message) == 0 { return (frames, truncated, total) }
+            if zmq_msg_more(&message) == 0 { return (frames, truncated, total, user) }
         }
     }
 

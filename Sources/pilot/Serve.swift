@@ -57,6 +57,9 @@ struct Serve: ParsableCommand {
     @Flag(inversion: .prefixedNo, help: "CURVE encryption (default: only, and then required, for non-loopback endpoints).")
     var curve: Bool?
 
+    @Flag(help: "Start with a new owner key, event key and CURVE key pairs (clients issued by `pilot keys add` keep their keys but need a new file under CURVE).")
+    var newKey = false
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error.")
     var logLevel = "info"
 
@@ -88,6 +91,7 @@ struct Serve: ParsableCommand {
         var configuration = DaemonConfiguration(stateDirectory: stateDirectory, modelsDirectory: modelsDirectory)
         configuration.requestEndpoint = requests
         configuration.eventEndpoint = events
+        configuration.keepKey = !newKey
         var templates = templateDirectories.map { URL(fileURLWithPath: $0, isDirectory: true) }
         templates.append(stateDirectory.appendingPathComponent("templates", isDirectory: true))
         if let builtIn = TemplateLibrary().directory { templates.append(builtIn) }

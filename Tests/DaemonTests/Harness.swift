@@ -98,13 +98,14 @@ final class TestDaemon: @unchecked Sendable {
 /// Starts `pilot serve` as its own process (ipc:// endpoints in `folder`)
 /// and returns once it answers a ping. `environment` is added to the
 /// test's (`PILOT_FAULT` arms a crash point).
-func startServe(state: URL, folder: URL, environment: [String: String] = [:], stderr: FileHandle? = nil) throws -> Process {
+func startServe(state: URL, folder: URL, environment: [String: String] = [:], stderr: FileHandle? = nil,
+                arguments extra: [String] = []) throws -> Process {
     let process = Process()
     process.executableURL = DaemonFixture.pilotExecutable
     process.arguments = ["serve", "--state", state.path, "--models", DaemonFixture.models.path,
                          "--requests", "ipc://\(folder.path)/r", "--events", "ipc://\(folder.path)/e",
                          "--templates", DaemonFixture.templates.path, "--allow-read", DaemonFixture.examples.path,
-                         "--log-level", "warning"]
+                         "--log-level", "warning"] + extra
     process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
     process.standardOutput = FileHandle.nullDevice
     if let stderr { process.standardError = stderr }

@@ -1,4 +1,5 @@
-import Daemon
+@testable import Daemon
+import GRDB
 import Foundation
 import Workflow
 import XCTest
@@ -79,9 +80,39 @@ final class JobStoreTests: XCTestCase {
     }
 
     func testSchemaIsMigratedFromTheFirstVersion() throws {
-        XCTAssertEqual(try store.appliedMigrations(), ["v1: jobs, transitions, blobs, model hashes"])
+        XCTAssertEqual(try store.appliedMigrations(),
+                       ["v1: jobs, transitions, blobs, model hashes", "v2: clients, job owners, secrets"])
         // Opening again applies nothing twice.
-        XCTAssertEqual(try JobStore(path: store.path).appliedMigrations().count, 1)
+        XCTAssertEqual(try JobStore(path: store.path).appliedMigrations().count, 2)
+    }
+
+    func testAVersionOneStoreKeepsItsJobsAsTheOwnersWhenMigrated() throws {
+        // A store as the first schema left it, with a job, its transition and an idempotency key.
+        let path = folder.appendingPathComponent("v1.sqlite").path
+        do {
+            let queue = try DatabaseQueue(path: path)
+            try JobStore.migrator.migrate(queue, upTo: "v1: jobs, transitions, blobs, model hashes")
+            try queue.write { db in
+                try db.execute(sql: """
+                    INSERT INTO job (id, idempotency_key, state, priority, workflow, parameters, inputs, created)
+                    VALUES ('old-job', 'k', 'finished', 3, 'version: 1', '{}', '{}', 1000);
+                    INSERT INTO transition (job, state, time) VALUES ('old-job', 'queued', 1000);
+                    """)
+            }
+        }
+        let migrated = try JobStore(path: path)
+        let job = try XCTUnwrap(try migrated.job("old-job"), "expected the job kept through the migration")
+        XCTAssertEqual(job.owner, ClientRecord.ownerName, "expected jobs from before clients existed to be the owner's")
+        XCTAssertEqual(job.priority, 3)
+        XCTAssertEqual(try migrated.transitions("old-job").map(\.state), ["queued"])
+        XCTAssertEqual(try migrated.job(idempotencyKey: "k")?.id, "old-job", "expected the owner's idempotency key kept")
+        XCTAssertNil(try migrated.job(idempotencyKey: "k", owner: "alice"), "expected keys scoped to their owner")
+        // Another owner may now use the same key.
+        guard case .inserted = try migrated.insert(id: "new", idempotencyKey: "k", priority: 0, template: nil, templateFile: nil,
+                                                   workflow: "version: 1", parameters: .object([:]), inputs: .object([:]),
+                                                   client: nil, owner: "alice") else {
+            return XCTFail("expected alice's job with the same key inserted")
+        }
     }
 
     func testJobsRunByPriorityThenSubmissionOrder() throws {

@@ -37,6 +37,10 @@ class PilotClient:
             raise ValueError("not a pilot/1 connection file")
         self.connection = connection
         self.key = bytes.fromhex(connection["key"])
+        # Events are signed with the daemon's event key (the request key in older files).
+        self.event_key = bytes.fromhex(connection.get("event_key") or connection["key"])
+        # A key issued by `pilot keys add NAME` signs as "NAME:HEX".
+        self.client = connection.get("client")
         self.timeout_ms = int(timeout * 1000)
         self.context = zmq.Context.instance()
         self.socket = self._socket(zmq.DEALER)
@@ -57,7 +61,12 @@ class PilotClient:
         socket.setsockopt(zmq.LINGER, 0)
         server_key = self.connection.get("curve_server_key")
         if server_key:
-            public, secret = zmq.curve_keypair()
+            # The client's own pair is on the daemon's allow-list; without one, a throwaway pair is refused.
+            if self.connection.get("curve_public_key") and self.connection.get("curve_secret_key"):
+                public = self.connection["curve_public_key"].encode()
+                secret = self.connection["curve_secret_key"].encode()
+            else:
+                public, secret = zmq.curve_keypair()
             socket.curve_serverkey = server_key.encode()
             socket.curve_publickey = public
             socket.curve_secretkey = secret
@@ -65,12 +74,18 @@ class PilotClient:
 
     # -- signing -------------------------------------------------------------
 
-    def sign(self, frames):
-        mac = hmac.new(self.key, digestmod=hashlib.sha256)
+    @staticmethod
+    def _mac(key, frames):
+        mac = hmac.new(key, digestmod=hashlib.sha256)
         for frame in frames:
             mac.update(len(frame).to_bytes(8, "big"))
             mac.update(frame)
         return mac.hexdigest().encode()
+
+    def sign(self, frames):
+        """The signature frame of a request."""
+        mac = self._mac(self.key, frames)
+        return (self.client.encode() + b":" + mac) if self.client else mac
 
     def encode(self, msg_type, content=None, frames=(), parent=None):
         header = {"id": str(uuid.uuid4()), "type": msg_type, "time": _now()}
@@ -81,10 +96,11 @@ class PilotClient:
         frames = [bytes(f) for f in frames]
         return header["id"], [PROTOCOL, self.sign([header_bytes, content_bytes, *frames]), header_bytes, content_bytes, *frames]
 
-    def decode(self, parts):
+    def decode(self, parts, key=None):
+        """A reply (signed with our key) or, with key=self.event_key, an event."""
         if len(parts) < 4 or parts[0] != PROTOCOL:
             raise ValueError("not a pilot/1 message")
-        if not hmac.compare_digest(parts[1], self.sign(parts[2:])):
+        if not hmac.compare_digest(parts[1], self._mac(key or self.key, parts[2:])):
             raise ValueError("bad signature on a message from the daemon")
         return json.loads(parts[2]), json.loads(parts[3]), parts[4:]
 
@@ -153,7 +169,7 @@ class PilotClient:
                 continue
             # Only a welcome signed with the key proves this is our daemon.
             try:
-                header, content, _ = self.decode(parts[1:])
+                header, content, _ = self.decode(parts[1:], key=self.event_key)
             except ValueError:
                 continue
             if header.get("type") == "welcome" and content.get("topic") == welcome:
@@ -171,7 +187,7 @@ class PilotClient:
                 if not socket.poll(int(timeout * 1000)):
                     raise TimeoutError(f"no event for job {job}")
                 parts = socket.recv_multipart()
-                header, content, _ = self.decode(parts[1:])
+                header, content, _ = self.decode(parts[1:], key=self.event_key)
                 if content.get("seq", 0) <= seen:
                     continue
                 seen = content["seq"]

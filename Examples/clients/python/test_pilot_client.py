@@ -59,10 +59,32 @@ class PilotClientTest(unittest.TestCase):
     def test_a_welcome_signed_with_another_key_is_not_accepted(self):
         # Subscribing with the wrong key: the daemon's welcome does not verify,
         # so the client keeps waiting instead of trusting the event socket.
-        other = PilotClient(dict(self.client.connection, key="00" * 32), timeout=10)
+        other = PilotClient(dict(self.client.connection, key="00" * 32, event_key="00" * 32), timeout=10)
         with self.assertRaises(TimeoutError):
             other.subscribe(["job"], timeout=1.0)
         self.client.subscribe(["job"], timeout=10.0).close()
+
+    def test_an_issued_client_signs_with_its_name_and_sees_only_its_own_jobs(self):
+        # The owner (this connection file) issues a user client; its file works from Python as is.
+        name = f"py-{os.getpid()}"
+        reply, _ = self.client.request("client_add", {"name": name, "max_queued": 2})
+        issued = PilotClient(reply["connection"], timeout=30)
+        self.assertEqual(issued.ping()["client"], {"name": name, "role": "user"})
+        copy = ("version: 1\ninputs:\n  image: {type: Path}\nnodes:\n  load: {type: LoadImage, params: {path: $image}}\n"
+                "  save: {type: SaveImage, inputs: {image: load.image}, params: {name: copy}}\n")
+        image = {"image": os.path.join(EXAMPLES, "source.png")}
+        theirs = issued.submit(workflow=copy, parameters=image)
+        self.assertEqual(self.client.status(theirs)["owner"], name, "expected the owner to see every job")
+        mine = self.client.submit(workflow=copy, parameters=image)
+        with self.assertRaises(PilotError) as caught:
+            issued.status(mine)
+        self.assertEqual(caught.exception.code, "not_found", "expected another client's job to read as missing")
+        with self.assertRaises(PilotError) as caught:
+            issued.request("clients")
+        self.assertEqual(caught.exception.code, "forbidden")
+        self.client.request("client_revoke", {"name": name})
+        with self.assertRaises(ValueError):
+            issued.ping()  # the refusal is signed with the owner's key, which the revoked client cannot verify
 
 
 if __name__ == "__main__":
