@@ -72,6 +72,12 @@ final class SchedulerParityTests: XCTestCase {
     func testSpacingVariants() {
         var c = NoiseScheduleConfig.stableDiffusion()
         XCTAssertEqual(c.timesteps(steps: 4), [751, 501, 251, 1], "leading, offset 1")
+        // 1,000 leading steps with offset 1 would start at 1000, one past the schedule
+        // (AddressSanitizer caught DDIM reading past ᾱ's end).
+        XCTAssertEqual(c.timesteps(steps: 1000).max(), 999, "expected every timestep inside the 1,000-step schedule")
+        var ddim = DDIMScheduler(config: c, steps: 1000)
+        let x = Tensor(shape: [1, 1, 1, 1], values: [0.5])
+        XCTAssertTrue(ddim.step(x, step: 0, sample: x, noise: nil).scalars.allSatisfy(\.isFinite), "expected a finite first step")
         c.spacing = .trailing
         XCTAssertEqual(c.timesteps(steps: 4), [999, 749, 499, 249], "trailing")
         c.spacing = .linspace

@@ -83,8 +83,11 @@ public struct NoiseScheduleConfig: Equatable, Sendable {
         precondition(steps >= 1 && steps <= trainSteps, "steps must be in 1...\(trainSteps)")
         switch spacing {
         case .leading:
+            // With more than half the training steps the offset would push
+            // the first timestep past the schedule (diffusers then indexes
+            // out of range): it is held at the last training step.
             let ratio = trainSteps / steps
-            return (0..<steps).reversed().map { $0 * ratio + stepsOffset }
+            return (0..<steps).reversed().map { min($0 * ratio + stepsOffset, trainSteps - 1) }
         case .trailing:
             let ratio = Double(trainSteps) / Double(steps)
             return stride(from: Double(trainSteps), to: 0, by: -ratio).map { Int($0.rounded()) - 1 }
