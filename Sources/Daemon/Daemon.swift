@@ -267,13 +267,14 @@ public final class Daemon: @unchecked Sendable {
         // unauthenticated message is parsed), and never longer than 128.
         var authenticatedID: String?
         do throws(DaemonError) {
-            let (decoded, signature, keyName) = try WireMessage.decode(parts) { name in
-                self.clients.client(name ?? ClientRecord.ownerName)?.signer
+            // The client the signature frame names, looked up once: its key checks the message.
+            var signing: (record: ClientRecord, signer: MessageSigner)?
+            let (decoded, signature, _) = try WireMessage.decode(parts) { name in
+                signing = self.clients.client(name ?? ClientRecord.ownerName)
+                return signing?.signer
             }
-            guard let found = clients.client(keyName ?? ClientRecord.ownerName) else {
-                throw DaemonError(.badSignature, "the key was revoked")
-            }
-            (caller, replySigner) = (found.record, found.signer.unnamed)
+            guard let signing else { throw DaemonError(.internal, "a message verified without a client") }
+            (caller, replySigner) = (signing.record, signing.signer.unnamed)
             // Under CURVE the connection itself is a client's: a message must
             // be signed with that same client's key.
             if let connectedAs, connectedAs != caller.name {

@@ -18,7 +18,6 @@ public final class EventPublisher: @unchecked Sendable {
     private let authorize: @Sendable (_ client: String?, _ topic: String) -> Bool
     private let lock = NSLock()
     private var sequence: [String: Int] = [:]
-    private var refusedCount = 0
 
     init(socket: ZMQSocket, signer: MessageSigner,
          authorize: @escaping @Sendable (_ client: String?, _ topic: String) -> Bool = { _, _ in true }) throws {
@@ -28,9 +27,6 @@ public final class EventPublisher: @unchecked Sendable {
         try socket.setOption(ZMQ_XPUB_MANUAL, Int32(1))
         try socket.setOption(ZMQ_SNDHWM, Int32(100_000))
     }
-
-    /// Subscriptions refused since start.
-    var refusedSubscriptions: Int { lock.withLock { refusedCount } }
 
     /// Publishes event `type` for `job`; `content` gains `job` and `seq`
     /// (1, 2, … per job, so a client can order and de-duplicate).
@@ -77,10 +73,7 @@ public final class EventPublisher: @unchecked Sendable {
                     try? socket.setOption(ZMQ_UNSUBSCRIBE, Array(first.dropFirst()))
                     continue
                 }
-                guard topic.hasPrefix("welcome.") || authorize(client, topic) else {
-                    refusedCount += 1
-                    continue
-                }
+                guard topic.hasPrefix("welcome.") || authorize(client, topic) else { continue }
                 try? socket.setOption(ZMQ_SUBSCRIBE, Array(first.dropFirst()))
                 if topic.hasPrefix("welcome.") {
                     send(topic: topic, WireMessage(type: "welcome", content: .object(["topic": .string(topic)])))

@@ -199,6 +199,7 @@ public final class ZMQSocket: @unchecked Sendable {
                 if error.wouldBlock && frames.isEmpty && !truncated { return nil }
                 throw error
             }
+            // A ROUTER's routing-id frame carries no metadata; the peer's frames do.
             if user == nil, let property = zmq_msg_gets(&message, "User-Id") {
                 user = String(cText(property).prefix(64))
             }
