@@ -62,7 +62,7 @@ let package = Package(
                 path: "Nodes", exclude: ["README.md"], swiftSettings: hotSettings),
         // The daemon: ZeroMQ protocol, job store (SQLite through GRDB), events, clients.
         .target(name: "Daemon", dependencies: [
-            "CZeroMQ", "Workflow", "Nodes", "SafeTensors",
+            "CZeroMQ", "Workflow", "Nodes", "SafeTensors", "Imaging",
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Crypto", package: "swift-crypto"),

@@ -32,6 +32,7 @@ struct SaveImage: Node, DefaultConstructible {
 
     func run(_ inputs: NodeInputs, _ context: NodeContext) throws -> [String: Value] {
         let image = try inputs.object("image", as: Image.self)
+        try context.reserveOutput(pixels: image.width * image.height)
         let url = try context.outputFile(named: inputs.string("name"), extension: "png")
         try PNG.write(image, to: url.path, text: Self.textEntries(context))
         return [:]

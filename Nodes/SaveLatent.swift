@@ -14,6 +14,9 @@ struct SaveLatent: Node, DefaultConstructible {
 
     func run(_ inputs: NodeInputs, _ context: NodeContext) throws -> [String: Value] {
         let latent = try inputs.object("latent", as: LatentPayload.self).latent
+        // Counted as the image it stands for: 8× its height and width.
+        let shape = latent.shape
+        try context.reserveOutput(pixels: shape.count == 4 ? shape[0] * 64 * shape[2] * shape[3] : shape.reduce(1, *))
         let url = try context.outputFile(named: inputs.string("name"), extension: "safetensors")
         var writer = SafeTensorsWriter()
         try writer.add("latent", shape: latent.shape, floats: latent.scalars)

@@ -84,10 +84,13 @@ public final class WorkflowRunner: Sendable {
     /// - `allowedReadDirectories`: when given, nodes read files only inside
     ///   these folders (the daemon confines workflows received over the wire).
     ///
+    /// - `maxOutputPixels`: when given, the most pixels the run's Save*
+    ///   nodes may write in all.
+    ///
     /// Throws ``BindingFailure`` or ``ExecutionError``.
     public func run(_ workflow: ValidatedWorkflow, file: URL, set: [String: String] = [:], inputs: [String: String] = [:],
                     inputBase: URL = URL(fileURLWithPath: FileManager.default.currentDirectoryPath, isDirectory: true),
-                    outputDirectory: URL, allowedReadDirectories: [URL]? = nil,
+                    outputDirectory: URL, allowedReadDirectories: [URL]? = nil, maxOutputPixels: Int? = nil,
                     cancellation: CancellationToken = CancellationToken(),
                     onEvent: @escaping @Sendable (ExecutionEvent) -> Void = { _ in }) throws -> ExecutionResult {
         var text = set
@@ -96,8 +99,9 @@ public final class WorkflowRunner: Sendable {
         }
         let bound = try workflow.bind(text: text, loader: NodeLibrary.objectLoader(base: inputBase))
         try FileManager.default.createDirectory(at: outputDirectory, withIntermediateDirectories: true)
-        let paths = PathPolicy(workflowFile: file.standardizedFileURL, allowedReadDirectories: allowedReadDirectories,
+        var paths = PathPolicy(workflowFile: file.standardizedFileURL, allowedReadDirectories: allowedReadDirectories,
                                outputDirectory: outputDirectory)
+        paths.maxOutputPixels = maxOutputPixels
         return try executor.run(bound, paths: paths, cancellation: cancellation, onEvent: onEvent)
     }
 }

@@ -1,5 +1,6 @@
 import CZeroMQ
 import Foundation
+import Imaging
 import Logging
 import Nodes
 import Workflow
@@ -26,7 +27,7 @@ public final class Daemon: @unchecked Sendable {
     /// CURVE's client allow-list (only when the sockets are encrypted).
     private let zap: ZAPHandler?
     private let blobs: BlobStore
-    private let worker: JobWorker
+    private let worker: any JobRunning
     private let runner: WorkflowRunner
     private let paths: JobPaths
     private let logger: Logger
@@ -37,6 +38,8 @@ public final class Daemon: @unchecked Sendable {
     private var stopRequested = false
     private var replayGuard: ReplayGuard
     private var refused: [String: Int] = [:]
+    /// The state folder's size when last measured, and input bytes accepted since (see `checkDiskQuota`).
+    private var diskUsage: (measured: Date, bytes: Int, acceptedSince: Int) = (.distantPast, 0, 0)
     private var served: [String: Int] = [:]
 
     /// Opens the store (requeueing jobs a previous run left running), binds
@@ -132,8 +135,17 @@ public final class Daemon: @unchecked Sendable {
                                     curveSecretKey: ownerCurve?.secretKey, pid: getpid())
         try connection.write(to: configuration.connectionFile)
 
-        worker = JobWorker(store: store, blobs: blobs, publisher: publisher, runner: runner, paths: paths, logger: logger,
-                           device: configuration.device, timeLimit: configuration.jobTimeLimit)
+        if let command = configuration.workerCommand {
+            worker = WorkerSupervisor(command: command,
+                                      setup: WorkerSetup(paths: paths, memoryBudget: configuration.memoryBudget,
+                                                         device: configuration.device, jobTimeLimit: configuration.jobTimeLimit,
+                                                         maxOutputPixels: configuration.maxOutputPixels),
+                                      store: store, publisher: publisher, logger: logger)
+        } else {
+            worker = JobWorker(store: store, blobs: blobs, publisher: publisher, runner: runner, paths: paths, logger: logger,
+                               device: configuration.device, timeLimit: configuration.jobTimeLimit,
+                               maxOutputPixels: configuration.maxOutputPixels)
+        }
         var crashed: [String] = []
         let requeued = try store.requeueInterrupted(crashed: &crashed)
         for id in crashed {
@@ -364,7 +376,8 @@ public final class Daemon: @unchecked Sendable {
             "refused": .object(refusedNow.mapValues(JSONValue.int)),
             "served": .object(servedNow.mapValues(JSONValue.int)),
             "memory_budget": .int(configuration.memoryBudget),
-            "cache_bytes": .int(runner.executor.cache.totalBytes),
+            "cache_bytes": .int(worker.cacheBytes),
+            "worker": worker.summary,
             "models": .string(configuration.modelsDirectory.path),
             "templates": .array(configuration.templateDirectories.map { .string($0.path) }),
         ]
@@ -450,6 +463,22 @@ public final class Daemon: @unchecked Sendable {
             }
         }
 
+        // What the frames would cost, before any is stored or decoded: the
+        // pixels their PNG headers declare, and room in the state folder.
+        var declaredPixels = 0
+        for frame in frames {
+            guard let size = PNGHeader.size(of: frame) else { continue }
+            let (pixels, overflow) = size.width.multipliedReportingOverflow(by: size.height)
+            declaredPixels = overflow ? .max : declaredPixels.addingReportingOverflow(pixels).overflow ? .max : declaredPixels + pixels
+        }
+        guard declaredPixels <= configuration.maxSubmitPixels else {
+            throw DaemonError(.tooLarge, "the input images declare \(declaredPixels) pixels in all, over the limit of "
+                              + "\(configuration.maxSubmitPixels) per submit (pilot serve --max-submit-pixels); nothing was decoded")
+        }
+        // Each input is kept twice: the content-addressed blob and the job's own copy.
+        let incoming = 2 * frames.reduce(0) { $0 + $1.count }
+        try checkDiskQuota(adding: incoming)
+
         // Input frames: stored content-addressed before the job is.
         let inputSpec = content["inputs"] ?? .object([:])
         guard case let .object(inputRefs) = inputSpec else {
@@ -517,6 +546,7 @@ public final class Daemon: @unchecked Sendable {
             try? FileManager.default.removeItem(at: paths.job(id))
             return (["job": .string(existing.id), "state": .string(existing.state.rawValue), "duplicate": .bool(true)], [])
         case .inserted:
+            stateLock.withLock { diskUsage.acceptedSince += incoming }
             FaultInjection.point("submit-after-commit")
             let position = (try? store.queuePosition(id)) ?? nil
             publisher.publish(job: id, type: "queued", content: ["position": position.map(JSONValue.int) ?? .null])
@@ -526,6 +556,26 @@ public final class Daemon: @unchecked Sendable {
             logger.info("queued", metadata: metadata)
             return (["job": .string(id), "state": .string("queued"), "duplicate": .bool(false),
                      "position": position.map(JSONValue.int) ?? .null], [])
+        }
+    }
+
+    /// Refuses a submit that would take the state folder past its quota.
+    /// The folder is measured at most once a minute (a walk of its files);
+    /// inputs accepted since are added, outputs written since are not, so
+    /// the quota can be passed by at most a minute of jobs' outputs, each
+    /// bounded by `maxOutputPixels`.
+    private func checkDiskQuota(adding incoming: Int) throws(DaemonError) {
+        guard let quota = configuration.diskQuota else { return }
+        let stale = stateLock.withLock { Date().timeIntervalSince(diskUsage.measured) > 60 }
+        if stale {
+            let bytes = (try? FileManager.default.allocatedSizeOfFiles(in: configuration.stateDirectory)) ?? 0
+            stateLock.withLock { diskUsage = (Date(), bytes, 0) }
+        }
+        let used = stateLock.withLock { diskUsage.bytes + diskUsage.acceptedSince }
+        guard used + incoming <= quota else {
+            throw DaemonError(.quotaExceeded, "the state folder holds \(used) bytes; this submit's \(incoming) more would pass its quota of "
+                              + "\(quota) bytes (pilot serve --disk-quota): prune ended jobs (pilot prune --older-than 7d) or raise the quota",
+                              details: .object(["used": .int(used), "incoming": .int(incoming), "quota": .int(quota)]))
         }
     }
 
@@ -643,6 +693,8 @@ public final class Daemon: @unchecked Sendable {
         if !result.jobs.isEmpty || !result.blobs.isEmpty {
             logger.info("pruned \(result.jobs.count) job(s) and \(result.blobs.count) blob(s), \(bytes) bytes")
         }
+        // Measured again at the next submit.
+        stateLock.withLock { diskUsage.measured = .distantPast }
         return (result.jobs, result.blobs, bytes)
     }
 

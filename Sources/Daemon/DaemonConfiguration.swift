@@ -29,11 +29,25 @@ public struct DaemonConfiguration: Sendable {
     /// Longest a job may run, in seconds, before it is stopped at its next
     /// step and failed with `timeout` (`pilot serve --job-time-limit`).
     public var jobTimeLimit: TimeInterval = 6 * 3600
+    /// Most pixels one job's Save* nodes may write in all (64 Mi: sixty-four
+    /// 1024×1024 images, or one 8192×8192); a job past it fails with
+    /// `too_large` (`pilot serve --max-output-pixels`).
+    public var maxOutputPixels: Int? = 64 << 20
+    /// Most pixels the PNG input frames of one submit may declare in all
+    /// (decoded, about 12 bytes each): checked on their headers before any is decoded.
+    public var maxSubmitPixels = 64 << 20
+    /// Largest the state folder may grow (bytes) before submits are refused
+    /// with `quota_exceeded` (`pilot serve --disk-quota`; nil: no bound).
+    public var diskQuota: Int? = 32 << 30
     /// Automatic retention: jobs that ended more than this long ago are
     /// pruned at start and then hourly (nil: kept until a `prune` request).
     public var retention: TimeInterval?
     /// Messages older or newer than this (seconds) are refused as stale; signatures are remembered this long.
     public var replayWindow: TimeInterval = 300
+    /// Jobs run in this child process (executable and arguments: `pilot
+    /// worker --supervised`), restarted when it dies; nil runs them on a
+    /// thread of the daemon (a crash there takes the daemon down).
+    public var workerCommand: [String]?
     /// Reuse the key of an existing connection file (clients keep working across restarts).
     public var keepKey = true
 

@@ -2,6 +2,13 @@ import CZeroMQ
 import Foundation
 import Workflow
 
+/// Where a job's events go: the daemon's event socket, or (in a supervised
+/// `pilot worker` process) the pipe to the daemon that publishes them.
+protocol JobEventSink: AnyObject, Sendable {
+    func publish(job: String, type: String, content: [String: JSONValue])
+    func forget(job: String)
+}
+
 /// The event socket (XPUB): signed events whose first frame, the topic, is
 /// the job id, published from any thread (the socket is used under a lock).
 ///
@@ -12,7 +19,7 @@ import Workflow
 /// Subscriptions are granted one by one (XPUB manual mode): `authorize`
 /// sees the connection's authenticated client (CURVE's user id; nil without
 /// CURVE) and the topic, and a refused subscription delivers nothing.
-public final class EventPublisher: @unchecked Sendable {
+public final class EventPublisher: JobEventSink, @unchecked Sendable {
     private let socket: ZMQSocket
     private let signer: MessageSigner
     private let authorize: @Sendable (_ client: String?, _ topic: String) -> Bool

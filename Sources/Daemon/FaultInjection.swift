@@ -8,12 +8,20 @@ import Foundation
 /// Points: `submit-after-blobs` (a submit's input frames are stored, its job
 /// row is not), `submit-after-commit` (the job row is committed, the reply
 /// not sent). `disk-full` (read by Imaging's atomic writes) makes writing an
-/// output fail with ENOSPC halfway through.
+/// output fail with ENOSPC halfway through. `worker-crash-at-node:NAME`
+/// makes the process running a job write through a bad pointer (SIGSEGV) when node NAME starts
+/// (a crash inside a kernel, as a zero-sized latent once caused).
 enum FaultInjection {
     static let armed = ProcessInfo.processInfo.environment["PILOT_FAULT"]
 
     static func point(_ name: String) {
         guard let armed, armed == name else { return }
         kill(getpid(), SIGKILL)
+    }
+
+    static func crash(atNode node: String) {
+        guard let armed, armed.hasPrefix("worker-crash-at-node:"), armed.dropFirst("worker-crash-at-node:".count) == node else { return }
+        // A real bad store, as a kernel bug would make: kill(SIGSEGV) is caught by the Swift backtracer and survived.
+        UnsafeMutablePointer<Int>(bitPattern: 8)!.pointee = 0
     }
 }

@@ -420,26 +420,35 @@ public final class JobStore: Sendable {
     /// How many deaths of the daemon a job may be running at before it is
     /// failed (`crashed`) instead of requeued again.
     public static let defaultMaxCrashes = 2
-    static let crashRequeueNote = "requeued: the daemon stopped while it ran"
+    static let crashRequeueNote = "requeued: its process stopped while it ran"
+    /// The same note as stores before the worker process wrote it.
+    static let legacyCrashRequeueNote = "requeued: the daemon stopped while it ran"
 
-    /// Requeues every job found running (the daemon died under it); returns
-    /// their ids. A job the daemon has now died under `maxCrashes` times is
-    /// failed as `crashed` instead (its id goes to `crashed`), so a job that
-    /// kills the process cannot do it forever. Clean stops (`requeue`) do
-    /// not count.
+    /// Requeues every job found running (the process running it died under
+    /// it); returns their ids. A job its process has now died under
+    /// `maxCrashes` times is failed as `crashed` instead (its id goes to
+    /// `crashed`), so a job that kills the process cannot do it forever.
+    /// Clean stops (`requeue`) do not count. `cause` says what died;
+    /// `lastNode` is where each job was when it did, if known (the
+    /// supervisor follows a worker process's events).
     public func requeueInterrupted(now: Date = Date(), maxCrashes: Int = JobStore.defaultMaxCrashes,
+                                   cause: String = "the daemon stopped", lastNode: [String: String] = [:],
                                    crashed: inout [String]) throws -> [String] {
         try database.write { db in
             let ids = try String.fetchAll(db, sql: "SELECT id FROM job WHERE state = 'running' ORDER BY seq")
             var requeued: [String] = []
             for id in ids {
-                let earlier = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM transition WHERE job = ? AND note = ?",
-                                               arguments: [id, Self.crashRequeueNote]) ?? 0
+                let earlier = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM transition WHERE job = ? AND note IN (?, ?)",
+                                               arguments: [id, Self.crashRequeueNote, Self.legacyCrashRequeueNote]) ?? 0
                 let crashes = earlier + 1
+                let node = lastNode[id]
                 if crashes >= maxCrashes {
-                    let message = "the daemon stopped while this job ran, \(crashes) times: not retried again"
+                    let at = node.map { " (last at node '\(LogText.escaped($0, limit: 100))')" } ?? ""
+                    let message = "\(cause) while this job ran\(at), \(crashes) times: not retried again"
+                    var details: [String: JSONValue] = ["crashes": .int(crashes)]
+                    if let node { details["last_node"] = .string(node) }
                     let error = JSONValue.object(["code": .string(ErrorCode.crashed.rawValue), "message": .string(message),
-                                                  "details": .object(["crashes": .int(crashes)])])
+                                                  "details": .object(details)])
                     try db.execute(sql: "UPDATE job SET state = 'failed', finished = ?, error = ? WHERE id = ?",
                                    arguments: [now.timeIntervalSince1970, error.compact, id])
                     try Self.addTransition(db, job: id, state: "failed", time: now, note: message)

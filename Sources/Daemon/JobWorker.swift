@@ -9,8 +9,8 @@ import Workflow
 final class JobWorker: @unchecked Sendable {
     private let store: JobStore
     private let blobs: BlobStore
-    private let publisher: EventPublisher
-    private let runner: WorkflowRunner
+    private let publisher: any JobEventSink
+    let runner: WorkflowRunner
     private let paths: JobPaths
     private let logger: Logger
     /// Where jobs run (DaemonConfiguration.device).
@@ -25,10 +25,13 @@ final class JobWorker: @unchecked Sendable {
 
     /// Longest a job may run (DaemonConfiguration.jobTimeLimit).
     private let timeLimit: TimeInterval
+    /// Most pixels a job may write (DaemonConfiguration.maxOutputPixels).
+    private let maxOutputPixels: Int?
 
-    init(store: JobStore, blobs: BlobStore, publisher: EventPublisher, runner: WorkflowRunner, paths: JobPaths, logger: Logger,
-         device: String = "cpu (fp32)", timeLimit: TimeInterval = 6 * 3600) {
+    init(store: JobStore, blobs: BlobStore, publisher: any JobEventSink, runner: WorkflowRunner, paths: JobPaths, logger: Logger,
+         device: String = "cpu (fp32)", timeLimit: TimeInterval = 6 * 3600, maxOutputPixels: Int? = nil) {
         self.device = device
+        self.maxOutputPixels = maxOutputPixels
         self.timeLimit = timeLimit
         self.store = store
         self.blobs = blobs
@@ -128,7 +131,8 @@ final class JobWorker: @unchecked Sendable {
             try FileManager.default.createDirectory(at: output, withIntermediateDirectories: true)
             let result = try runner.run(prepared.workflow, file: prepared.file, set: prepared.set, inputs: prepared.inputs,
                                         inputBase: paths.job(job.id), outputDirectory: output,
-                                        allowedReadDirectories: paths.readable(job.id), cancellation: token,
+                                        allowedReadDirectories: paths.readable(job.id), maxOutputPixels: maxOutputPixels,
+                                        cancellation: token,
                                         onEvent: { [self] event in handle(event, job: job.id) })
             let outputs = try Self.describeOutputs(in: output)
             try store.finish(job.id, state: .finished, outputs: .array(outputs))
@@ -184,6 +188,7 @@ final class JobWorker: @unchecked Sendable {
         }
         let details: JSONValue = .object(["node": .string(node), "type": .string(type), "message": .string("\(underlying)")])
         if underlying is PathError { return DaemonError(.pathNotAllowed, error.description, details: details) }
+        if underlying is OutputLimitError { return DaemonError(.tooLarge, error.description, details: details) }
         return DaemonError(.nodeFailed, error.description, details: details)
     }
 
@@ -191,12 +196,13 @@ final class JobWorker: @unchecked Sendable {
         switch event {
         case let .nodeStarted(node, type):
             publisher.publish(job: job, type: "node_started", content: ["node": .string(node), "type": .string(type)])
+            FaultInjection.crash(atNode: node)
         case let .progress(p):
             let content: [String: JSONValue] = [
                 "node": .string(p.nodeID), "type": .string(p.nodeType), "step": .int(p.step), "total": .int(p.total),
                 "values": .object(p.extra.compactMapValues { $0.isFinite ? JSONValue.float($0) : nil }),
             ]
-            if p.extra["inner"] == nil { condition.withLock { progress[job] = .object(content) } }
+            if Self.isStepProgress(content) { condition.withLock { progress[job] = .object(content) } }
             publisher.publish(job: job, type: "progress", content: content)
         case let .nodeFinished(run):
             publisher.publish(job: job, type: "node_finished", content: [
@@ -204,6 +210,12 @@ final class JobWorker: @unchecked Sendable {
                 "cached": .bool(run.cacheHit),
             ])
         }
+    }
+
+    /// Whether a progress event is a sampler's own step (not an inner loop
+    /// such as PILOT's optimisation steps): what `status` shows.
+    static func isStepProgress(_ content: [String: JSONValue]) -> Bool {
+        content["values"]?["inner"] == nil
     }
 
     /// `[{"name", "sha256", "bytes"}]` for each file a job wrote, by name.

@@ -1,3 +1,5 @@
+import Foundation
+
 /// How a PNG stores each pixel: the color type byte of its IHDR chunk.
 public enum PNGColorType: Int, Sendable, CaseIterable, CustomStringConvertible {
     /// One gray sample (1, 2, 4, 8 or 16 bits).
@@ -53,4 +55,20 @@ public enum PNGSampleDepth: Int, Sendable {
 
     /// The largest sample value, which stands for 1.0.
     var maxValue: Float { self == .eight ? 255 : 65_535 }
+}
+
+/// The size a PNG declares in its IHDR chunk, read without decoding
+/// anything: what a server checks before it lets a small file expand into
+/// a large raster. Nil if `data` does not start like a PNG.
+public enum PNGHeader {
+    public static func size(of data: Data) -> (width: Int, height: Int)? {
+        // Signature (8), then the first chunk: length (4), "IHDR" (4), width (4), height (4).
+        let signature: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]
+        guard data.count >= 24, data.prefix(8).elementsEqual(signature),
+              data.dropFirst(12).prefix(4).elementsEqual(Array("IHDR".utf8)) else { return nil }
+        func bigEndian(at offset: Int) -> Int {
+            data.dropFirst(offset).prefix(4).reduce(0) { $0 << 8 | Int($1) }
+        }
+        return (bigEndian(at: 16), bigEndian(at: 20))
+    }
 }

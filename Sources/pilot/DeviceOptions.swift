@@ -15,9 +15,11 @@ struct DeviceOptions: ParsableArguments {
     @Flag(help: "On the CPU, keep 16-bit checkpoints' layer weights 16-bit and widen each as its layer runs: half the memory (SDXL), a little slower, the same results (default: $PILOT_COMPACT_WEIGHTS=1).")
     var compactWeights = false
 
-    /// Resolves the request, places model weights there from now on and
-    /// says on standard error which device was chosen and why.
-    func apply(command: String) throws -> DeviceChoice {
+    /// Resolves the request and says on standard error which device was
+    /// chosen and why (unless `quiet`); unless `place` is false, starts that
+    /// device and places model weights there from now on (`pilot serve`
+    /// leaves that to its worker process).
+    func apply(command: String, place: Bool = true, quiet: Bool = false) throws -> DeviceChoice {
         let choice: DeviceChoice
         do {
             let request = try DeviceRequest(parsing: device ?? ProcessInfo.processInfo.environment["PILOT_DEVICE"] ?? "auto")
@@ -25,7 +27,7 @@ struct DeviceOptions: ParsableArguments {
         } catch {
             throw ValidationError("\(error)")
         }
-        if case .cuda(let i) = choice.device {
+        if place, case .cuda(let i) = choice.device {
             do {
                 let backend = try CUDARuntime.backend(ordinal: i)
                 backend.allowTF32 = choice.precision == .tf32
@@ -33,9 +35,16 @@ struct DeviceOptions: ParsableArguments {
                 throw ValidationError("cuda:\(i) could not be started: \(error)")
             }
         }
-        WeightPlacement.current = WeightPlacement(device: choice.device, elementType: choice.precision.elementType,
-                                                  compactHost: compactWeights || WeightPlacement.host.compactHost)
-        FileHandle.standardError.write(Data("pilot \(command): device \(choice)\n".utf8))
+        if place {
+            WeightPlacement.current = WeightPlacement(device: choice.device, elementType: choice.precision.elementType,
+                                                      compactHost: compactWeights || WeightPlacement.host.compactHost)
+        }
+        if !quiet { FileHandle.standardError.write(Data("pilot \(command): device \(choice)\n".utf8)) }
         return choice
+    }
+
+    /// The same choice as arguments for a child process (`pilot worker`), resolved: `auto` is not probed twice.
+    func arguments(for choice: DeviceChoice) -> [String] {
+        ["--device", "\(choice.device)", "--precision", choice.precision.rawValue] + (compactWeights ? ["--compact-weights"] : [])
     }
 }

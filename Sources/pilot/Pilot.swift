@@ -15,7 +15,7 @@ struct Pilot: ParsableCommand {
         version: PilotVersion.string,
         subcommands: [Serve.self, Submit.self, Watch.self, Status.self, Cancel.self, Prune.self, ResultCommand.self,
                       Run.self, Validate.self, NodesCommand.self, Templates.self, WorkflowFrom.self,
-                      Info.self, Inspect.self, Models.self, Keys.self])
+                      Info.self, Inspect.self, Models.self, Keys.self, Worker.self])
 }
 
 enum PilotVersion {

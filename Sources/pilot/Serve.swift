@@ -70,16 +70,32 @@ struct Serve: ParsableCommand {
                                valueName: "age"))
     var retain: String?
 
+    @Option(help: "Most pixels one job may write in all (its Save* nodes), e.g. 64M; past it the job fails with too_large.")
+    var maxOutputPixels = "64M"
+
+    @Option(help: "Most pixels the input images of one submit may declare in all (read from their headers before decoding), e.g. 64M.")
+    var maxSubmitPixels = "64M"
+
+    @Option(help: "Largest the state folder may grow, e.g. 32G, or 'none'; past it submits are refused with quota_exceeded.")
+    var diskQuota = "32G"
+
+    @Option(help: ArgumentHelp("Where jobs run: process (a supervised pilot worker, restarted if it crashes; the daemon stays up) or thread (inside the daemon: a crash in a model stops it).",
+                               valueName: "process|thread"))
+    var worker = "process"
+
     @OptionGroup var deviceOptions: DeviceOptions
 
     func run() throws {
+        guard worker == "process" || worker == "thread" else {
+            throw ValidationError("--worker: expected process or thread, found '\(worker)'")
+        }
         let retention = try retain.map { text in
             guard let seconds = AgeText.seconds(parsing: text) else {
                 throw ValidationError("--retain: expected a duration such as 30d, 12h or seconds, found '\(text)'")
             }
             return seconds
         }
-        let choice = try deviceOptions.apply(command: "serve")
+        let choice = try deviceOptions.apply(command: "serve", place: worker == "thread")
         let level = Logger.Level(rawValue: logLevel) ?? .info
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
@@ -101,6 +117,20 @@ struct Serve: ParsableCommand {
         guard let budget = ByteCount.parse(memoryBudget), let maxMessage = ByteCount.parse(maxMessageSize) else {
             throw ValidationError("sizes are bytes with an optional K, M or G suffix (e.g. 8G), found '\(memoryBudget)' / '\(maxMessageSize)'")
         }
+        guard let outputPixels = ByteCount.parse(maxOutputPixels), let submitPixels = ByteCount.parse(maxSubmitPixels),
+              outputPixels > 0, submitPixels > 0 else {
+            throw ValidationError("--max-output-pixels / --max-submit-pixels: a positive count with an optional K, M or G suffix, found '\(maxOutputPixels)' / '\(maxSubmitPixels)'")
+        }
+        configuration.maxOutputPixels = outputPixels
+        configuration.maxSubmitPixels = submitPixels
+        if diskQuota.lowercased() == "none" {
+            configuration.diskQuota = nil
+        } else {
+            guard let quota = ByteCount.parse(diskQuota), quota > 0 else {
+                throw ValidationError("--disk-quota: bytes with an optional K, M or G suffix (e.g. 32G) or 'none', found '\(diskQuota)'")
+            }
+            configuration.diskQuota = quota
+        }
         configuration.memoryBudget = budget
         configuration.maxMessageBytes = maxMessage
         configuration.curve = curve
@@ -108,6 +138,13 @@ struct Serve: ParsableCommand {
         guard jobTimeLimit > 0 else { throw ValidationError("--job-time-limit must be positive, found \(jobTimeLimit)") }
         configuration.jobTimeLimit = jobTimeLimit
         configuration.retention = retention
+        if worker == "process" {
+            guard let executable = Self.executablePath else {
+                throw ValidationError("cannot find this program's own file (/proc/self/exe) to start its worker: use --worker thread")
+            }
+            configuration.workerCommand = [executable, "worker", "--supervised", "--log-level", logLevel]
+                + deviceOptions.arguments(for: choice)
+        }
         try? FileManager.default.createDirectory(at: modelsDirectory, withIntermediateDirectories: true)
 
         let daemon: Daemon
@@ -121,6 +158,13 @@ struct Serve: ParsableCommand {
         let signals = SignalHandling(daemon: daemon)
         daemon.run()
         withExtendedLifetime(signals) {}
+    }
+
+    /// This program's own file, for starting `pilot worker`.
+    static var executablePath: String? {
+        guard let resolved = realpath("/proc/self/exe", nil) else { return nil }
+        defer { free(resolved) }
+        return String(cString: resolved)
     }
 
     private func printBanner(_ daemon: Daemon) {

@@ -38,6 +38,45 @@ final class ProcessTests: XCTestCase {
         XCTAssertTrue(daemon.isRunning, "the daemon must survive")
     }
 
+    /// Jobs run in a supervised `pilot worker`: a crash inside a kernel (a
+    /// zero-sized latent once did it) kills the worker, not the daemon. The
+    /// job is retried once, then failed as `crashed` with the node it died
+    /// at; the daemon answers throughout and runs the next job.
+    func testAWorkerCrashInAKernelFailsOneJobAndTheDaemonStaysUp() throws {
+        let folder = DaemonFixture.temporaryFolder("wcrash")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let state = folder.appendingPathComponent("state")
+        let daemon = try startServe(state: state, folder: folder, environment: ["PILOT_FAULT": "worker-crash-at-node:boom"])
+        defer { daemon.terminate(); daemon.waitUntilExit() }
+        let client = try client(state)
+        let firstWorker = try client.request("info").content["worker"]
+        XCTAssertEqual(firstWorker?["mode"]?.stringValue, "process", "pilot serve must run jobs in a worker process: \(firstWorker?.compact ?? "nil")")
+        XCTAssertNotEqual(firstWorker?["pid"]?.intValue, Int(daemon.processIdentifier), "the worker must be a process of its own")
+
+        let crashing = DaemonFixture.copyWorkflow.replacingOccurrences(of: "load", with: "boom")
+        let job = try client.request("submit", ["workflow": .string(crashing), "inputs": .object(["image": .int(0)])],
+                                     frames: [DaemonFixture.examplePNG]).content["job"]!.stringValue!
+        let status = try waitForFinalState(client, job: job, timeout: 60)
+        XCTAssertEqual(status["state"]?.stringValue, "failed", "expected the job failed: \(status.compact)")
+        XCTAssertEqual(status["error"]?["code"]?.stringValue, "crashed", "expected code crashed: \(status.compact)")
+        XCTAssertEqual(status["error"]?["details"]?["last_node"]?.stringValue, "boom", "expected the node it died at: \(status.compact)")
+        XCTAssertTrue(status["error"]?["message"]?.stringValue?.contains("signal 11") == true,
+                      "expected the message to say the worker died of SIGSEGV: \(status.compact)")
+        let states = status["transitions"]?.arrayValue?.compactMap { $0["state"]?.stringValue } ?? []
+        XCTAssertEqual(states, ["queued", "running", "queued", "running", "failed"], "expected one retry, then failed")
+
+        XCTAssertTrue(daemon.isRunning, "the daemon must not die with its worker")
+        let info = try client.request("info").content
+        XCTAssertEqual(info["pid"]?.intValue, Int(daemon.processIdentifier), "the same daemon must answer")
+        let good = try client.request("submit", ["workflow": .string(DaemonFixture.copyWorkflow), "inputs": .object(["image": .int(0)])],
+                                      frames: [DaemonFixture.examplePNG]).content["job"]!.stringValue!
+        XCTAssertEqual(try waitForFinalState(client, job: good, timeout: 60)["state"]?.stringValue, "finished",
+                       "a new worker must run the next job")
+        let worker = try client.request("info").content["worker"]
+        XCTAssertGreaterThanOrEqual(worker?["restarts"]?.intValue ?? 0, 2, "expected two restarts: \(worker?.compact ?? "nil")")
+        XCTAssertNotEqual(worker?["pid"]?.intValue, firstWorker?["pid"]?.intValue, "expected a new worker process")
+    }
+
     func testKillNineMidJobThenRestartCompletesTheJobAndLosesNothing() throws {
         let folder = DaemonFixture.temporaryFolder("kill")
         defer { try? FileManager.default.removeItem(at: folder) }

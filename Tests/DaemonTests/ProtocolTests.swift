@@ -136,6 +136,61 @@ final class ProtocolTests: XCTestCase {
         }
     }
 
+    /// A 65 KB PNG once decoded into 1.5 GB on the request thread: the
+    /// pixels all input frames declare are summed from their headers first.
+    func testInputImagesDeclaringTooManyPixelsAreRefusedBeforeAnyIsDecoded() throws {
+        let server = try TestDaemon(label: "pixels") { $0.maxSubmitPixels = 128 * 128 + 100 }
+        defer { server.stop() }
+        let client = try server.client(timeout: 10)
+        let copy: [String: JSONValue] = ["workflow": .string(DaemonFixture.copyWorkflow), "inputs": .object(["image": .int(0)])]
+        // One 128×128 image fits.
+        _ = try client.request("submit", copy, frames: [DaemonFixture.examplePNG])
+        // A header declaring 100,000 × 100,000 behind 33 bytes: refused, not decoded.
+        var forged = Data(DaemonFixture.examplePNG.prefix(33))
+        forged.replaceSubrange(16..<24, with: [0, 1, 0x86, 0xA0, 0, 1, 0x86, 0xA0])
+        for (label, frames) in [("forged header", [forged]), ("two real images", [DaemonFixture.examplePNG, DaemonFixture.examplePNG])] {
+            var content = copy
+            if frames.count == 2 { content["inputs"] = .object(["image": .int(0), "name": .int(1)]) }
+            XCTAssertThrowsError(try client.request("submit", content, frames: frames), label) { error in
+                XCTAssertEqual((error as? DaemonError)?.code, .tooLarge, "\(label): expected too_large, got \(error)")
+                XCTAssertTrue("\(error)".contains("over the limit of 16484 per submit"), "\(label): expected the limit named: \(error)")
+            }
+        }
+        XCTAssertEqual(try client.request("list").content["jobs"]?.arrayValue?.count, 1, "expected only the first submit stored")
+    }
+
+    /// A job's Save* nodes write at most `maxOutputPixels` in all.
+    func testAJobWritingPastItsOutputPixelsFailsWithTooLargeAndKeepsNoOutput() throws {
+        let server = try TestDaemon(label: "outpx") { $0.maxOutputPixels = 128 * 128 - 1 }
+        defer { server.stop() }
+        let client = try server.client(timeout: 30)
+        let job = try client.request("submit", ["workflow": .string(DaemonFixture.copyWorkflow), "inputs": .object(["image": .int(0)])],
+                                     frames: [DaemonFixture.examplePNG]).content["job"]!.stringValue!
+        let status = try waitForFinalState(client, job: job)
+        XCTAssertEqual(status["state"]?.stringValue, "failed", "expected the job failed: \(status.compact)")
+        XCTAssertEqual(status["error"]?["code"]?.stringValue, "too_large", "expected too_large: \(status.compact)")
+        XCTAssertTrue(status["error"]?["message"]?.stringValue?.contains("output limit of 16383 pixels") == true,
+                      "expected the limit named: \(status.compact)")
+        XCTAssertNil(status["outputs"]?.arrayValue?.first, "a failed job has no outputs")
+    }
+
+    /// Past `diskQuota`, submits are refused with the figures; a prune makes room.
+    func testSubmitsPastTheStateFolderQuotaAreRefusedWithTheFigures() throws {
+        let server = try TestDaemon(label: "quota") { $0.diskQuota = 1 }
+        defer { server.stop() }
+        let client = try server.client(timeout: 10)
+        XCTAssertThrowsError(try client.request("submit", ["workflow": .string(DaemonFixture.copyWorkflow), "inputs": .object(["image": .int(0)])],
+                                                frames: [DaemonFixture.examplePNG])) { error in
+            let e = error as? DaemonError
+            XCTAssertEqual(e?.code, .quotaExceeded, "expected quota_exceeded, got \(error)")
+            XCTAssertEqual(e?.details?["quota"]?.intValue, 1, "expected the quota in the details: \(error)")
+            XCTAssertEqual(e?.details?["incoming"]?.intValue, 2 * DaemonFixture.examplePNG.count,
+                           "expected the submit counted twice (blob and job copy): \(error)")
+            XCTAssertGreaterThan(e?.details?["used"]?.intValue ?? 0, 0, "expected the store's own size counted: \(error)")
+        }
+        XCTAssertEqual(try client.request("list").content["jobs"]?.arrayValue?.count, 0, "expected nothing stored")
+    }
+
     func testInvalidWorkflowErrorCarriesLineColumnNodeAndPort() throws {
         let server = try TestDaemon(label: "inv")
         defer { server.stop() }

@@ -33,6 +33,7 @@ public final class Executor: Sendable {
         }
         let keys = keyBuilder.keys
         let record = runRecord(workflow, files: keyBuilder.files)
+        let written = OutputAllowance(maxPixels: paths.maxOutputPixels)
 
         // Walk back from the outputs: what is cached, what must run.
         var required = Set(workflow.graph.outputs.values.map(\.reference.node))
@@ -64,7 +65,7 @@ public final class Executor: Sendable {
             if let bytes = keyBuilder.fileBytes[id], bytes > 0 { cache.makeRoom(for: Int(clamping: bytes)) }
             onEvent(.nodeStarted(nodeID: id, nodeType: entry.type))
             let context = NodeContext(nodeID: id, nodeType: entry.type, paths: paths, record: record,
-                                      cancellation: cancellation, emit: onEvent)
+                                      cancellation: cancellation, written: written, emit: onEvent)
             let nodeStart = DispatchTime.now()
             let outputs = try runNode(id, workflow, values: values, context: context)
             let run = NodeRun(nodeID: id, nodeType: entry.type, milliseconds: Self.milliseconds(since: nodeStart),

@@ -13,9 +13,12 @@ public final class NodeContext: Sendable {
     public let record: RunRecord
     let cancellation: CancellationToken
     let emit: @Sendable (ExecutionEvent) -> Void
+    /// The run's output allowance (``PathPolicy/maxOutputPixels``), shared by its nodes.
+    let written: OutputAllowance
 
     init(nodeID: String, nodeType: String, paths: PathPolicy, record: RunRecord,
-         cancellation: CancellationToken, emit: @escaping @Sendable (ExecutionEvent) -> Void) {
+         cancellation: CancellationToken, written: OutputAllowance? = nil, emit: @escaping @Sendable (ExecutionEvent) -> Void) {
+        self.written = written ?? OutputAllowance(maxPixels: paths.maxOutputPixels)
         self.nodeID = nodeID
         self.nodeType = nodeType
         self.paths = paths
@@ -60,6 +63,13 @@ public final class NodeContext: Sendable {
         try paths.resolveForReading(path)
     }
 
+    /// Counts `pixels` against the run's output allowance before a Save*
+    /// node writes them; throws, writing nothing, once the run would pass
+    /// ``PathPolicy/maxOutputPixels``.
+    public func reserveOutput(pixels: Int) throws(OutputLimitError) {
+        try written.reserve(pixels)
+    }
+
     /// See ``PathPolicy/outputFile(named:extension:)``.
     public func outputFile(named name: String, extension ext: String) throws(PathError) -> URL {
         try paths.outputFile(named: name, extension: ext)
@@ -101,5 +111,37 @@ public final class CancellationToken: @unchecked Sendable {
 
     public var isCancelled: Bool {
         lock.withLock { cancelled }
+    }
+}
+
+/// Pixels a run has written so far, against its bound.
+final class OutputAllowance: @unchecked Sendable {
+    private let lock = NSLock()
+    private let maxPixels: Int?
+    private var used = 0
+
+    init(maxPixels: Int?) { self.maxPixels = maxPixels }
+
+    func reserve(_ pixels: Int) throws(OutputLimitError) {
+        guard let maxPixels else { return }
+        lock.lock()
+        defer { lock.unlock() }
+        let (total, overflow) = used.addingReportingOverflow(max(0, pixels))
+        guard !overflow, total <= maxPixels else {
+            throw OutputLimitError(requested: pixels, written: used, limit: maxPixels)
+        }
+        used = total
+    }
+}
+
+/// A run's outputs would pass ``PathPolicy/maxOutputPixels``.
+public struct OutputLimitError: Error, Sendable, CustomStringConvertible {
+    public let requested: Int
+    public let written: Int
+    public let limit: Int
+
+    public var description: String {
+        "writing \(requested) more pixels would take this run past its output limit of \(limit) pixels "
+            + "(\(written) written so far; pilot serve --max-output-pixels)"
     }
 }

@@ -14,6 +14,10 @@ public struct PathPolicy: Sendable, Equatable {
     public var allowedReadDirectories: [URL]?
     /// Where Save* nodes write.
     public var outputDirectory: URL
+    /// Most pixels a run's Save* nodes may write, all files together (nil: no
+    /// bound). The daemon sets it (`pilot serve --max-output-pixels`), so one
+    /// job cannot fill the disk with a thousand full-size images.
+    public var maxOutputPixels: Int?
 
     public init(baseDirectory: URL, allowedReadDirectories: [URL]? = nil, outputDirectory: URL) {
         self.baseDirectory = baseDirectory
