@@ -76,7 +76,16 @@ public final class Daemon: @unchecked Sendable {
                          templates: configuration.templateDirectories.map(\.standardizedFileURL),
                          extraReadable: configuration.extraReadDirectories.map(\.standardizedFileURL))
         runner = WorkflowRunner(registry: .standard, executor: Executor(cache: OutputCache(budgetBytes: configuration.memoryBudget)))
-        replayGuard = ReplayGuard(window: configuration.replayWindow)
+        // Nothing dated before this start is accepted; what a clean stop saved is remembered.
+        replayGuard = ReplayGuard(window: configuration.replayWindow, notBefore: started)
+        if let saved = try store.secret(Self.replayCacheSecret), let entries = (try? JSONValue(parsing: Data(saved.utf8)))?.arrayValue {
+            replayGuard.remember(entries.compactMap { entry in
+                guard let pair = entry.arrayValue, pair.count == 2, let signature = pair[0].stringValue,
+                      let expiry = pair[1].doubleValue else { return nil }
+                return (signature, Date(timeIntervalSince1970: expiry))
+            })
+            try store.setSecret(Self.replayCacheSecret, "[]")
+        }
 
         var key = ConnectionInfo.newKey(), eventKey = ConnectionInfo.newKey()
         let old = configuration.keepKey ? try? ConnectionInfo.read(from: configuration.connectionFile) : nil
@@ -227,6 +236,13 @@ public final class Daemon: @unchecked Sendable {
         }
         logger.info("stopping: no new requests; the running job, if any, is requeued")
         worker.shutdown()
+        // Signatures still within their window, for the next start (a message
+        // dated ahead of this clock could otherwise be replayed after it).
+        let remembered = stateLock.withLock { replayGuard.remembered() }
+        let saved = JSONValue.array(remembered.map { .array([.string($0.signature), .float($0.expiry.timeIntervalSince1970)]) })
+        do { try store.setSecret(Self.replayCacheSecret, saved.compact) } catch {
+            logger.error("job store: cannot save the replay cache (\(remembered.count) signature(s)): \(error)")
+        }
         try? FileManager.default.removeItem(at: configuration.connectionFile)
         router.close()
         zap?.socket.close()
@@ -234,6 +250,9 @@ public final class Daemon: @unchecked Sendable {
         close(lockDescriptor)
         logger.info("stopped")
     }
+
+    /// The store secret a clean stop saves the replay cache under.
+    static let replayCacheSecret = "replay_cache"
 
     /// Asks `run()` to return (thread-safe; signal handlers call it).
     public func stop() {
@@ -278,6 +297,9 @@ public final class Daemon: @unchecked Sendable {
         // The id is echoed only once the signature checked out (nothing of an
         // unauthenticated message is parsed), and never longer than 128.
         var authenticatedID: String?
+        // Once the signature checked out, refusals (stale, replayed) are signed
+        // with the caller's key: an issued client cannot verify the owner's.
+        var verifiedSigner: MessageSigner?
         do throws(DaemonError) {
             // The client the signature frame names, looked up once: its key checks the message.
             var signing: (record: ClientRecord, signer: MessageSigner)?
@@ -287,6 +309,7 @@ public final class Daemon: @unchecked Sendable {
             }
             guard let signing else { throw DaemonError(.internal, "a message verified without a client") }
             (caller, replySigner) = (signing.record, signing.signer.unnamed)
+            verifiedSigner = replySigner
             // Under CURVE the connection itself is a client's: a message must
             // be signed with that same client's key.
             if let connectedAs, connectedAs != caller.name {
@@ -299,7 +322,7 @@ public final class Daemon: @unchecked Sendable {
             defer { stateLock.unlock() }
             try replayGuard.admit(signature: signature, time: decoded.header.time)
         } catch {
-            return refuse(envelope, error, parent: authenticatedID, type: nil)
+            return refuse(envelope, error, parent: authenticatedID, type: nil, signer: verifiedSigner)
         }
         let type = message.header.type
         do {

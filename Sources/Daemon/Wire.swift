@@ -238,8 +238,15 @@ public struct ReplayGuard: Sendable {
     private var order: [(String, Date)] = []
     private var head = 0
 
-    public init(window: TimeInterval = 300) {
+    /// Messages dated before this are refused: the daemon's start, so a
+    /// message captured before a restart cannot be replayed after it (the
+    /// signatures of the previous run are gone with its memory, unless it
+    /// stopped cleanly and saved them: ``remembered`` and ``remember(_:)``).
+    public let notBefore: Date?
+
+    public init(window: TimeInterval = 300, notBefore: Date? = nil) {
         self.window = window
+        self.notBefore = notBefore
     }
 
     /// How far ahead of the daemon's clock a header time may be.
@@ -257,6 +264,10 @@ public struct ReplayGuard: Sendable {
         guard now.timeIntervalSince(sent) <= window, sent.timeIntervalSince(now) <= Self.futureSkew else {
             throw DaemonError(.stale, "header time \(time.prefix(40)) is more than \(Int(window)) s before or \(Int(Self.futureSkew)) s after the daemon's clock \(WireTime.format(now))")
         }
+        if let notBefore, sent < notBefore {
+            throw DaemonError(.stale, "header time \(time.prefix(40)) is before the daemon started (\(WireTime.format(notBefore))): "
+                              + "messages from before a restart are not accepted; send it again (and check the client's clock if this repeats)")
+        }
         guard seen[signature] == nil else {
             throw DaemonError(.replayed, "a message with this signature was already received (replayed message)")
         }
@@ -266,6 +277,20 @@ public struct ReplayGuard: Sendable {
     }
 
     public var count: Int { seen.count }
+
+    /// The signatures still remembered, with when each may be forgotten
+    /// (saved at a clean stop, given back at the next start).
+    public func remembered(now: Date = Date()) -> [(signature: String, expiry: Date)] {
+        seen.filter { $0.value > now }.map { ($0.key, $0.value) }.sorted { $0.expiry < $1.expiry }
+    }
+
+    /// Remembers signatures a previous run saved (expired ones are dropped).
+    public mutating func remember(_ entries: [(signature: String, expiry: Date)], now: Date = Date()) {
+        for entry in entries.sorted(by: { $0.expiry < $1.expiry }) where entry.expiry > now && seen[entry.signature] == nil {
+            seen[entry.signature] = entry.expiry
+            order.append((entry.signature, entry.expiry))
+        }
+    }
 
     /// Forgets signatures whose expiry has passed (in arrival order; one
     /// that expires later holds back those behind it, which only keeps them longer).

@@ -136,6 +136,45 @@ final class ProtocolTests: XCTestCase {
         }
     }
 
+    /// A message captured before a clean restart is refused after it, even
+    /// one dated ahead of the daemon's clock: an issued client's key
+    /// outlives restarts (the owner's is renewed at a clean stop), so its
+    /// signatures are saved at the stop and remembered at the start.
+    func testAClientMessageCapturedBeforeARestartIsRefusedAfterIt() throws {
+        let folder = DaemonFixture.temporaryFolder("replay")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let state = folder.appendingPathComponent("state")
+        func start() throws -> TestDaemon {
+            try TestDaemon(label: "replay") { $0.stateDirectory = state }
+        }
+        var server = try start()
+        let issued = try server.client(timeout: 10).request("client_add", ["name": .string("alice")]).content["connection"]!
+        let alice = try ConnectionInfo.read(json: issued, source: "client_add reply")
+        let now = WireMessage(type: "ping").encoded(signer: alice.signer)
+        var header = WireMessage(type: "ping").header
+        header.time = WireTime.format(Date().addingTimeInterval(20))
+        let ahead = WireMessage(header: header, content: .object([:])).encoded(signer: alice.signer)
+        func aliceClient() throws -> DaemonClient {
+            var info = alice
+            (info.requests, info.events) = (server.connection.requests, server.connection.events)
+            return try DaemonClient(connection: info, timeout: 10)
+        }
+        var client = try aliceClient()
+        for frames in [now, ahead] {
+            try client.sendRaw(frames)
+            XCTAssertEqual(try client.awaitReply(to: nil).content["status"]?.stringValue, "ok", "expected the first use served")
+        }
+        server.stop()
+        server = try start()
+        defer { server.stop() }
+        client = try aliceClient()
+        for (label, frames, code) in [("dated before the start", now, ErrorCode.stale), ("dated ahead, saved at the stop", ahead, .replayed)] {
+            try client.sendRaw(frames)
+            let reply = try client.awaitReply(to: nil)
+            XCTAssertEqual(reply.content["error"]?["code"]?.stringValue, code.rawValue, "\(label): expected \(code.rawValue), got \(reply.content.compact)")
+        }
+    }
+
     /// A 65 KB PNG once decoded into 1.5 GB on the request thread: the
     /// pixels all input frames declare are summed from their headers first.
     func testInputImagesDeclaringTooManyPixelsAreRefusedBeforeAnyIsDecoded() throws {

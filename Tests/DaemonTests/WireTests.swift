@@ -80,6 +80,26 @@ final class WireTests: XCTestCase {
         }
     }
 
+    /// After a restart the signatures of the previous run are gone: nothing
+    /// dated before the start is accepted, and what a clean stop saved is
+    /// remembered (a message dated ahead of the clock stays refused).
+    func testAMessageFromBeforeARestartIsRefusedAndSavedSignaturesAreRemembered() throws {
+        let start = Date()
+        var guardian = ReplayGuard(window: 300, notBefore: start)
+        XCTAssertThrowsError(try guardian.admit(signature: "old", time: WireTime.format(start.addingTimeInterval(-1)), now: start)) { error in
+            XCTAssertEqual((error as? DaemonError)?.code, .stale, "a message dated before the start must be refused, got \(error)")
+            XCTAssertTrue("\(error)".contains("before the daemon started"), "expected the reason: \(error)")
+        }
+        var previous = ReplayGuard(window: 300)
+        let ahead = start.addingTimeInterval(20)
+        try previous.admit(signature: "ahead", time: WireTime.format(ahead), now: start.addingTimeInterval(-5))
+        guardian.remember(previous.remembered(now: start), now: start)
+        XCTAssertThrowsError(try guardian.admit(signature: "ahead", time: WireTime.format(ahead), now: start.addingTimeInterval(1))) { error in
+            XCTAssertEqual((error as? DaemonError)?.code, .replayed, "a saved signature must be refused after the restart, got \(error)")
+        }
+        try guardian.admit(signature: "fresh", time: WireTime.format(start.addingTimeInterval(1)), now: start.addingTimeInterval(1))
+    }
+
     func testWireTimeRoundTripsToTheMicrosecondAndReadsOffsets() throws {
         let date = Date(timeIntervalSince1970: 1_795_000_000.123456)
         let text = WireTime.format(date)
