@@ -103,7 +103,7 @@ public final class Daemon: @unchecked Sendable {
         }
         var curveKey: String?, ownerCurve: (publicKey: String, secretKey: String)?
         router = try ZMQSocket(.router, context: context)
-        let events = try ZMQSocket(.xpub, context: context)
+        var serverSecret: String?
         if needsCurve {
             guard ZMQContext.has("curve") else {
                 throw DaemonError(.internal, "CURVE encryption is required but this libzmq was built without it")
@@ -114,10 +114,9 @@ public final class Daemon: @unchecked Sendable {
             let server = try Self.curvePair(named: "server", store: store, keep: configuration.keepKey)
             ownerCurve = try Self.curvePair(named: "owner", store: store, keep: configuration.keepKey)
             try router.makeCurveServer(secretKey: server.secretKey)
-            try events.makeCurveServer(secretKey: server.secretKey)
             try router.setOption(ZMQ_ZAP_DOMAIN, "pilot")
-            try events.setOption(ZMQ_ZAP_DOMAIN, "pilot")
             curveKey = server.publicKey
+            serverSecret = server.secretKey
         }
         let owner = ClientRecord(name: ClientRecord.ownerName, key: key, curvePublicKey: ownerCurve?.publicKey, role: .admin,
                                  maxPriority: Self.priorities.upperBound, maxQueued: .max)
@@ -128,18 +127,27 @@ public final class Daemon: @unchecked Sendable {
         // Replies to a client that never reads are dropped past 1,000, not queued.
         try router.setOption(ZMQ_SNDHWM, Int32(1_000))
         try router.setHeartbeat(interval: 5_000, timeout: 30_000)
-        // Subscriptions are a byte and a topic (a job id, "welcome.<uuid>"):
-        // a message over 4 KiB drops the subscriber's connection unread (the
-        // bound covers CURVE's handshake commands too, about 300 bytes, so it
-        // cannot be the topic limit itself; longer topics are ignored).
-        try events.setMaximumMessageSize(EventPublisher.maxSubscriptionMessage)
         try router.bind(configuration.requestEndpoint)
-        try events.bind(configuration.eventEndpoint)
-        let store = self.store, clients = self.clients
-        publisher = try EventPublisher(socket: events, signer: MessageSigner(hexKey: eventKey)!) { client, topic in
+        let store = self.store, clients = self.clients, context = self.context, eventSecret = serverSecret
+        // The event socket is made again when a client is revoked (see `revokeClient`).
+        let makeEvents: @Sendable () throws -> ZMQSocket = {
+            let events = try ZMQSocket(.xpub, context: context)
+            if let eventSecret {
+                try events.makeCurveServer(secretKey: eventSecret)
+                try events.setOption(ZMQ_ZAP_DOMAIN, "pilot")
+            }
+            // Subscriptions are a byte and a topic (a job id, "welcome.<uuid>"):
+            // a message over 4 KiB drops the subscriber's connection unread (the
+            // bound covers CURVE's handshake commands too, about 300 bytes, so it
+            // cannot be the topic limit itself; longer topics are ignored).
+            try events.setMaximumMessageSize(EventPublisher.maxSubscriptionMessage)
+            return events
+        }
+        publisher = try EventPublisher(make: makeEvents, endpoint: configuration.eventEndpoint,
+                                       signer: MessageSigner(hexKey: eventKey)!) { client, topic in
             Self.maySubscribe(client: client, topic: topic, clients: clients, store: store)
         }
-        connection = ConnectionInfo(requests: router.lastEndpoint, events: events.lastEndpoint, key: key, eventKey: eventKey,
+        connection = ConnectionInfo(requests: router.lastEndpoint, events: publisher.endpoint, key: key, eventKey: eventKey,
                                     curveServerKey: curveKey, curvePublicKey: ownerCurve?.publicKey,
                                     curveSecretKey: ownerCurve?.secretKey, pid: getpid())
         try connection.write(to: configuration.connectionFile)
@@ -800,6 +808,14 @@ public final class Daemon: @unchecked Sendable {
             throw DaemonError(.notFound, "no active client '\(name.prefix(64))'")
         }
         clients.revoke(name)
+        // Under CURVE its open event connection would keep the subscriptions
+        // it was granted: every subscriber is disconnected, and all but the
+        // revoked one (refused by the ZAP handler) reconnect and subscribe again.
+        if zap != nil {
+            do { try publisher.reconnectAll() } catch {
+                logger.error("revoking \(name): the event socket could not be made again: \(error)")
+            }
+        }
         logger.notice("revoked a client key", metadata: ["client": "\(name)", "by": "\(caller.name)"])
         return (["client": .string(name), "revoked": .bool(true)], [])
     }

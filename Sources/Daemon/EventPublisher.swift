@@ -20,19 +20,63 @@ protocol JobEventSink: AnyObject, Sendable {
 /// sees the connection's authenticated client (CURVE's user id; nil without
 /// CURVE) and the topic, and a refused subscription delivers nothing.
 public final class EventPublisher: JobEventSink, @unchecked Sendable {
-    private let socket: ZMQSocket
+    private var socket: ZMQSocket
+    private let make: @Sendable () throws -> ZMQSocket
+    /// The bound endpoint (a `*` port resolved).
+    let endpoint: String
     private let signer: MessageSigner
     private let authorize: @Sendable (_ client: String?, _ topic: String) -> Bool
     private let lock = NSLock()
     private var sequence: [String: Int] = [:]
 
-    init(socket: ZMQSocket, signer: MessageSigner,
+    /// `make` gives a new XPUB socket with its security options set, not yet bound.
+    init(make: @escaping @Sendable () throws -> ZMQSocket, endpoint: String, signer: MessageSigner,
          authorize: @escaping @Sendable (_ client: String?, _ topic: String) -> Bool = { _, _ in true }) throws {
-        self.socket = socket
+        self.make = make
         self.signer = signer
         self.authorize = authorize
+        socket = try Self.open(make, at: endpoint)
+        self.endpoint = socket.lastEndpoint
+    }
+
+    private static func open(_ make: () throws -> ZMQSocket, at endpoint: String) throws -> ZMQSocket {
+        let socket = try make()
         try socket.setOption(ZMQ_XPUB_MANUAL, Int32(1))
         try socket.setOption(ZMQ_SNDHWM, Int32(100_000))
+        try socket.bind(endpoint)
+        return socket
+    }
+
+    /// Closes the socket, with every subscriber's connection, and binds a new
+    /// one at the same endpoint. Subscribers reconnect by themselves and
+    /// subscribe again, each authenticated and authorised anew; events
+    /// published in between are missed (clients following a job ask for its
+    /// status now and then).
+    func reconnectAll() throws {
+        try lock.withLock {
+            try? socket.unbind(endpoint)
+            socket.close()
+            // Some libzmq versions remove an ipc:// socket file on their I/O
+            // thread when its listener ends: give that a moment, so it cannot
+            // remove the new socket's file after the bind (4.3.4 leaves the
+            // file, and bind replaces it).
+            if endpoint.hasPrefix("ipc://") {
+                let path = String(endpoint.dropFirst("ipc://".count))
+                for _ in 0..<10 where FileManager.default.fileExists(atPath: path) { Thread.sleep(forTimeInterval: 0.01) }
+            }
+            var lastError: Error?
+            // The endpoint is free at once for ipc://; a tcp:// port may take a moment.
+            for _ in 0..<50 {
+                do {
+                    socket = try Self.open(make, at: endpoint)
+                    return
+                } catch {
+                    lastError = error
+                    Thread.sleep(forTimeInterval: 0.02)
+                }
+            }
+            throw lastError!
+        }
     }
 
     /// Publishes event `type` for `job`; `content` gains `job` and `seq`

@@ -137,6 +137,11 @@ public final class ZMQSocket: @unchecked Sendable {
         guard zmq_bind(handle, endpoint) == 0 else { throw ZMQError("bind \(endpoint)") }
     }
 
+    /// Stops listening on `endpoint` (libzmq finishes it on its I/O thread).
+    public func unbind(_ endpoint: String) throws {
+        guard zmq_unbind(handle, endpoint) == 0 else { throw ZMQError("unbind \(endpoint)") }
+    }
+
     public func connect(_ endpoint: String) throws {
         guard zmq_connect(handle, endpoint) == 0 else { throw ZMQError("connect \(endpoint)") }
     }

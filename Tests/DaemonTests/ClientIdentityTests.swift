@@ -128,6 +128,31 @@ final class ClientIdentityTests: XCTestCase {
         XCTAssertNotEqual(again.status, 0, "expected a revoked name not reissued")
     }
 
+    /// Revoking a client under CURVE cuts its open event connection: the
+    /// subscription it was granted delivers nothing more, while other
+    /// subscribers reconnect by themselves and go on receiving.
+    func testUnderCurveARevokedClientsOpenEventConnectionIsCut() throws {
+        let daemon = try startServe(state: state, folder: folder, arguments: ["--curve"])
+        defer { stop(daemon) }
+        let ownerInfo = try ConnectionInfo.read(from: ownerFile)
+        let owner = try DaemonClient(connection: ownerInfo, timeout: 30)
+        let erin = try issue("erin")
+        let long = try holdQueue(owner)
+        let job = try DaemonClient(connection: erin, timeout: 30).request("submit", copy.content, frames: copy.frames)
+            .content["job"]!.stringValue!
+        let erinEvents = try EventSubscriber(connection: erin, topics: [job], timeout: 10)
+        let ownerEvents = try EventSubscriber(connection: ownerInfo, topics: [job], timeout: 10)
+        XCTAssertEqual(try owner.request("client_revoke", ["name": .string("erin")]).content["revoked"], .bool(true))
+        // The owner's subscriber reconnects and subscribes again by itself: its welcome comes back.
+        XCTAssertEqual(try ownerEvents.next(timeout: 10)?.type, "welcome", "expected the owner's subscriber to reconnect")
+        _ = try owner.request("cancel", ["job": .string(long)])
+        XCTAssertEqual(try waitForFinalState(owner, job: job)["state"]?.stringValue, "finished")
+        var ownerSaw: [String] = []
+        while let event = try ownerEvents.next(timeout: 2) { ownerSaw.append(event.type) }
+        XCTAssertTrue(ownerSaw.contains("finished"), "expected the owner's subscription to survive the reconnection: \(ownerSaw)")
+        XCTAssertNil(try erinEvents.next(timeout: 1), "expected no event to reach the revoked client")
+    }
+
     func testUnderCurveNeitherRequestsNorEventsReachAClientWithoutAnIssuedKey() throws {
         let daemon = try startServe(state: state, folder: folder, arguments: ["--curve"])
         defer { stop(daemon) }
