@@ -1,4 +1,5 @@
 import Foundation
+import SafeTensors
 import Workflow
 
 /// Finds workflow templates: `NAME` is `DIR/NAME.yaml` in the templates
@@ -97,11 +98,14 @@ public final class WorkflowRunner: Sendable {
         for (name, path) in inputs {
             text[name] = path.hasPrefix("/") ? path : inputBase.appendingPathComponent(path).standardizedFileURL.path
         }
-        let bound = try workflow.bind(text: text, loader: NodeLibrary.objectLoader(base: inputBase))
-        try FileManager.default.createDirectory(at: outputDirectory, withIntermediateDirectories: true)
-        var paths = PathPolicy(workflowFile: file.standardizedFileURL, allowedReadDirectories: allowedReadDirectories,
-                               outputDirectory: outputDirectory)
-        paths.maxOutputPixels = maxOutputPixels
-        return try executor.run(bound, paths: paths, cancellation: cancellation, onEvent: onEvent)
+        // Every file a loader opens, not only the paths the workflow names, stays inside the allowed folders.
+        return try ReadConfinement.confined(to: allowedReadDirectories) {
+            let bound = try workflow.bind(text: text, loader: NodeLibrary.objectLoader(base: inputBase))
+            try FileManager.default.createDirectory(at: outputDirectory, withIntermediateDirectories: true)
+            var paths = PathPolicy(workflowFile: file.standardizedFileURL, allowedReadDirectories: allowedReadDirectories,
+                                   outputDirectory: outputDirectory)
+            paths.maxOutputPixels = maxOutputPixels
+            return try executor.run(bound, paths: paths, cancellation: cancellation, onEvent: onEvent)
+        }
     }
 }

@@ -22,6 +22,7 @@ final class MappedFile: @unchecked Sendable {
         func fail(_ operation: String) -> SafeTensorsError {
             SafeTensorsError(source: path, problem: .systemCall(operation: operation, errno: errno))
         }
+        do { try ReadConfinement.check(path) } catch { throw SafeTensorsError(source: path, problem: .notReadable) }
         let descriptor = open(path, O_RDONLY | O_CLOEXEC)
         guard descriptor >= 0 else { throw fail("open") }
         defer { close(descriptor) }

@@ -31,6 +31,8 @@ public struct SafeTensorsError: Error, Sendable, Equatable, CustomStringConverti
     public enum Problem: Sendable, Equatable, CustomStringConvertible {
         /// An operating-system call failed (`operation` is e.g. `"open"`).
         case systemCall(operation: String, errno: Int32)
+        /// The file lies outside the folders the run may read (``ReadConfinement``).
+        case notReadable
         /// The path names something other than a regular file.
         case notARegularFile
         /// Fewer than the 8 bytes that hold the header length.
@@ -85,6 +87,8 @@ public struct SafeTensorsError: Error, Sendable, Equatable, CustomStringConverti
             switch self {
             case let .systemCall(operation, code):
                 return "\(operation) failed: \(SafeTensorsError.systemMessage(code)) (errno \(code))"
+            case .notReadable:
+                return "not readable by this job (it is missing, or it or a link in it leads outside the models, templates and allowed folders)"
             case .notARegularFile:
                 return "expected a regular file"
             case let .fileTooShort(byteCount):

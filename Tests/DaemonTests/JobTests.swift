@@ -1,4 +1,5 @@
 import Daemon
+import Diffusion
 import Foundation
 import Imaging
 import Nodes
@@ -132,6 +133,39 @@ final class JobTests: XCTestCase {
     /// `prune` removes a finished job's row, folder and input blob (blobs
     /// shared with remaining jobs: JobStoreTests), and refuses a missing,
     /// textual or negative age.
+    /// A model folder inside the models directory passes the path check, but
+    /// a link in it once let the tokenizer loader read (and an error message
+    /// quote) a file outside every allowed folder. Every file a loader opens
+    /// is checked now, and the error names only the path given.
+    func testALinkInsideAModelFolderCannotReadOutsideTheAllowedFolders() throws {
+        let folder = DaemonFixture.temporaryFolder("linkmodel")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let models = folder.appendingPathComponent("models")
+        let model = models.appendingPathComponent("linked")
+        _ = try TinyModel.create(at: model.path)
+        let secret = folder.appendingPathComponent("secret.txt")
+        try Data("#version: 0.2\nTOP SECRET LINE\n".utf8).write(to: secret)
+        let tokenizer = model.appendingPathComponent("tokenizer")
+        try FileManager.default.createDirectory(at: tokenizer, withIntermediateDirectories: true)
+        for name in ["vocab.json", "merges.txt"] {
+            try FileManager.default.createSymbolicLink(atPath: tokenizer.appendingPathComponent(name).path, withDestinationPath: secret.path)
+        }
+        let server = try TestDaemon(label: "linkmodel") { $0.modelsDirectory = models }
+        defer { server.stop() }
+        let client = try server.client()
+        var parameters = Self.inpaintSettings.mapValues(JSONValue.string)
+        parameters["checkpoint"] = .string(model.path)
+        let job = try client.request("submit", ["template": .string("text-inpaint"), "parameters": .object(parameters),
+                                                "inputs": .object(["image": .int(0), "mask": .int(1)])],
+                                     frames: [DaemonFixture.examplePNG, DaemonFixture.exampleMask]).content["job"]!.stringValue!
+        let status = try waitForFinalState(client, job: job)
+        let text = status.compact
+        XCTAssertEqual(status["state"]?.stringValue, "failed", "expected the job refused: \(text)")
+        XCTAssertTrue(text.contains("not readable by this job"), "expected the file named as not readable: \(text)")
+        XCTAssertTrue(text.contains(tokenizer.path), "expected the path as given (inside the model folder): \(text)")
+        XCTAssertFalse(text.contains("TOP SECRET") || text.contains(secret.path), "the error must not quote or locate the target: \(text)")
+    }
+
     func testPruneRemovesOldJobsTheirFilesAndUnsharedBlobs() throws {
         let server = try TestDaemon(label: "prune")
         defer { server.stop() }

@@ -115,7 +115,9 @@ final class TokenizerLoadingTests: XCTestCase {
 
     func testMalformedMergeLineIsNamedWithItsNumber() throws {
         let path = try folder.write("merges.txt", Data("#version: 0.2\nc a\nthree parts here\n".utf8))
-        assertLoadFails(path, mentioning: "line 3: expected two symbols") { try CLIPTokenizer(mergesPath: path) }
+        assertLoadFails(path, mentioning: "line 3: expected two symbols separated by a space, found 3 field(s)") {
+            try CLIPTokenizer(mergesPath: path)
+        }
     }
 
     func testMergesFileWithOnlyAHeaderIsRefused() throws {
@@ -134,10 +136,10 @@ final class TokenizerLoadingTests: XCTestCase {
     func testVocabularyThatIsNotAnObjectOfIDsIsNamed() throws {
         let merges = try folder.write("merges.txt", Data(Self.merges.utf8))
         for (contents, problem) in [("[1, 2]", "found an array at the top level"),
-                                    (#"{"a": "one"}"#, "\"a\" maps to a string one"),
-                                    (#"{"a": 1.5}"#, "\"a\" maps to the number 1.5"),
-                                    (#"{"a": -1}"#, "\"a\" maps to the number -1"),
-                                    (#"{"a": true}"#, "\"a\" maps to a boolean"),
+                                    (#"{"a": "one"}"#, "(a token of 1 characters) maps to a string"),
+                                    (#"{"a": 1.5}"#, "maps to a number that is not an id"),
+                                    (#"{"a": -1}"#, "maps to a number that is not an id"),
+                                    (#"{"a": true}"#, "maps to a boolean"),
                                     ("{}", "empty object")] {
             let vocabulary = try folder.write("vocab.json", Data(contents.utf8))
             assertLoadFails(vocabulary, mentioning: problem) {

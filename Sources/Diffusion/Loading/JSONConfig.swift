@@ -1,4 +1,5 @@
 import Foundation
+import SafeTensors
 
 /// A model `config.json`, read leniently: missing keys take the caller's
 /// default (diffusers' own defaults), present keys of the wrong type are
@@ -8,6 +9,7 @@ public struct JSONConfig {
     public let values: [String: Any]
 
     public init(path: String) throws {
+        try ReadConfinement.check(path)
         guard let data = FileManager.default.contents(atPath: path) else {
             throw ModelLoadError.missingFile(path: path, what: "config file")
         }

@@ -1,4 +1,5 @@
 import Foundation
+import SafeTensors
 
 /// Reading the files a CLIP tokenizer is made from: a vocabulary
 /// (`vocab.json`) and merge rules (`merges.txt`, or OpenAI's
@@ -14,6 +15,11 @@ enum BPEFiles {
     /// starts with the gzip magic bytes.
     static func text(at path: String) throws(TokenizerError) -> String {
         let data: Data
+        do {
+            try ReadConfinement.check(path)
+        } catch {
+            throw .unreadable(path: path, reason: "not readable by this job (it, or a link in it, leads outside the folders it may read)")
+        }
         do {
             data = try Data(contentsOf: URL(fileURLWithPath: path))
         } catch {
@@ -49,7 +55,7 @@ enum BPEFiles {
         vocabulary.reserveCapacity(entries.count)
         for (token, value) in entries {
             guard let id = integerID(value) else {
-                throw .malformedVocabulary(path: path, detail: "but \"\(token)\" maps to \(jsonKind(of: value)) \(value)")
+                throw .malformedVocabulary(path: path, detail: "but an entry (a token of \(token.count) characters) maps to \(jsonKind(of: value))")
             }
             vocabulary[token] = id
         }
@@ -71,7 +77,7 @@ enum BPEFiles {
         case is String: return "a string"
         case is NSNull: return "null"
         case let number as NSNumber where String(cString: number.objCType) == "c": return "a boolean"
-        case is NSNumber: return "the number"
+        case is NSNumber: return "a number that is not an id (a whole number ≥ 0)"
         default: return "a value"
         }
     }
@@ -90,7 +96,7 @@ enum BPEFiles {
         for (number, line) in lines.enumerated().dropFirst().prefix(mergeCount) {
             let parts = line.split(whereSeparator: PythonText.isSpace)
             guard parts.count == 2 else {
-                throw .malformedMerge(path: path, line: number + 1, text: string(line))
+                throw .malformedMerge(path: path, line: number + 1, fields: parts.count)
             }
             merges.append((string(parts[0]), string(parts[1])))
         }

@@ -1,4 +1,5 @@
 import Foundation
+import SafeTensors
 
 extension CLIPTokenizer {
     /// The name of OpenAI's BPE merges file, bundled with this module.
@@ -40,6 +41,13 @@ extension CLIPTokenizer {
         guard let url = Bundle.module.url(forResource: String(name.dropLast(3)), withExtension: "gz",
                                           subdirectory: "Resources")
         else { throw .missingResource(name: "Resources/\(name)") }
-        return try CLIPTokenizer(mergesPath: url.path)
+        // The program's own file: read wherever a job's reads are confined (and cached for every later job).
+        do {
+            return try ReadConfinement.confined(to: nil) { try CLIPTokenizer(mergesPath: url.path) }
+        } catch let error as TokenizerError {
+            throw error
+        } catch {
+            throw .unreadable(path: url.path, reason: "\(error)")
+        }
     }
 }

@@ -8,8 +8,10 @@ public enum TokenizerError: Error, CustomStringConvertible, Equatable, Sendable 
     case notUTF8(path: String)
     /// `vocab.json` is not a JSON object mapping token strings to integer ids.
     case malformedVocabulary(path: String, detail: String)
-    /// A line of a merges file is not two symbols separated by a space.
-    case malformedMerge(path: String, line: Int, text: String)
+    /// A line of a merges file is not two symbols separated by a space
+    /// (`fields`: how many it has; its text is not repeated, as the file
+    /// may not be the user's to show).
+    case malformedMerge(path: String, line: Int, fields: Int)
     /// The merges file has no merge rules after its header line.
     case noMerges(path: String)
     /// A token the tokenizer needs is missing from the vocabulary.
@@ -27,9 +29,8 @@ public enum TokenizerError: Error, CustomStringConvertible, Equatable, Sendable 
             return "\(path): not UTF-8 text"
         case .malformedVocabulary(let path, let detail):
             return "\(path): expected a JSON object of token → integer id, \(detail)"
-        case .malformedMerge(let path, let line, let text):
-            let shown = text.count > 60 ? String(text.prefix(60)) + "…" : text
-            return "\(path): line \(line): expected two symbols separated by a space, found \"\(shown)\""
+        case .malformedMerge(let path, let line, let fields):
+            return "\(path): line \(line): expected two symbols separated by a space, found \(fields) field(s)"
         case .noMerges(let path):
             return "\(path): no merge rules after the header line"
         case .missingToken(let path, let token):
