@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The main job: install what is missing, build in release, start the daemon
-# (`pilot serve` on tcp://127.0.0.1:5555/5556, state in ~/.local/state/pilot,
+# (`pilot serve` on ipc:// sockets in its state folder ~/.local/state/pilot,
 # models in ./models, templates from ./Workflows). Arguments, if any, are
 # passed to pilot instead (e.g. `scripts/run.sh run text-inpaint`).
 set -euo pipefail

@@ -4,8 +4,8 @@ import Workflow
 /// What a client needs to reach a daemon: `connection.json` in the daemon's
 /// state directory, written with owner-only permissions (0600).
 ///
-///     {"protocol": "pilot/1", "requests": "tcp://127.0.0.1:5555",
-///      "events": "tcp://127.0.0.1:5556", "signature_scheme": "hmac-sha256",
+///     {"protocol": "pilot/1", "requests": "ipc:///home/me/.local/state/pilot/requests.sock",
+///      "events": "ipc:///home/me/.local/state/pilot/events.sock", "signature_scheme": "hmac-sha256",
 ///      "key": "<hex>", "event_key": "<hex>", "client": "NAME" (issued clients only),
 ///      "curve_server_key": "<z85>", "curve_public_key": "<z85>",
 ///      "curve_secret_key": "<z85>" (the last three only with CURVE), "pid": 1234}

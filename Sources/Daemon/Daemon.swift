@@ -126,6 +126,10 @@ public final class Daemon: @unchecked Sendable {
         try router.setOption(ZMQ_ROUTER_MANDATORY, Int32(1))
         // Replies to a client that never reads are dropped past 1,000, not queued.
         try router.setOption(ZMQ_SNDHWM, Int32(1_000))
+        // At most 16 whole messages wait per peer before libzmq stops reading
+        // from it (TCP back-pressure, nothing lost): a peer pipelining large
+        // messages cannot make the daemon buffer more than 16 of them.
+        try router.setOption(ZMQ_RCVHWM, Int32(16))
         try router.setHeartbeat(interval: 5_000, timeout: 30_000)
         try router.bind(configuration.requestEndpoint)
         let store = self.store, clients = self.clients, context = self.context, eventSecret = serverSecret

@@ -33,11 +33,11 @@ struct Serve: ParsableCommand {
     @Option(help: "State directory: job store, inputs, outputs, connection file (default ~/.local/state/pilot).")
     var state: String?
 
-    @Option(help: "Request (ROUTER) endpoint.")
-    var requests = "tcp://127.0.0.1:5555"
+    @Option(help: "Request (ROUTER) endpoint (default ipc://STATE/requests.sock: only this user can connect; tcp://127.0.0.1:5555 lets any local user try, tcp://0.0.0.0:5555 needs CURVE).")
+    var requests: String?
 
-    @Option(help: "Event (XPUB) endpoint.")
-    var events = "tcp://127.0.0.1:5556"
+    @Option(help: "Event (XPUB) endpoint (default ipc://STATE/events.sock).")
+    var events: String?
 
     @Option(help: "Models directory (default: $PILOT_MODELS, else the checkout's models/, else ~/.local/share/pilot/models).")
     var models: String?
@@ -105,8 +105,10 @@ struct Serve: ParsableCommand {
         let stateDirectory = state.map { URL(fileURLWithPath: $0, isDirectory: true) } ?? DaemonConfiguration.defaultStateDirectory
         let modelsDirectory = models.map { URL(fileURLWithPath: $0, isDirectory: true) } ?? Checkout.defaultModels
         var configuration = DaemonConfiguration(stateDirectory: stateDirectory, modelsDirectory: modelsDirectory)
-        configuration.requestEndpoint = requests
-        configuration.eventEndpoint = events
+        // By default ipc:// sockets inside the 0700 state folder: no other
+        // local user can connect, so none can send the daemon anything.
+        configuration.requestEndpoint = requests ?? "ipc://" + stateDirectory.appendingPathComponent("requests.sock").path
+        configuration.eventEndpoint = events ?? "ipc://" + stateDirectory.appendingPathComponent("events.sock").path
         configuration.keepKey = !newKey
         var templates = templateDirectories.map { URL(fileURLWithPath: $0, isDirectory: true) }
         templates.append(stateDirectory.appendingPathComponent("templates", isDirectory: true))
