@@ -1,3 +1,4 @@
+import CZeroMQ
 import Daemon
 import Foundation
 import Workflow
@@ -123,6 +124,97 @@ final class ProcessTests: XCTestCase {
         print("flood: resident \(before >> 10) KiB before, peak \(peak >> 10) KiB after 90 refused messages (\(32 * 5 + 80 * 900 / 1024) MiB sent)")
         XCTAssertLessThan(peak - before, 48 << 20,
                           "expected the daemon's peak memory to grow by less than 48 MiB (from \(before >> 20) MiB to a peak of \(peak >> 20) MiB)")
+        XCTAssertTrue(daemon.isRunning, "the daemon must survive")
+    }
+
+    /// The security review's findings, replayed against a real `pilot serve`:
+    /// a planted state folder, subscription and unread-reply floods, an image
+    /// whose header declares 10 gigapixels, a 30-link chain out of the allowed
+    /// folders and a model folder whose tokenizer links to a secret.
+    func testTheSecurityFindingsAgainstARealDaemon() throws {
+        let folder = DaemonFixture.temporaryFolder("review")
+        defer { try? FileManager.default.removeItem(at: folder) }
+
+        // A state folder others can write to: refused before any key is written.
+        let planted = folder.appendingPathComponent("planted")
+        try FileManager.default.createDirectory(at: planted, withIntermediateDirectories: true)
+        chmod(planted.path, 0o777)
+        let refusal = try runPilot(["serve", "--state", planted.path, "--models", DaemonFixture.models.path,
+                                    "--requests", "ipc://\(folder.path)/pr", "--events", "ipc://\(folder.path)/pe"])
+        XCTAssertEqual(refusal.status, 1, "expected pilot serve to refuse a planted state folder: \(refusal.stderr)")
+        XCTAssertTrue(refusal.stderr.contains("writable by group or others"), "expected the reason: \(refusal.stderr)")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: planted.appendingPathComponent(ConnectionInfo.fileName).path))
+
+        // Shared inputs: a 30-link chain to a secret, and a model whose tokenizer files link to it.
+        let shared = folder.appendingPathComponent("shared")
+        let secret = folder.appendingPathComponent("secret.txt")
+        try FileManager.default.createDirectory(at: shared, withIntermediateDirectories: true)
+        try Data("#version: 0.2\nTOP SECRET LINE\n".utf8).write(to: secret)
+        var target = secret.path
+        for i in (0..<30).reversed() {
+            let link = shared.appendingPathComponent("l\(i).png").path
+            try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: target)
+            target = link
+        }
+        let model = shared.appendingPathComponent("linked")
+        try FileManager.default.createDirectory(at: model.appendingPathComponent("tokenizer"), withIntermediateDirectories: true)
+        for item in try FileManager.default.contentsOfDirectory(atPath: DaemonFixture.tinyModel) {
+            try FileManager.default.createSymbolicLink(atPath: model.appendingPathComponent(item).path,
+                                                       withDestinationPath: DaemonFixture.models.appendingPathComponent("tiny/\(item)").path)
+        }
+        for name in ["vocab.json", "merges.txt"] {
+            try FileManager.default.createSymbolicLink(atPath: model.appendingPathComponent("tokenizer/\(name)").path,
+                                                       withDestinationPath: secret.path)
+        }
+
+        let state = folder.appendingPathComponent("state")
+        let daemon = try startServe(state: state, folder: folder, arguments: ["--allow-read", shared.path])
+        defer { daemon.terminate(); daemon.waitUntilExit() }
+        let client = try client(state)
+
+        // Floods: 3 peers × 40 subscriptions of 60 KB, and 2,000 badly signed requests whose replies are never read.
+        var peers: [ZMQSocket] = []
+        for _ in 0..<3 {
+            let socket = try ZMQSocket(.sub)
+            try socket.connect("ipc://\(folder.path)/e")
+            for i in 0..<40 { try socket.setOption(ZMQ_SUBSCRIBE, "\(i)" + String(repeating: "z", count: 60_000)) }
+            peers.append(socket)
+        }
+        let silent = try ZMQSocket(.dealer)
+        try silent.connect("ipc://\(folder.path)/r")
+        let forged = WireMessage(type: "ping").encoded(signer: MessageSigner(key: Data("not the key".utf8)))
+        for _ in 0..<2_000 { try silent.send(forged) }
+        XCTAssertEqual(try client.request("ping").content["status"]?.stringValue, "ok", "expected the ping answered during the floods")
+
+        func failure(_ content: [String: JSONValue], _ frames: [Data]) throws -> String {
+            let job = try client.request("submit", content, frames: frames).content["job"]!.stringValue!
+            let status = try waitForFinalState(client, job: job)
+            XCTAssertEqual(status["state"]?.stringValue, "failed", "expected the job failed: \(status.compact)")
+            return status.compact
+        }
+        // A PNG header declaring 100,000 × 100,000 pixels behind 33 bytes.
+        var header = Data(DaemonFixture.examplePNG.prefix(33))
+        header.replaceSubrange(16..<24, with: [0, 1, 0x86, 0xA0, 0, 1, 0x86, 0xA0])
+        XCTAssertThrowsError(try client.request("submit", ["workflow": .string(DaemonFixture.copyWorkflow),
+                                                           "inputs": .object(["image": .int(0)])], frames: [header])) { error in
+            XCTAssertEqual((error as? DaemonError)?.code, .tooLarge, "expected too_large before any decoding, got \(error)")
+        }
+        // The link chain, named as a path input.
+        let chain = try failure(["workflow": .string(DaemonFixture.copyWorkflow),
+                                 "parameters": .object(["image": .string(shared.appendingPathComponent("l0.png").path)])], [])
+        XCTAssertTrue(chain.contains("path_not_allowed"), "expected path_not_allowed: \(chain)")
+        // The model whose tokenizer links out.
+        var parameters = JobTests.inpaintSettings.mapValues(JSONValue.string)
+        parameters["checkpoint"] = .string(model.path)
+        let linked = try failure(["template": .string("text-inpaint"), "parameters": .object(parameters),
+                                  "inputs": .object(["image": .int(0), "mask": .int(1)])],
+                                 [DaemonFixture.examplePNG, DaemonFixture.exampleMask])
+        XCTAssertTrue(linked.contains("not readable by this job"), "expected the tokenizer file refused: \(linked)")
+        for text in [chain, linked] {
+            XCTAssertFalse(text.contains("TOP SECRET") || text.contains(secret.path), "nothing may quote or locate the secret: \(text)")
+        }
+        peers.forEach { $0.close() }
+        silent.close()
         XCTAssertTrue(daemon.isRunning, "the daemon must survive")
     }
 
