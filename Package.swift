@@ -82,7 +82,7 @@ let package = Package(
 
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors"]),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors", "SafeTensors"]),
-        .testTarget(name: "ImagingTests", dependencies: ["Imaging"]),
+        .testTarget(name: "ImagingTests", dependencies: ["Imaging", "SafeTensors"]),
         .testTarget(name: "DiffusionTests", dependencies: ["Diffusion", "Tensors", "SafeTensors"]),
         // Broken/ holds the invalid workflows the validator tests read by path.
         .testTarget(name: "WorkflowTests", dependencies: ["Workflow"], exclude: ["Broken"]),

@@ -9,7 +9,7 @@ public struct Mask: Sendable, Equatable {
     /// Rows.
     public let height: Int
     /// Values, `[height][width]`; 1 = inpaint, 0 = keep.
-    public private(set) var values: [Float]
+    public internal(set) var values: [Float]
 
     /// A mask from values laid out `[height][width]`. Throws
     /// ``ImagingError/invalidImage(_:)`` when the sizes do not fit together.

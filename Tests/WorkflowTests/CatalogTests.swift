@@ -33,6 +33,6 @@ final class CatalogTests: XCTestCase {
         XCTAssertEqual(PortType(spelling: "Model"), .unet)
         XCTAssertNil(PortType(spelling: "image"))
         XCTAssertEqual(PortType.named.map(\.spelling).joined(separator: " "),
-                       "Image Mask Latent Conditioning UNet VAE CLIP ControlNet ControlHint IPAdapter ImageEmbeds SamplerState T2IAdapter LoRA Int Float String Bool Path")
+                       "Image Mask Latent Conditioning UNet VAE CLIP ControlNet ControlHint IPAdapter ImageEmbeds SamplerState T2IAdapter LoRA Stitch Int Float String Bool Path")
     }
 }

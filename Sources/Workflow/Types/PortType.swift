@@ -8,6 +8,8 @@ public enum PortType: Hashable, Sendable {
     case image, mask, latent, conditioning
     case unet, vae, clip
     case controlNet, controlHint, ipAdapter, imageEmbeds, samplerState, t2iAdapter, lora
+    /// Where a crop came from (CropToMask), for pasting it back (Stitch).
+    case stitch
     case int, float, string, bool, path
     /// A string restricted to `cases` (a sampler's scheduler, say); `name` is
     /// how messages and the catalog call it.
@@ -16,7 +18,7 @@ public enum PortType: Hashable, Sendable {
     /// Every type that has a fixed spelling, in catalog order.
     public static let named: [PortType] = [
         .image, .mask, .latent, .conditioning, .unet, .vae, .clip,
-        .controlNet, .controlHint, .ipAdapter, .imageEmbeds, .samplerState, .t2iAdapter, .lora,
+        .controlNet, .controlHint, .ipAdapter, .imageEmbeds, .samplerState, .t2iAdapter, .lora, .stitch,
         .int, .float, .string, .bool, .path,
     ]
 
@@ -37,6 +39,7 @@ public enum PortType: Hashable, Sendable {
         case .samplerState: "SamplerState"
         case .t2iAdapter: "T2IAdapter"
         case .lora: "LoRA"
+        case .stitch: "Stitch"
         case .int: "Int"
         case .float: "Float"
         case .string: "String"

@@ -1,0 +1,84 @@
+import Diffusion
+import Foundation
+import Imaging
+@testable import Nodes
+import Workflow
+import XCTest
+
+/// Crop-and-stitch around PILOT: a large picture with a small hole is
+/// processed at the model's size and pasted back without touching the rest.
+final class CropAndStitchTests: XCTestCase {
+    /// A 1000×750 picture with a 60×40 hole near its lower right corner goes
+    /// through text-inpaint-crop: the result is 1000×750, every pixel beyond
+    /// the blend band is the input's bit for bit, and PILOT ran on the crop.
+    func testALargePictureWithASmallHoleIsInpaintedOnItsCropAndStitchedBack() throws {
+        let folder = Fixture.temporaryFolder("crop")
+        let (width, height) = (1000, 750)
+        var planes = [Float](repeating: 0, count: 3 * width * height)
+        for c in 0..<3 {
+            for y in 0..<height {
+                for x in 0..<width {
+                    planes[c * width * height + y * width + x] = Float((x * (c + 1) + y * (3 - c)) % 256) / 255
+                }
+            }
+        }
+        let picture = try Image(width: width, height: height, planes: planes)
+        var hole = Mask(width: width, height: height)
+        for y in 690..<730 { for x in 920..<980 { hole[x, y] = 1 } }
+        let imagePath = folder.appendingPathComponent("photo.png").path, maskPath = folder.appendingPathComponent("hole.png").path
+        try PNG.write(picture, to: imagePath)
+        try PNG.write(hole, to: maskPath)
+
+        // The template, with the crop's latent as a second output to look at.
+        let template = try String(contentsOf: Fixture.template("text-inpaint-crop"), encoding: .utf8)
+        let url = folder.appendingPathComponent("crop.yaml")
+        try (template + "  latent: source.latent\n").write(to: url, atomically: true, encoding: .utf8)
+        let runner = WorkflowRunner()
+        var settings = Fixture.quickSettings("text-inpaint-crop")
+        settings.merge(["image": imagePath, "mask": maskPath, "crop_size": "128", "margin": "32", "grow": "4", "feather": "3"]) { $1 }
+        let result = try runner.run(runner.validate(url), file: url, set: settings, outputDirectory: folder.appendingPathComponent("out"))
+        let output = try XCTUnwrap(result.outputs["image"]).asObject(Image.self)
+        XCTAssertEqual(output.width, width)
+        XCTAssertEqual(output.height, height)
+
+        // The band reaches grow + 4σ (+1 for rounding) beyond the hole; beyond it, and everywhere the PNG round trip
+        // kept, the output is the input exactly.
+        let reach = 4 + 12 + 1
+        let input = try PNG.read(path: imagePath).image
+        var changedInside = 0, changedOutside = 0
+        for y in 0..<height {
+            for x in 0..<width {
+                let near = x >= 920 - reach && x < 980 + reach && y >= 690 - reach && y < 730 + reach
+                let same = (0..<3).allSatisfy { output[$0, x, y] == input[$0, x, y] }
+                if !same { if near { changedInside += 1 } else { changedOutside += 1 } }
+            }
+        }
+        XCTAssertEqual(changedOutside, 0, "expected every pixel beyond the blend band to be the input's exactly")
+        XCTAssertGreaterThan(changedInside, 60 * 40 / 2, "expected the hole repainted")
+
+        // PILOT saw the crop (128×128 → a 16×16 latent), not the photo (a 125×93 latent).
+        let latent = try XCTUnwrap(result.outputs["latent"]).asObject(LatentPayload.self).latent
+        XCTAssertEqual(latent.shape, [1, 4, 16, 16], "expected PILOT to run on the crop's latent")
+    }
+
+    func testTheCropPlanKeepsTheModelsSizeAndStaysInsideThePicture() throws {
+        // A 1-pixel hole in the top left corner of a 300×200 picture.
+        var corner = Mask(width: 300, height: 200)
+        corner[0, 0] = 1
+        let plan = try CropToMask.plan(mask: corner, margin: 16, context: 1, size: 128, multiple: 64)
+        XCTAssertEqual(plan.region.x, 0)
+        XCTAssertEqual(plan.region.y, 0)
+        XCTAssertTrue(plan.output.0 % 64 == 0 && plan.output.1 % 64 == 0, "expected sides multiples of 64, got \(plan.output)")
+        // No resize: the crop widened to multiples of 64 where the picture allows.
+        var middle = Mask(width: 300, height: 200)
+        for y in 90..<110 { for x in 140..<170 { middle[x, y] = 0.5 } }
+        let kept = try CropToMask.plan(mask: middle, margin: 8, context: 1, size: 0, multiple: 64)
+        XCTAssertEqual(kept.output.0, 64)
+        XCTAssertEqual(kept.output.1, 64)
+        XCTAssertEqual(kept.region.width, 64)
+        XCTAssertEqual(kept.region.height, 64)
+        XCTAssertThrowsError(try CropToMask.plan(mask: Mask(width: 10, height: 10), margin: 0, context: 1, size: 64, multiple: 64)) { error in
+            XCTAssertTrue("\(error)".contains("the mask is empty"), "expected an empty mask refused: \(error)")
+        }
+    }
+}
