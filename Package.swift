@@ -43,13 +43,15 @@ let package = Package(
 
         // Our C shim over libpng: turns libpng's longjmp errors into return codes.
         .target(name: "CPNG", linkerSettings: [.linkedLibrary("png16"), .linkedLibrary("z")]),
+        // JPEG (libjpeg-turbo) and WebP (libwebp) readers behind setjmp-safe C functions.
+        .target(name: "CImageCodecs", linkerSettings: [.linkedLibrary("jpeg"), .linkedLibrary("webp")]),
 
         .target(name: "SafeTensors"),
         // CUDA is loaded at run time (dlopen): no CUDA header or library at build time.
         // Kernels/ holds the .cu sources NVRTC compiles on first use.
         .target(name: "Tensors", dependencies: ["CBLAS", "SafeTensors", .product(name: "Crypto", package: "swift-crypto")],
                 resources: [.copy("CUDA/Kernels")], swiftSettings: hotSettings),
-        .target(name: "Imaging", dependencies: ["CPNG"], swiftSettings: hotSettings),
+        .target(name: "Imaging", dependencies: ["CPNG", "CImageCodecs"], swiftSettings: hotSettings),
         .target(
             name: "Diffusion",
             dependencies: ["Tensors", "SafeTensors", "CZlib", .product(name: "Crypto", package: "swift-crypto")],
@@ -105,6 +107,7 @@ if ProcessInfo.processInfo.environment["PILOT_FUZZ"] != nil {
         ("workflow", ["Workflow", "Nodes"]),
         ("safetensors", ["SafeTensors"]),
         ("png", ["Imaging"]),
+        ("image", ["Imaging"]),
         ("wire", ["Daemon", "Workflow", .product(name: "Logging", package: "swift-log")]),
         ("tokenizer", ["Diffusion"]),
         ("json", ["Daemon", "Workflow"]),

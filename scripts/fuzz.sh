@@ -5,7 +5,7 @@
 #
 #   scripts/fuzz.sh [TARGET ...] [--seconds N] [--jobs J] [--no-build]
 #
-# TARGET: workflow safetensors png wire tokenizer json (default: all).
+# TARGET: workflow safetensors png image wire tokenizer json (default: all).
 # --seconds N  how long each target runs (default 60).
 # --jobs J     targets run side by side (default: 1).
 # Seeds: Fuzz/corpus/TARGET (committed, small); what a run adds goes to
@@ -16,7 +16,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-all=(workflow safetensors png wire tokenizer json)
+all=(workflow safetensors png image wire tokenizer json)
 targets=() seconds=60 jobs=1 build=1
 while [ $# -gt 0 ]; do
     case "$1" in

@@ -5,7 +5,7 @@
 # Python client's test).
 set -euo pipefail
 
-packages=(libopenblas-dev libzmq3-dev libpng-dev libsqlite3-dev pkg-config zlib1g-dev "$@")
+packages=(libopenblas-dev libzmq3-dev libpng-dev libjpeg62-turbo-dev libwebp-dev libsqlite3-dev pkg-config zlib1g-dev "$@")
 
 missing=()
 for p in "${packages[@]}"; do

@@ -54,7 +54,7 @@ public enum NodeLibrary {
         { type, text in
             let path = text.hasPrefix("/") ? text : base.appendingPathComponent(text).path
             switch type {
-            case .image: return .object(try PNG.read(path: path).image, type: .image)
+            case .image: return .object(try ImageFile.read(path: path), type: .image)
             case .mask: return .object(try Mask(from: PNG.read(path: path)), type: .mask)
             case .latent:
                 return .object(try LatentPayload.read(path: path), type: .latent)

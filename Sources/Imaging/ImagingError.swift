@@ -31,6 +31,11 @@ public enum ImagingError: Error, CustomStringConvertible, Equatable, Sendable {
     case invalidLimits(String)
     /// libpng refused to encode for a reason not covered above.
     case encodingFailed(String)
+    /// A JPEG or WebP file could not be read: `format` says which, `detail`
+    /// what was wrong (truncated, corrupt, over the limits, CMYK, animated).
+    case undecodable(source: String, format: String, detail: String)
+    /// The data is none of the image formats this program reads.
+    case unknownFormat(source: String)
 
     public var description: String {
         switch self {
@@ -58,6 +63,10 @@ public enum ImagingError: Error, CustomStringConvertible, Equatable, Sendable {
             return "invalid PNG limits: \(detail)"
         case .encodingFailed(let detail):
             return "PNG encoding failed: \(detail)"
+        case .undecodable(let source, let format, let detail):
+            return "\(source): cannot read this \(format): \(detail)"
+        case .unknownFormat(let source):
+            return "\(source): not a PNG, JPEG or WebP image (by its first bytes)"
         }
     }
 }

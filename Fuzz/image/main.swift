@@ -1,0 +1,3 @@
+import FuzzSupport
+
+runFuzzer { fuzzImage($0, $1) }
