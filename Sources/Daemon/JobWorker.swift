@@ -21,7 +21,6 @@ final class JobWorker: @unchecked Sendable {
     private var finishedRunning = false
     private var current: (id: String, token: CancellationToken, requeue: Bool)?
     private var progress: [String: JSONValue] = [:]
-    private var thread: Thread?
 
     /// Longest a job may run (DaemonConfiguration.jobTimeLimit).
     private let timeLimit: TimeInterval
@@ -42,10 +41,13 @@ final class JobWorker: @unchecked Sendable {
     }
 
     func start() {
+        // Not stored: a Thread keeps its closure (and so this worker) for
+        // as long as the Thread lives, so holding it here made a cycle that
+        // kept the worker, store and event socket of a stopped daemon.
+        // A running thread holds itself; it lets go when `loop` returns.
         let thread = Thread { [self] in loop() }
         thread.name = "pilot-worker"
         thread.stackSize = 16 << 20
-        self.thread = thread
         thread.start()
     }
 

@@ -284,6 +284,20 @@ final class JobTests: XCTestCase {
         }
         XCTAssertEqual(cachedModel, [false, true], "expected the second job to reuse the loaded checkpoint")
     }
+
+    func testAStoppedAndDroppedDaemonFreesItsJobStore() throws {
+        weak var store: JobStore?
+        do {
+            let server = try TestDaemon(label: "free")
+            store = server.daemon.store
+            XCTAssertEqual(try server.client().request("ping").content["status"]?.stringValue, "ok")
+            server.stop()
+        }
+        // The request and worker threads let go of the daemon just after stop() returns.
+        let deadline = Date().addingTimeInterval(10)
+        while store != nil, Date() < deadline { Thread.sleep(forTimeInterval: 0.01) }
+        XCTAssertNil(store, "expected the job store (and the worker that holds it) to be freed once the stopped daemon is dropped")
+    }
 }
 
 /// Results gathered from concurrent clients.
