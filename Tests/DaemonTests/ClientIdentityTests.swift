@@ -19,6 +19,7 @@ final class ClientIdentityTests: XCTestCase {
 
     override func tearDown() {
         try? FileManager.default.removeItem(at: folder)
+        folder = nil   // XCTest keeps every test case until the process exits
     }
 
     private func stop(_ process: Process) {

@@ -18,6 +18,7 @@ final class FaultTests: XCTestCase {
 
     override func tearDown() {
         try? FileManager.default.removeItem(at: folder)
+        folder = nil   // XCTest keeps every test case until the process exits
     }
 
     private func client(timeout: TimeInterval = 30) throws -> DaemonClient {

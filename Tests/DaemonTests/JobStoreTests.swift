@@ -14,6 +14,8 @@ final class JobStoreTests: XCTestCase {
     }
 
     override func tearDown() {
+        // XCTest keeps every test case until the process exits: close the store.
+        store = nil
         try? FileManager.default.removeItem(at: folder)
     }
 

@@ -21,6 +21,9 @@ final class AdapterParityTests: XCTestCase {
         model = try SDFixture("sd1").loadFolder()
     }
 
+    /// XCTest keeps every test case until the process exits: let go of what setUp loaded.
+    override func tearDown() { inputs = nil; model = nil }
+
     func file(_ name: String) throws -> SafeTensorsFile {
         try SafeTensorsFile(path: Self.folder.appendingPathComponent("\(name).safetensors").path)
     }

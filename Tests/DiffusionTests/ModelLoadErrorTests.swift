@@ -13,7 +13,10 @@ final class ModelLoadErrorTests: XCTestCase {
         try FileManager.default.copyItem(at: SDFixture.root.appendingPathComponent("sd1"), to: tmp)
     }
 
-    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: tmp) }
+    override func tearDownWithError() throws {
+        try? FileManager.default.removeItem(at: tmp)
+        tmp = nil   // XCTest keeps every test case until the process exits
+    }
 
     func assertLoadFails(_ expected: [String], file: StaticString = #filePath, line: UInt = #line) {
         XCTAssertThrowsError(try StableDiffusionModel.load(path: tmp.path), file: file, line: line) { error in

@@ -15,6 +15,9 @@ final class PILOTBehaviourTests: XCTestCase {
         context = try fx.tensor("pipeline.prompt_embeds")
     }
 
+    /// XCTest keeps every test case until the process exits: let go of what setUp loaded.
+    override func tearDown() { model = nil; context = nil }
+
     func quickParameters(gamma: Float = 1) -> PILOTParameters {
         var p = PILOTParameters()
         p.steps = 6

@@ -25,6 +25,9 @@ final class PILOTParityTests: XCTestCase {
         model = try SDFixture("sd1").loadFolder()
     }
 
+    /// XCTest keeps every test case until the process exits: let go of what setUp loaded.
+    override func tearDown() { inputs = nil; model = nil }
+
     func input(_ name: String) throws -> Tensor { try Tensor(inputs, name) }
 
     func masks() throws -> InpaintingMasks { try InpaintingMasks(pixelMask: try input("pixel_mask")) }

@@ -21,6 +21,9 @@ final class SDXLAdapterParityTests: XCTestCase {
         model = try StableDiffusionModel.load(path: SDXLParityTests.folder.path)
     }
 
+    /// XCTest keeps every test case until the process exits: let go of what setUp loaded.
+    override func tearDown() { reference = nil; model = nil }
+
     func r(_ name: String) throws -> Tensor { try Tensor(reference, name) }
     func path(_ name: String) -> String { Self.folder.appendingPathComponent(name).path }
     var added: AddedConditioning {

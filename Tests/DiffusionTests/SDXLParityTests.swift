@@ -17,6 +17,9 @@ final class SDXLParityTests: XCTestCase {
         reference = try SafeTensorsFile(path: Self.root.appendingPathComponent("sdxl_reference.safetensors").path)
     }
 
+    /// XCTest keeps every test case until the process exits: let go of what setUp loaded.
+    override func tearDown() { reference = nil }
+
     func ref(_ name: String) throws -> Tensor { try Tensor(reference, name) }
 
     func ids(_ name: String) throws -> [[Int32]] { [try ref(name).scalars.map { Int32($0) }] }

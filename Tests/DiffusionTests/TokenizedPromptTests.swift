@@ -10,6 +10,9 @@ final class TokenizedPromptTests: XCTestCase {
         tokenizer = try CLIPTokenizer.bundled()
     }
 
+    /// XCTest keeps every test case until the process exits: let go of what setUp loaded.
+    override func tearDown() { tokenizer = nil }
+
     func testRowIsStartTokenPromptTokensEndTokenThenPadding() {
         let row = tokenizer.tokenize("a photo of a cat")
         XCTAssertEqual(Array(row.ids.prefix(8)), [49406, 320, 1125, 539, 320, 2368, 49407, 49407],

@@ -12,6 +12,7 @@ final class TokenizerLoadingTests: XCTestCase {
 
     override func tearDown() {
         folder.remove()
+        folder = nil   // XCTest keeps every test case until the process exits
     }
 
     /// Asserts that `load` throws `TokenizerError` whose message names `path`

@@ -19,6 +19,9 @@ final class Transformers5LayoutTests: XCTestCase {
         reference = try SafeTensorsFile(path: Self.root.appendingPathComponent("reference.safetensors").path)
     }
 
+    /// XCTest keeps every test case until the process exits: let go of what setUp loaded.
+    override func tearDown() { reference = nil }
+
     func r(_ name: String) throws -> Tensor { try Tensor(reference, name) }
 
     func textEncoder(_ folder: String) throws -> CLIPTextModel {

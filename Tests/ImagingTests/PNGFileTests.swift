@@ -12,6 +12,7 @@ final class PNGFileTests: XCTestCase {
 
     override func tearDownWithError() throws {
         try? FileManager.default.removeItem(at: folder)
+        folder = nil   // XCTest keeps every test case until the process exits
     }
 
     func testWrittenImageReadsBackWithTextAndLeavesNoTemporaryFile() throws {

@@ -14,7 +14,10 @@ final class DeviceTests: XCTestCase {
         Backends.register(emulated, for: Self.device)
     }
 
-    override func tearDown() { Backends.register(nil, for: Self.device) }
+    override func tearDown() {
+        Backends.register(nil, for: Self.device)
+        emulated = nil   // XCTest keeps every test case until the process exits
+    }
 
     func testMovingToADeviceAndBackKeepsValuesAndReadsDownload() {
         let x = Tensor(shape: [2, 3], values: [1, 2, 3, 4, 5, 6])
