@@ -19,6 +19,10 @@ export PILOT_REQUIRE_NVRTC=1
 # Reports go to the log with the test that caused them; halt_on_error=0 lets
 # one run collect them all.
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:halt_on_error=0:abort_on_error=0}
+# Exit-time leak reports that are not leaks (XCTest's never-freed tests,
+# references LeakSanitizer cannot read): each entry says why. An absolute
+# path, for the `pilot` processes the tests start in other folders.
+export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$PWD/scripts/lsan.supp}
 export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=0:second_deadlock_stack=1}
 log=".build-$kind/sanitize.log"
 mkdir -p ".build-$kind"
