@@ -122,7 +122,6 @@ final class WorkerSupervisor: JobRunning, @unchecked Sendable {
     private var lastNode: [String: String] = [:]
     private var cache = 0
     private var restarts = 0
-    private var thread: Thread?
 
     /// `command`: the worker's executable and arguments; `setup`: the
     /// ``WorkerSetup`` sent as its first line.
@@ -139,9 +138,9 @@ final class WorkerSupervisor: JobRunning, @unchecked Sendable {
         // A worker that died between two writes must not take the daemon with it.
         signal(SIGPIPE, SIG_IGN)
         // The worker dies with this thread (PR_SET_PDEATHSIG), so it is a thread of its own that lives until shutdown.
+        // Not stored: a running thread holds itself (and this supervisor) until `supervise` returns.
         let thread = Thread { [self] in supervise() }
         thread.name = "pilot-worker-supervisor"
-        self.thread = thread
         thread.start()
     }
 
