@@ -73,3 +73,38 @@ final class CropAndStitchTests: XCTestCase {
         }
     }
 }
+
+/// PadImage: the picture kept, the new area filled and masked, sides rounded up.
+final class PadImageTests: XCTestCase {
+    private func pad(_ image: Image, _ params: [String: Value]) throws -> (Image, Mask) {
+        var values: [String: Value] = ["image": .object(image, type: .image), "left": .int(0), "top": .int(0), "right": .int(0),
+                                       "bottom": .int(0), "multiple": .int(8), "fill": .string("edge"), "color": .float(0.5),
+                                       "feather": .int(16)]
+        values.merge(params) { $1 }
+        let out = try PadImage().run(NodeInputs(values, paths: .currentDirectory), .standalone())
+        return (try out["image"]!.asObject(Image.self), try out["mask"]!.asObject(Mask.self))
+    }
+
+    func testThePictureIsKeptTheNewAreaFilledAndTheMaskFadesIntoThePicture() throws {
+        let picture = try Image(width: 3, height: 2, planes: (0..<18).map { Float($0) / 20 })
+        for fill in ["edge", "mirror", "color"] {
+            let (image, mask) = try pad(picture, ["left": .int(2), "right": .int(1), "multiple": .int(4), "fill": .string(fill),
+                                                  "feather": .int(1), "color": .float(0.25)])
+            XCTAssertEqual(image.width, 8, "\(fill): 3 + 2 + 1, grown to a multiple of 4")
+            XCTAssertEqual(image.height, 4, "\(fill): 2, the bottom grown to a multiple of 4")
+            for y in 0..<2 { for x in 0..<3 { for c in 0..<3 {
+                XCTAssertEqual(image[c, x + 2, y], picture[c, x, y], "\(fill): the picture's pixels are unchanged")
+            } } }
+            XCTAssertEqual(mask[0, 0], 1, "\(fill): the new area is masked")
+            XCTAssertEqual(mask[2, 0], 0.5, "\(fill): the picture's first column fades (feather 1)")
+            XCTAssertEqual(mask[3, 0], 0, "\(fill): farther in, the picture is kept")
+            XCTAssertEqual(mask[4, 0], 0.5, "\(fill): the last column, next to the right padding")
+            XCTAssertEqual(mask[5, 0], 1, "\(fill): the right padding")
+            switch fill {
+            case "edge": XCTAssertEqual(image[0, 0, 0], picture[0, 0, 0])
+            case "mirror": XCTAssertEqual(image[0, 0, 0], picture[0, 2, 0], "mirror without repeating the edge: x = −2 → 2")
+            default: XCTAssertEqual(image[1, 7, 1], 0.25)
+            }
+        }
+    }
+}
