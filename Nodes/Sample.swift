@@ -22,9 +22,16 @@ struct Sample: Node, DefaultConstructible {
             .connection("unet", .unet, doc: "The UNet (LoadCheckpoint.unet, or an Apply* or LoadLoRA node's, carrying its adapters)."),
             .connection("conditioning", .conditioning, doc: "Prompt embeddings (TextEncode)."),
             .connection("latent", .latent, optional: true, doc: "Initial noise (unscaled standard normal); seeded noise when absent."),
-            .connection("source", .latent, optional: true, doc: "Blended inpainting: the encoded source image (VAEEncode)."),
+            .connection("source", .latent, optional: true,
+                        doc: "The encoded source image (VAEEncode): with a mask, blended inpainting; alone, image to image at `strength`."),
             .connection("mask", .mask, optional: true, doc: "Blended inpainting: white = generate, black = keep the source."),
             .parameter("steps", .int, default: .int(30), min: 1, max: 1000, doc: "Denoising steps."),
+            .parameter("strength", .float, default: .float(1), min: 0, max: 1,
+                       doc: """
+                           Image to image (a source without a mask): how much to change it. The run starts at step \
+                           steps − ⌊steps × strength⌋ from the source noised to that step, as diffusers' img2img; 1 \
+                           starts from (almost) pure noise, lower keeps more of the layout.
+                           """),
             .parameter("cfg", .float, default: .float(7.5), min: 0, max: 100, doc: "Classifier-free guidance scale."),
             .parameter("scheduler", schedulerType, default: .string("ddim"), doc: "The sampler."),
             .parameter("eta", .float, default: .float(0), min: 0, max: 1, doc: "DDIM η (0 = deterministic)."),
@@ -69,6 +76,9 @@ struct Sample: Node, DefaultConstructible {
         do {
             switch (source, mask) {
             case let (source?, mask?):
+                guard try inputs.float("strength") == 1 else {
+                    throw NodeError("strength applies to image to image (a source without a mask); blended inpainting runs every step")
+                }
                 guard kind == .ddim else {
                     throw NodeError("blended inpainting (source and mask given) runs with scheduler ddim only, found \(kind.rawValue)")
                 }
@@ -84,8 +94,20 @@ struct Sample: Node, DefaultConstructible {
                 let latent = try sample(&scheduler, unet: unet, adapters: adapters, added: added, conditioning: conditioning, noise: noise,
                                         cfg: cfg, stepNoise: stepNoise, report: report)
                 return ["latent": .object(LatentPayload(latent), type: .latent)]
+            case let (source?, nil):
+                let firstStep = try DenoiseStrength.firstStep(steps: steps, strength: try inputs.float("strength"))
+                var scheduler = kind.scheduler(unet.schedule, steps: steps, eta: eta)
+                let shape = noise.shape
+                let stepNoise: ((Int) -> Tensor)? = eta > 0
+                    ? { i in SeededNoise.step(seed: seed, stream: SeededNoise.etaStream, step: i, shape: shape) }
+                    : nil
+                let sampler = GuidedSampler(unet: unet.unet, guidanceScale: cfg, adapters: adapters, added: added)
+                let latent = try sampler.run(scheduler: &scheduler, noise: noise, positive: conditioning.positive,
+                                             negative: conditioning.negative, source: source, firstStep: firstStep,
+                                             stepNoise: stepNoise, progress: { report($0.step, $0.total) })
+                return ["latent": .object(LatentPayload(latent), type: .latent)]
             default:
-                throw NodeError("blended inpainting needs both 'source' and 'mask'; only one was given")
+                throw NodeError("a mask needs a 'source' to inpaint; none was given")
             }
         } catch is CancelledError {
             throw CancellationError()

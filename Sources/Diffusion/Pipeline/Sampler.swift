@@ -90,13 +90,20 @@ public struct GuidedSampler {
 
     /// Runs every step of `scheduler` from `noise` (already the initial latent
     /// before scaling by `initNoiseSigma`). `stepNoise` supplies DDIM-η noise.
+    ///
+    /// Image to image: with `source` (a clean scaled latent) the run starts
+    /// at step `firstStep` (``DenoiseStrength/firstStep(steps:strength:)``)
+    /// from `source` noised to that step with `noise`, as diffusers'
+    /// img2img pipelines do.
     public func run(scheduler: inout some Scheduler, noise: Tensor, positive: Tensor, negative: Tensor,
+                    source: Tensor? = nil, firstStep: Int = 0,
                     stepNoise: ((Int) -> Tensor)? = nil,
                     progress: ((SamplingProgress) -> Bool)? = nil) throws -> Tensor {
         try adapters?.checkCompatible(with: unet, height: noise.dim(2), width: noise.dim(3))
-        var x = noise * scheduler.initNoiseSigma
         let ts = scheduler.timesteps
-        for (i, t) in ts.enumerated() {
+        precondition(firstStep >= 0 && firstStep < ts.count, "first step \(firstStep) of \(ts.count)")
+        var x = source.map { scheduler.addNoise($0, noise: noise, step: firstStep) } ?? noise * scheduler.initNoiseSigma
+        for (i, t) in ts.enumerated() where i >= firstStep {
             let input = scheduler.scaleModelInput(x, step: i)
             let out = try guidedOutput(input, timestep: t, positive: positive, negative: negative, step: i, steps: ts.count)
             x = scheduler.step(out, step: i, sample: x, noise: stepNoise?(i))

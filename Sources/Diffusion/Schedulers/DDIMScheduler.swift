@@ -24,6 +24,11 @@ public struct DDIMScheduler: Scheduler {
 
     public func scaleModelInput(_ sample: Tensor, step i: Int) -> Tensor { sample }
 
+    public func addNoise(_ original: Tensor, noise: Tensor, step i: Int) -> Tensor {
+        let a = alphaCumprod(integerTimesteps[i])
+        return original * a.squareRoot() + noise * (1 - a).squareRoot()
+    }
+
     /// ᾱ at training timestep `t` (negative: the final ᾱ).
     public func alphaCumprod(_ t: Int) -> Float { t >= 0 ? alphasCumprod[t] : finalAlphaCumprod }
 

@@ -40,6 +40,11 @@ public struct DPMSolverScheduler: Scheduler {
         return (a, s * a)
     }
 
+    public func addNoise(_ original: Tensor, noise: Tensor, step i: Int) -> Tensor {
+        let (a, s) = alphaSigma(sigmas[i])
+        return original * Float(a) + noise * Float(s)
+    }
+
     public mutating func step(_ modelOutput: Tensor, step i: Int, sample: Tensor, noise: Tensor?) -> Tensor {
         let (aS, sS) = alphaSigma(sigmas[i])
         let x0: Tensor

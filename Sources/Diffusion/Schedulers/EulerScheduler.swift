@@ -50,6 +50,10 @@ public struct EulerScheduler: Scheduler {
         sample * Float(1 / (sigmas[i] * sigmas[i] + 1).squareRoot())
     }
 
+    public func addNoise(_ original: Tensor, noise: Tensor, step i: Int) -> Tensor {
+        original + noise * Float(sigmas[i])
+    }
+
     public mutating func step(_ modelOutput: Tensor, step i: Int, sample: Tensor, noise: Tensor?) -> Tensor {
         let s = sigmas[i]
         let x0: Tensor

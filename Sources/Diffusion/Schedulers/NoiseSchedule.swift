@@ -109,4 +109,29 @@ public protocol Scheduler {
     func scaleModelInput(_ sample: Tensor, step i: Int) -> Tensor
     /// The sample after step `i` given the model output.
     mutating func step(_ modelOutput: Tensor, step i: Int, sample: Tensor, noise: Tensor?) -> Tensor
+    /// `original` (a clean latent) noised to step `i`'s noise level, as
+    /// diffusers' `add_noise` at `timesteps[i]`: where image-to-image starts.
+    func addNoise(_ original: Tensor, noise: Tensor, step i: Int) -> Tensor
+}
+
+/// Image-to-image's denoise strength, as diffusers' img2img pipelines read it.
+public enum DenoiseStrength {
+    /// The step a run of `steps` starts at for `strength` in (0, 1]:
+    /// `steps − min(⌊steps · strength⌋, steps)`; strength 1 starts at 0
+    /// (from noise at the first timestep). Throws when no step would run.
+    public static func firstStep(steps: Int, strength: Double) throws -> Int {
+        guard strength > 0, strength <= 1 else {
+            throw DenoiseStrengthError("strength must be in (0, 1], found \(strength)")
+        }
+        let run = min(Int(Double(steps) * strength), steps)
+        guard run >= 1 else {
+            throw DenoiseStrengthError("strength \(strength) of \(steps) steps runs no step (⌊steps × strength⌋ = 0): raise either")
+        }
+        return steps - run
+    }
+}
+
+public struct DenoiseStrengthError: Error, CustomStringConvertible, Sendable {
+    public let description: String
+    init(_ description: String) { self.description = description }
 }
