@@ -107,7 +107,10 @@ enum WorkerPipe {
 final class WorkerSupervisor: JobRunning, @unchecked Sendable {
     private let executable: URL
     private let arguments: [String]
-    private let setup: JSONValue
+    /// Kept as values and turned into JSON when sent: a JSONValue tree held
+    /// for the daemon's life reads as leaked to LeakSanitizer (its enum
+    /// payload pointers carry tag bits the scan does not follow).
+    private let setup: WorkerSetup
     private let store: JobStore
     private let publisher: EventPublisher
     private let logger: Logger
@@ -128,7 +131,7 @@ final class WorkerSupervisor: JobRunning, @unchecked Sendable {
     init(command: [String], setup: WorkerSetup, store: JobStore, publisher: EventPublisher, logger: Logger) {
         executable = URL(fileURLWithPath: command[0])
         arguments = Array(command.dropFirst())
-        self.setup = setup.json
+        self.setup = setup
         self.store = store
         self.publisher = publisher
         self.logger = logger
@@ -213,7 +216,7 @@ final class WorkerSupervisor: JobRunning, @unchecked Sendable {
                 child = process
                 toChild = input.fileHandleForWriting.fileDescriptor
             }
-            sendToChild(["op": .string("configure"), "setup": setup])
+            sendToChild(["op": .string("configure"), "setup": setup.json])
             if condition.withLock({ stopping }) { sendToChild(["op": .string("stop")]) }
             var reader = WorkerPipe.Reader(descriptor: output.fileHandleForReading.fileDescriptor)
             reading: while true {
@@ -315,7 +318,7 @@ final class WorkerSupervisor: JobRunning, @unchecked Sendable {
 
 /// What a supervised worker needs of the daemon's configuration (the
 /// `configure` line).
-struct WorkerSetup {
+struct WorkerSetup: Sendable {
     var paths: JobPaths
     var memoryBudget: Int
     var device: String

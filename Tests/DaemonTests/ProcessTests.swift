@@ -61,8 +61,10 @@ final class ProcessTests: XCTestCase {
         XCTAssertEqual(status["state"]?.stringValue, "failed", "expected the job failed: \(status.compact)")
         XCTAssertEqual(status["error"]?["code"]?.stringValue, "crashed", "expected code crashed: \(status.compact)")
         XCTAssertEqual(status["error"]?["details"]?["last_node"]?.stringValue, "boom", "expected the node it died at: \(status.compact)")
-        XCTAssertTrue(status["error"]?["message"]?.stringValue?.contains("signal 11") == true,
-                      "expected the message to say the worker died of SIGSEGV: \(status.compact)")
+        // SIGSEGV, or under AddressSanitizer (which catches it and exits) status 1.
+        let message = status["error"]?["message"]?.stringValue ?? ""
+        XCTAssertTrue(message.contains("the worker process died with signal 11") || message.contains("the worker process died with exit status"),
+                      "expected the message to say how the worker died: \(status.compact)")
         let states = status["transitions"]?.arrayValue?.compactMap { $0["state"]?.stringValue } ?? []
         XCTAssertEqual(states, ["queued", "running", "queued", "running", "failed"], "expected one retry, then failed")
 
@@ -122,8 +124,11 @@ final class ProcessTests: XCTestCase {
         }
         let peak = try memory("VmHWM")
         print("flood: resident \(before >> 10) KiB before, peak \(peak >> 10) KiB after 90 refused messages (\(32 * 5 + 80 * 900 / 1024) MiB sent)")
-        XCTAssertLessThan(peak - before, 48 << 20,
-                          "expected the daemon's peak memory to grow by less than 48 MiB (from \(before >> 20) MiB to a peak of \(peak >> 20) MiB)")
+        // AddressSanitizer keeps freed memory in quarantine (256 MiB): the bound holds for the plain build.
+        if ProcessInfo.processInfo.environment["ASAN_OPTIONS"] == nil {
+            XCTAssertLessThan(peak - before, 48 << 20,
+                              "expected the daemon's peak memory to grow by less than 48 MiB (from \(before >> 20) MiB to a peak of \(peak >> 20) MiB)")
+        }
         XCTAssertTrue(daemon.isRunning, "the daemon must survive")
     }
 
