@@ -28,7 +28,10 @@ log=".build-$kind/sanitize.log"
 mkdir -p ".build-$kind"
 status=0
 swift test -c release --sanitize="$kind" --scratch-path ".build-$kind" --disable-swift-testing "$@" 2>&1 | tee "$log" || status=$?
-reports=$(grep -cE "^(==[0-9]+==ERROR|WARNING: ThreadSanitizer|SUMMARY: (Address|Thread|Leak)Sanitizer)" "$log" || true)
-echo "sanitizer ($kind): $reports report line(s); log: $log"
+# One SUMMARY line per report. The worker crash the fault tests inject on
+# purpose (FaultInjection.crash, a write through a bad pointer) is not one.
+reports=$(grep -E "^SUMMARY: (Address|Thread|Leak)Sanitizer" "$log" | grep -vc "FaultInjection" || true)
+injected=$(grep -E "^SUMMARY: AddressSanitizer: SEGV" "$log" | grep -c "FaultInjection" || true)
+echo "sanitizer ($kind): $reports report(s), besides $injected crash(es) the fault tests inject; log: $log"
 [ "$reports" -eq 0 ] || status=1
 exit "$status"
