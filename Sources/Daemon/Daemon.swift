@@ -386,8 +386,11 @@ public final class Daemon: @unchecked Sendable {
         case "clients": return try listClients(caller: caller)
         case "client_add": return try addClient(content, caller: caller)
         case "client_revoke": return try revokeClient(content, caller: caller)
-        case "templates": return (["templates": .array(templates().map { templateSummary($0.name, $0.url) })], [])
+        case "templates": return try listTemplates()
         case "template": return try template(content)
+        case "template_save": return try saveTemplate(content, caller: caller)
+        case "template_delete": return try deleteTemplate(content, caller: caller)
+        case "template_history": return try templateHistory(content)
         case "nodes": return (["catalog": runner.registry.catalogJSON], [])
         case "models":
             return (["directory": .string(configuration.modelsDirectory.path),
@@ -464,9 +467,19 @@ public final class Daemon: @unchecked Sendable {
 
         // The workflow: inline text, or a template by name.
         let text: String, template: String?, templateFile: URL?
+        var templateVersion: (number: Int, sha256: String)?
+        // A saved template (its latest version) shadows a file of the same name.
+        let requested = content["template"]?.stringValue
+        let savedTemplate = try requested.flatMap { name throws(DaemonError) in
+            Self.isTemplateName(name) ? try storeCall { try store.template(name: name) } : nil
+        }
         switch (content["workflow"], content["template"]) {
         case let (.string(workflow)?, nil):
             (text, template, templateFile) = (workflow, nil, nil)
+        case let (nil, .string(name)?) where savedTemplate != nil:
+            let saved = savedTemplate!
+            (text, template, templateFile) = (saved.text, name, nil)
+            templateVersion = (saved.version, saved.sha256)
         case let (nil, .string(name)?):
             guard let url = templateURL(name) else {
                 throw DaemonError(.unknownTemplate, "no template '\(name.prefix(80))' (templates: \(templates().map(\.name).joined(separator: ", ")))")
@@ -574,7 +587,7 @@ public final class Daemon: @unchecked Sendable {
         let insertion = try storeCall {
             try store.insert(id: id, idempotencyKey: key, priority: priority, template: template, templateFile: templateFile?.path,
                              workflow: text, parameters: parameters, inputs: .object(storedInputs), client: client,
-                             owner: caller.name)
+                             owner: caller.name, templateVersion: templateVersion)
         }
         switch insertion {
         case let .duplicate(existing):
@@ -838,14 +851,100 @@ public final class Daemon: @unchecked Sendable {
     }
 
     private func templateURL(_ name: String) -> URL? {
-        guard name.range(of: "^[A-Za-z0-9_.-]{1,100}$", options: .regularExpression) != nil, !name.hasPrefix(".") else { return nil }
+        guard Self.isTemplateName(name) else { return nil }
         return templates().first { $0.name == name }?.url
+    }
+
+    /// Template names: 1–100 letters, digits, `_`, `.`, `-`, not starting with a dot.
+    static func isTemplateName(_ name: String) -> Bool {
+        name.range(of: "^[A-Za-z0-9_.-]{1,100}$", options: .regularExpression) != nil && !name.hasPrefix(".")
+    }
+
+    /// File templates and saved ones; a saved template shadows a file of the same name, and says so.
+    private func listTemplates() throws(DaemonError) -> Reply {
+        let saved = try storeCall { try store.savedTemplates() }
+        let savedNames = Set(saved.map(\.name))
+        let files = templates()
+        var list: [JSONValue] = saved.map { version in
+            var object = summary(of: version)
+            if files.contains(where: { $0.name == version.name }) { object["shadows_file"] = .bool(true) }
+            return .object(object)
+        }
+        list += files.filter { !savedNames.contains($0.name) }.map { file in
+            var object = templateSummary(file.name, file.url).objectValue ?? [:]
+            object["source"] = .string("file")
+            return .object(object)
+        }
+        return (["templates": .array(list.sorted { ($0["name"]?.stringValue ?? "") < ($1["name"]?.stringValue ?? "") })], [])
+    }
+
+    /// A saved version's summary: name, inputs, version, hash, who saved it.
+    private func summary(of version: JobStore.TemplateVersion) -> [String: JSONValue] {
+        var object: [String: JSONValue] = ["name": .string(version.name), "valid": .bool(false)]
+        if let workflow = try? ValidatedWorkflow(parsing: version.text, file: "template \(version.name)", registry: runner.registry) {
+            object = Self.describe(version.name, workflow)
+        }
+        object["source"] = .string("saved")
+        for (key, value) in version.json.objectValue ?? [:] where key != "name" { object[key] = value }
+        return object
+    }
+
+    /// Saves a new version of a template after validating it; any client may.
+    private func saveTemplate(_ content: JSONValue, caller: ClientRecord) throws(DaemonError) -> Reply {
+        guard let name = content["name"]?.stringValue, Self.isTemplateName(name) else {
+            throw DaemonError(.invalidRequest, "expected 'name': 1 to 100 letters, digits, '_', '.' or '-', not starting with '.'")
+        }
+        guard let text = content["text"]?.stringValue else { throw DaemonError(.invalidRequest, "expected 'text': the template's YAML") }
+        do {
+            _ = try ValidatedWorkflow(parsing: text, file: "template \(name)", registry: runner.registry)
+        } catch {
+            let shown = error.diagnostics.prefix(Self.maxDiagnosticsInReply)
+            throw DaemonError(.invalidWorkflow, "template '\(name)' is not saved: \(error.diagnostics.count) problem(s): "
+                              + shown.map { String($0.description.prefix(500)) }.joined(separator: "; "),
+                              details: .array(shown.map(\.json)))
+        }
+        let saved = try storeCall { try store.saveTemplate(name: name, text: text, sha256: Digest.sha256Hex(Data(text.utf8)), client: caller.name) }
+        logger.notice("template saved", metadata: ["template": "\(name)", "version": "\(saved.version)", "client": "\(caller.name)"])
+        return (["template": saved.json], [])
+    }
+
+    /// Deletes a saved template (every version stays in its history): its
+    /// last saver or an admin may; a file template cannot be deleted.
+    private func deleteTemplate(_ content: JSONValue, caller: ClientRecord) throws(DaemonError) -> Reply {
+        guard let name = content["name"]?.stringValue, Self.isTemplateName(name) else {
+            throw DaemonError(.invalidRequest, "expected 'name': a template name")
+        }
+        guard let latest = try storeCall({ try store.template(name: name) }) else {
+            if templateURL(name) != nil {
+                throw DaemonError(.forbidden, "template '\(name)' is a file (built in, or in a templates folder): it cannot be deleted over the wire")
+            }
+            throw DaemonError(.unknownTemplate, "no saved template '\(name)'")
+        }
+        guard caller.isAdmin || latest.client == caller.name else {
+            throw DaemonError(.forbidden, "template '\(name)' was last saved by client '\(latest.client)': only it or an admin may delete it")
+        }
+        _ = try storeCall { try store.deleteTemplate(name: name) }
+        return (["template": .string(name), "deleted": .bool(true), "file_remains": .bool(templateURL(name) != nil)], [])
+    }
+
+    private func templateHistory(_ content: JSONValue) throws(DaemonError) -> Reply {
+        guard let name = content["name"]?.stringValue, Self.isTemplateName(name) else {
+            throw DaemonError(.invalidRequest, "expected 'name': a template name")
+        }
+        let versions = try storeCall { try store.templateHistory(name: name) }
+        guard !versions.isEmpty else { throw DaemonError(.unknownTemplate, "template '\(name)' has no saved versions") }
+        return (["name": .string(name), "versions": .array(versions.map(\.json))], [])
     }
 
     private func templateSummary(_ name: String, _ url: URL) -> JSONValue {
         guard let workflow = try? runner.validate(url) else {
             return .object(["name": .string(name), "valid": .bool(false)])
         }
+        return .object(Self.describe(name, workflow))
+    }
+
+    /// Name, description and typed inputs of a validated template.
+    private static func describe(_ name: String, _ workflow: ValidatedWorkflow) -> [String: JSONValue] {
         let inputs: [JSONValue] = workflow.graph.inputs.values.sorted { $0.name < $1.name }.map { input in
             var object: [String: JSONValue] = ["name": .string(input.name), "type": .string(input.type.spelling),
                                                "description": .string(input.description)]
@@ -855,12 +954,19 @@ public final class Daemon: @unchecked Sendable {
             if let choices = input.choices { object["choices"] = .array(choices.map(\.json)) }
             return .object(object)
         }
-        return .object(["name": .string(name), "valid": .bool(true), "description": .string(workflow.graph.description),
-                        "inputs": .array(inputs)])
+        return ["name": .string(name), "valid": .bool(true), "description": .string(workflow.graph.description),
+                "inputs": .array(inputs)]
     }
 
     private func template(_ content: JSONValue) throws(DaemonError) -> Reply {
         guard let name = content["name"]?.stringValue else { throw DaemonError(.invalidRequest, "expected 'name': a template name") }
+        let version = try optionalInt(content, "version")
+        if Self.isTemplateName(name), let saved = try storeCall({ try store.template(name: name, version: version) }) {
+            var object = summary(of: saved)
+            object["text"] = .string(saved.text)
+            return (["template": .object(object)], [])
+        }
+        if let version { throw DaemonError(.unknownTemplate, "template '\(name.prefix(80))' has no saved version \(version)") }
         guard let url = templateURL(name), let text = try? String(contentsOf: url, encoding: .utf8) else {
             throw DaemonError(.unknownTemplate, "no template '\(name.prefix(80))'")
         }

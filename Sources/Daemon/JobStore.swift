@@ -39,6 +39,9 @@ public struct JobRecord: Sendable, Equatable {
     public var error: JSONValue?
     /// What it wrote: [{"name", "sha256", "bytes"}].
     public var outputs: JSONValue?
+    /// The saved template's version and the SHA-256 of its text, when it ran one from the store.
+    public var templateVersion: Int?
+    public var templateSHA256: String?
 
     public var json: JSONValue {
         var object: [String: JSONValue] = [
@@ -47,6 +50,8 @@ public struct JobRecord: Sendable, Equatable {
             "parameters": parameters, "inputs": inputs,
         ]
         if let template { object["template"] = .string(template) }
+        if let templateVersion { object["template_version"] = .int(templateVersion) }
+        if let templateSHA256 { object["template_sha256"] = .string(templateSHA256) }
         if let idempotencyKey { object["idempotency_key"] = .string(idempotencyKey) }
         if let client { object["client"] = .string(client) }
         object["owner"] = .string(owner)
@@ -208,6 +213,25 @@ public final class JobStore: Sendable {
                 CREATE INDEX job_owner ON job(owner, state);
                 """)
         }
+        // v3: templates saved over the wire, every version kept (a deleted
+        // name keeps its history; a later save continues its numbering), and
+        // the version each job ran.
+        migrator.registerMigration("v3: saved templates") { db in
+            try db.execute(sql: """
+                CREATE TABLE template (
+                    name TEXT NOT NULL,
+                    version INTEGER NOT NULL,
+                    text TEXT NOT NULL,
+                    sha256 TEXT NOT NULL,
+                    client TEXT NOT NULL,
+                    created REAL NOT NULL,
+                    deleted REAL,
+                    PRIMARY KEY (name, version)
+                );
+                ALTER TABLE job ADD COLUMN template_version INTEGER;
+                ALTER TABLE job ADD COLUMN template_sha256 TEXT;
+                """)
+        }
         return migrator
     }
 
@@ -229,7 +253,8 @@ public final class JobStore: Sendable {
     /// unless its idempotency key is already known.
     public func insert(id: String, idempotencyKey: String?, priority: Int, template: String?, templateFile: String?,
                        workflow: String, parameters: JSONValue, inputs: JSONValue, client: String?,
-                       owner: String = ClientRecord.ownerName, now: Date = Date()) throws -> Insertion {
+                       owner: String = ClientRecord.ownerName, templateVersion: (number: Int, sha256: String)? = nil,
+                       now: Date = Date()) throws -> Insertion {
         try database.write { db in
             if let idempotencyKey,
                let row = try Row.fetchOne(db, sql: "SELECT * FROM job WHERE owner = ? AND idempotency_key = ?",
@@ -238,13 +263,87 @@ public final class JobStore: Sendable {
             }
             try db.execute(sql: """
                 INSERT INTO job (id, owner, idempotency_key, state, priority, template, template_file, workflow, parameters,
-                                 inputs, client, created)
-                VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?)
+                                 inputs, client, created, template_version, template_sha256)
+                VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """, arguments: [id, owner, idempotencyKey, priority, template, templateFile, workflow, parameters.compact,
-                                 inputs.compact, client, now.timeIntervalSince1970])
+                                 inputs.compact, client, now.timeIntervalSince1970, templateVersion?.number, templateVersion?.sha256])
             try Self.addTransition(db, job: id, state: "queued", time: now, note: nil)
             return .inserted(try Self.record(try Row.fetchOne(db, sql: "SELECT * FROM job WHERE id = ?", arguments: [id])!))
         }
+    }
+
+    // MARK: saved templates
+
+    /// One saved version of a template.
+    public struct TemplateVersion: Sendable, Equatable {
+        public var name: String
+        public var version: Int
+        public var text: String
+        public var sha256: String
+        public var client: String
+        public var created: Date
+        public var deleted: Date?
+
+        public var json: JSONValue {
+            var object: [String: JSONValue] = ["name": .string(name), "version": .int(version), "sha256": .string(sha256),
+                                               "client": .string(client), "time": .string(WireTime.format(created))]
+            if let deleted { object["deleted"] = .string(WireTime.format(deleted)) }
+            return .object(object)
+        }
+    }
+
+    /// Saves `text` as the next version of template `name`; returns it.
+    public func saveTemplate(name: String, text: String, sha256: String, client: String, now: Date = Date()) throws -> TemplateVersion {
+        try database.write { db in
+            let last = try Int.fetchOne(db, sql: "SELECT MAX(version) FROM template WHERE name = ?", arguments: [name]) ?? 0
+            try db.execute(sql: "INSERT INTO template (name, version, text, sha256, client, created) VALUES (?, ?, ?, ?, ?, ?)",
+                           arguments: [name, last + 1, text, sha256, client, now.timeIntervalSince1970])
+            return TemplateVersion(name: name, version: last + 1, text: text, sha256: sha256, client: client, created: now)
+        }
+    }
+
+    /// Marks every version of `name` deleted; false if it has no live version.
+    public func deleteTemplate(name: String, now: Date = Date()) throws -> Bool {
+        try database.write { db in
+            try db.execute(sql: "UPDATE template SET deleted = ? WHERE name = ? AND deleted IS NULL",
+                           arguments: [now.timeIntervalSince1970, name])
+            return db.changesCount > 0
+        }
+    }
+
+    /// Version `version` of `name` (deleted or not), or its latest live one.
+    public func template(name: String, version: Int? = nil) throws -> TemplateVersion? {
+        try database.read { db in
+            let row = try version.map {
+                try Row.fetchOne(db, sql: "SELECT * FROM template WHERE name = ? AND version = ?", arguments: [name, $0])
+            } ?? Row.fetchOne(db, sql: "SELECT * FROM template WHERE name = ? AND deleted IS NULL ORDER BY version DESC LIMIT 1",
+                              arguments: [name])
+            return row.map(Self.templateVersion)
+        }
+    }
+
+    /// Every version of `name`, oldest first.
+    public func templateHistory(name: String) throws -> [TemplateVersion] {
+        try database.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM template WHERE name = ? ORDER BY version", arguments: [name]).map(Self.templateVersion)
+        }
+    }
+
+    /// The latest live version of every saved template, by name.
+    public func savedTemplates() throws -> [TemplateVersion] {
+        try database.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT t.* FROM template t
+                WHERE t.deleted IS NULL AND t.version = (SELECT MAX(version) FROM template WHERE name = t.name AND deleted IS NULL)
+                ORDER BY t.name
+                """).map(Self.templateVersion)
+        }
+    }
+
+    private static func templateVersion(_ row: Row) -> TemplateVersion {
+        TemplateVersion(name: row["name"], version: row["version"], text: row["text"], sha256: row["sha256"], client: row["client"],
+                        created: Date(timeIntervalSince1970: row["created"]),
+                        deleted: (row["deleted"] as Double?).map(Date.init(timeIntervalSince1970:)))
     }
 
     public func job(_ id: String) throws -> JobRecord? {
@@ -602,7 +701,8 @@ public final class JobStore: Sendable {
             created: Date(timeIntervalSince1970: row["created"]),
             started: (row["started"] as Double?).map(Date.init(timeIntervalSince1970:)),
             finished: (row["finished"] as Double?).map(Date.init(timeIntervalSince1970:)),
-            attempts: row["attempts"], error: json(row["error"]), outputs: json(row["outputs"]))
+            attempts: row["attempts"], error: json(row["error"]), outputs: json(row["outputs"]),
+            templateVersion: row["template_version"], templateSHA256: row["template_sha256"])
     }
 }
 

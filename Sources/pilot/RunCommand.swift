@@ -194,7 +194,15 @@ struct NodesCommand: ParsableCommand {
 }
 
 struct Templates: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "List the workflow templates with their descriptions and inputs.")
+    static let configuration = CommandConfiguration(
+        abstract: "List the workflow templates; save, show, version and delete them in a daemon.",
+        subcommands: [TemplatesList.self, TemplatesSave.self, TemplatesShow.self, TemplatesHistory.self, TemplatesRemove.self],
+        defaultSubcommand: TemplatesList.self)
+}
+
+struct TemplatesList: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "list",
+                                                    abstract: "List the workflow templates with their descriptions and inputs.")
 
     @OptionGroup var templateOptions: TemplateOptions
 

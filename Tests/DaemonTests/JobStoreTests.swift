@@ -83,9 +83,9 @@ final class JobStoreTests: XCTestCase {
 
     func testSchemaIsMigratedFromTheFirstVersion() throws {
         XCTAssertEqual(try store.appliedMigrations(),
-                       ["v1: jobs, transitions, blobs, model hashes", "v2: clients, job owners, secrets"])
+                       ["v1: jobs, transitions, blobs, model hashes", "v2: clients, job owners, secrets", "v3: saved templates"])
         // Opening again applies nothing twice.
-        XCTAssertEqual(try JobStore(path: store.path).appliedMigrations().count, 2)
+        XCTAssertEqual(try JobStore(path: store.path).appliedMigrations().count, 3)
     }
 
     func testAVersionOneStoreKeepsItsJobsAsTheOwnersWhenMigrated() throws {

@@ -1,0 +1,89 @@
+import Daemon
+import Foundation
+import Workflow
+import XCTest
+
+/// Templates saved over the wire: validated, versioned, shadowing files
+/// visibly, and recorded per job.
+final class TemplateStoreTests: XCTestCase {
+    /// The copy workflow as a template whose output is named by `name`'s default.
+    private func copyTemplate(_ name: String) -> String {
+        DaemonFixture.copyWorkflow.replacingOccurrences(of: "default: copy}", with: "default: \(name)}")
+    }
+
+    func testSaveListSubmitUpdateHistoryAndAJobKeepsTheVersionItRan() throws {
+        let server = try TestDaemon(label: "tpl")
+        defer { server.stop() }
+        let client = try server.client()
+        let saved = try client.request("template_save", ["name": .string("my-copy"), "text": .string(copyTemplate("first"))])
+            .content["template"]
+        XCTAssertEqual(saved?["version"]?.intValue, 1)
+        let listed = try client.request("templates").content["templates"]?.arrayValue ?? []
+        let entry = listed.first { $0["name"]?.stringValue == "my-copy" }
+        XCTAssertEqual(entry?["source"]?.stringValue, "saved", "expected the saved template listed: \(listed.map(\.compact))")
+        XCTAssertEqual(entry?["inputs"]?.arrayValue?.count, 2, "expected its typed inputs")
+
+        let submit: [String: JSONValue] = ["template": .string("my-copy"), "inputs": .object(["image": .int(0)])]
+        let first = try client.request("submit", submit, frames: [DaemonFixture.examplePNG]).content["job"]!.stringValue!
+        let firstStatus = try waitForFinalState(client, job: first)
+        XCTAssertEqual(firstStatus["outputs"]?.arrayValue?.first?["name"]?.stringValue, "first.png", "expected version 1 to run")
+
+        _ = try client.request("template_save", ["name": .string("my-copy"), "text": .string(copyTemplate("second"))])
+        let history = try client.request("template_history", ["name": .string("my-copy")]).content["versions"]?.arrayValue ?? []
+        XCTAssertEqual(history.compactMap { $0["version"]?.intValue }, [1, 2], "expected two versions")
+        XCTAssertEqual(history.first?["client"]?.stringValue, "owner", "expected the saving client recorded")
+        let second = try client.request("submit", submit, frames: [DaemonFixture.examplePNG]).content["job"]!.stringValue!
+        XCTAssertEqual(try waitForFinalState(client, job: second)["outputs"]?.arrayValue?.first?["name"]?.stringValue, "second.png")
+
+        let old = try client.request("status", ["job": .string(first)]).content["job"]
+        XCTAssertEqual(old?["template_version"]?.intValue, 1, "a job run before the update still reports version 1")
+        XCTAssertEqual(old?["template_sha256"]?.stringValue, history.first?["sha256"]?.stringValue)
+        let shown = try client.request("template", ["name": .string("my-copy"), "version": .int(1)]).content["template"]
+        XCTAssertEqual(shown?["text"]?.stringValue, copyTemplate("first"), "expected version 1's text")
+    }
+
+    func testInvalidTemplatesBuiltInsAndOthersTemplatesAreRefused() throws {
+        let server = try TestDaemon(label: "tplbad")
+        defer { server.stop() }
+        let client = try server.client()
+        XCTAssertThrowsError(try client.request("template_save", ["name": .string("broken"),
+                                                                  "text": .string("version: 1\nnodes:\n  a: {type: NoSuchNode}\n")])) { error in
+            let e = error as? DaemonError
+            XCTAssertEqual(e?.code, .invalidWorkflow, "expected invalid_workflow, got \(error)")
+            XCTAssertEqual(e?.details?.arrayValue?.first?["line"]?.intValue, 3, "expected the problem's line in the details: \(error)")
+        }
+        XCTAssertThrowsError(try client.request("template", ["name": .string("broken")]), "an invalid template is not saved")
+        XCTAssertThrowsError(try client.request("template_delete", ["name": .string("text-inpaint")])) { error in
+            XCTAssertEqual((error as? DaemonError)?.code, .forbidden, "expected a built-in's delete refused, got \(error)")
+        }
+        // A saved template shadows the built-in of its name, visibly; deleting it brings the file back.
+        _ = try client.request("template_save", ["name": .string("text-inpaint"), "text": .string(copyTemplate("mine"))])
+        let listed = try client.request("templates").content["templates"]?.arrayValue ?? []
+        let entry = listed.first { $0["name"]?.stringValue == "text-inpaint" }
+        XCTAssertEqual(entry?["shadows_file"], .bool(true), "expected the shadowing said: \(entry?.compact ?? "nil")")
+        let deleted = try client.request("template_delete", ["name": .string("text-inpaint")]).content
+        XCTAssertEqual(deleted["file_remains"], .bool(true))
+        let back = try client.request("templates").content["templates"]?.arrayValue?.first { $0["name"]?.stringValue == "text-inpaint" }
+        XCTAssertEqual(back?["source"]?.stringValue, "file", "expected the built-in back")
+        XCTAssertEqual(try client.request("template_history", ["name": .string("text-inpaint")]).content["versions"]?.arrayValue?.first?["deleted"] != nil,
+                       true, "expected the deleted version kept in the history")
+    }
+
+    func testTheCommandLineSavesShowsAndListsVersions() throws {
+        let server = try TestDaemon(label: "tplcli")
+        defer { server.stop() }
+        let connection = server.daemon.configuration.stateDirectory.appendingPathComponent(ConnectionInfo.fileName).path
+        let file = server.folder.appendingPathComponent("t.yaml")
+        for name in ["one", "two"] {
+            try copyTemplate(name).write(to: file, atomically: true, encoding: .utf8)
+            let saved = try runPilot(["templates", "save", "cli-copy", file.path, "--connection", connection])
+            XCTAssertEqual(saved.status, 0, "expected `pilot templates save` to succeed: \(saved.stderr)")
+        }
+        let history = try runPilot(["templates", "history", "cli-copy", "--connection", connection])
+        XCTAssertEqual(history.stderr.split(separator: "\n").count, 2, "expected two versions listed: \(history.stderr)")
+        let shown = try runPilot(["templates", "show", "cli-copy@1", "--connection", connection])
+        XCTAssertEqual(shown.stderr, copyTemplate("one"), "expected version 1's text")
+        let invalid = try runPilot(["templates", "save", "bad", "/nonexistent.yaml", "--connection", connection])
+        XCTAssertEqual(invalid.status, 1, "expected a missing file refused: \(invalid.stderr)")
+    }
+}
