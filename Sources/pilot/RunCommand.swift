@@ -196,7 +196,8 @@ struct NodesCommand: ParsableCommand {
 struct Templates: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "List the workflow templates; save, show, version and delete them in a daemon.",
-        subcommands: [TemplatesList.self, TemplatesSave.self, TemplatesShow.self, TemplatesHistory.self, TemplatesRemove.self],
+        subcommands: [TemplatesList.self, TemplatesSave.self, TemplatesShow.self, TemplatesHistory.self, TemplatesRemove.self,
+                      TemplatesFromPNG.self],
         defaultSubcommand: TemplatesList.self)
 }
 

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Daemon
 import Foundation
+import Imaging
 import Workflow
 
 /// `pilot templates save NAME FILE`: a new version of a template in the daemon's store.
@@ -74,5 +75,53 @@ struct TemplatesRemove: ParsableCommand {
         let client = try options.client()
         let reply = try clientCall { try client.request("template_delete", ["name": .string(name)]) }.content
         print("\(LogText.escaped(name, limit: 200)): deleted" + (reply["file_remains"] == .bool(true) ? " (the file template of that name is used again)" : ""))
+    }
+}
+
+/// `pilot templates from-png IMAGE --name NAME --expose a,b`: a template from a finished image.
+struct TemplatesFromPNG: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "from-png",
+        abstract: "Turn the workflow embedded in a PNG SaveImage wrote into a template: the --expose parameters become typed inputs defaulting to this image's values; everything else is fixed as it was.")
+
+    @Argument(help: "A PNG written by SaveImage.") var png: String
+    @Option(help: "The template's name.") var name: String
+    @Option(help: "Comma-separated: template inputs to keep, or literal parameters to make inputs (steps, or node.param).")
+    var expose: String = ""
+    @Option(help: "Write the template here instead of printing it.") var output: String?
+    @Flag(help: "Save it in the daemon (template_save) as NAME.") var save = false
+    @OptionGroup var options: ClientOptions
+
+    func run() throws {
+        guard let text = try? PNG.read(path: png).text(forKey: "pilot:workflow") else {
+            printError("pilot: \(png) has no embedded workflow (no 'pilot:workflow' text chunk), or cannot be read")
+            throw ExitCode(1)
+        }
+        let (graph, problems) = Validator(registry: .standard).validate(text, file: png)
+        guard problems.isEmpty else {
+            for problem in problems { printError(problem.description) }
+            throw ExitCode(1)
+        }
+        var template: WorkflowGraph
+        do {
+            template = try graph.exposing(expose.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty },
+                                          registry: .standard)
+        } catch {
+            printError("pilot: \(error)")
+            throw ExitCode(1)
+        }
+        template.name = name
+        let yaml = template.yaml
+        if save {
+            let client = try options.client()
+            let saved = try clientCall { try client.request("template_save", ["name": .string(name), "text": .string(yaml)]) }
+                .content["template"] ?? .null
+            printError("pilot: saved \(LogText.escaped(name, limit: 200)) version \(saved["version"]?.intValue ?? 0)")
+        }
+        if let output {
+            try yaml.write(toFile: output, atomically: true, encoding: .utf8)
+        } else if !save {
+            print(yaml, terminator: "")
+        }
     }
 }

@@ -126,4 +126,40 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(outcome.status, 0, outcome.stderr)
         XCTAssertTrue(FileManager.default.fileExists(atPath: folder.appendingPathComponent("out/ipadapter-controlnet-inpaint.png").path))
     }
+
+    /// `pilot templates from-png`: a literal parameter of the run becomes a
+    /// typed input (its value the default), the rest is fixed; run with its
+    /// defaults, the template makes the same image.
+    func testATemplateFromAFinishedImageExposesChosenParametersAndReproducesIt() throws {
+        let folder = Fixture.temporaryFolder("frompng")
+        try write("""
+            version: 1
+            inputs:
+              seed: {type: Int, default: 5}
+            nodes:
+              model:  {type: LoadCheckpoint, params: {path: \(Fixture.tinyModel)}}
+              text:   {type: TextEncode, inputs: {clip: model.clip}, params: {prompt: "a red ball"}}
+              sample: {type: Sample, inputs: {unet: model.unet, conditioning: text.conditioning},
+                       params: {steps: 2, width: 64, height: 64, seed: $seed}}
+              decode: {type: VAEDecode, inputs: {vae: model.vae, latent: sample.latent}}
+              save:   {type: SaveImage, inputs: {image: decode.image}, params: {name: first}}
+            """, "txt.yaml", in: folder)
+        let first = try pilot(["run", "txt.yaml", "--output", "out"], in: folder)
+        XCTAssertEqual(first.status, 0, first.stderr)
+        let made = try pilot(["templates", "from-png", "out/first.png", "--name", "again", "--expose", "steps,text.prompt",
+                              "--output", "again.yaml"], in: folder)
+        XCTAssertEqual(made.status, 0, made.stderr)
+        let text = try String(contentsOf: folder.appendingPathComponent("again.yaml"), encoding: .utf8)
+        XCTAssertTrue(text.contains("steps: {type: Int, default: 2"), "expected steps as a typed input with the run's value: \(text)")
+        XCTAssertTrue(text.contains("text_prompt: {type: String, default: \"a red ball\""), "expected node.param exposed as node_param: \(text)")
+        XCTAssertFalse(text.contains("seed: {type"), "an input not exposed is fixed in place: \(text)")
+        let rerun = try pilot(["run", "again.yaml", "--output", "out2"], in: folder)
+        XCTAssertEqual(rerun.status, 0, rerun.stderr)
+        XCTAssertEqual(try PNG.read(path: folder.appendingPathComponent("out2/first.png").path).image,
+                       try PNG.read(path: folder.appendingPathComponent("out/first.png").path).image,
+                       "expected the template with its defaults to make the same image")
+        let ambiguous = try pilot(["templates", "from-png", "out/first.png", "--name", "x", "--expose", "nonsense"], in: folder)
+        XCTAssertEqual(ambiguous.status, 1)
+        XCTAssertTrue(ambiguous.stderr.contains("neither a template input nor a literal parameter"), ambiguous.stderr)
+    }
 }
