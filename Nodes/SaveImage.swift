@@ -63,6 +63,9 @@ struct SaveImage: Node, DefaultConstructible {
                                         value: JSONValue.object(record.files.mapValues { .string($0.sha256) }).compact))
         }
         entries.append(PNGTextEntry(key: Key.version, value: NodeLibrary.programVersion))
+        for (key, value) in record.annotations.sorted(by: { $0.key < $1.key }) {
+            entries.append(PNGTextEntry(key: "pilot:" + key, value: value))
+        }
         return entries
     }
 

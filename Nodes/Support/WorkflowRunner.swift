@@ -88,10 +88,13 @@ public final class WorkflowRunner: Sendable {
     /// - `maxOutputPixels`: when given, the most pixels the run's Save*
     ///   nodes may write in all.
     ///
+    /// - `annotations`: written by SaveImage as `pilot:KEY` text chunks.
+    ///
     /// Throws ``BindingFailure`` or ``ExecutionError``.
     public func run(_ workflow: ValidatedWorkflow, file: URL, set: [String: String] = [:], inputs: [String: String] = [:],
                     inputBase: URL = URL(fileURLWithPath: FileManager.default.currentDirectoryPath, isDirectory: true),
                     outputDirectory: URL, allowedReadDirectories: [URL]? = nil, maxOutputPixels: Int? = nil,
+                    annotations: [String: String] = [:],
                     cancellation: CancellationToken = CancellationToken(),
                     onEvent: @escaping @Sendable (ExecutionEvent) -> Void = { _ in }) throws -> ExecutionResult {
         var text = set
@@ -105,7 +108,7 @@ public final class WorkflowRunner: Sendable {
             var paths = PathPolicy(workflowFile: file.standardizedFileURL, allowedReadDirectories: allowedReadDirectories,
                                    outputDirectory: outputDirectory)
             paths.maxOutputPixels = maxOutputPixels
-            return try executor.run(bound, paths: paths, cancellation: cancellation, onEvent: onEvent)
+            return try executor.run(bound, paths: paths, cancellation: cancellation, annotations: annotations, onEvent: onEvent)
         }
     }
 }

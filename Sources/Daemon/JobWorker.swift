@@ -134,7 +134,7 @@ final class JobWorker: @unchecked Sendable {
             let result = try runner.run(prepared.workflow, file: prepared.file, set: prepared.set, inputs: prepared.inputs,
                                         inputBase: paths.job(job.id), outputDirectory: output,
                                         allowedReadDirectories: paths.readable(job.id), maxOutputPixels: maxOutputPixels,
-                                        cancellation: token,
+                                        annotations: Self.annotations(job), cancellation: token,
                                         onEvent: { [self] event in handle(event, job: job.id) })
             let outputs = try Self.describeOutputs(in: output)
             try store.finish(job.id, state: .finished, outputs: .array(outputs))
@@ -212,6 +212,16 @@ final class JobWorker: @unchecked Sendable {
                 "cached": .bool(run.cacheHit),
             ])
         }
+    }
+
+    /// What a job's images record about it besides the workflow: the job id
+    /// and, for a template, its name and (when saved) version and SHA-256.
+    static func annotations(_ job: JobRecord) -> [String: String] {
+        var notes = ["job": job.id]
+        if let template = job.template { notes["template"] = template }
+        if let version = job.templateVersion { notes["template-version"] = String(version) }
+        if let sha = job.templateSHA256 { notes["template-sha256"] = sha }
+        return notes
     }
 
     /// Whether a progress event is a sampler's own step (not an inner loop

@@ -1,5 +1,6 @@
 import Daemon
 import Foundation
+import Imaging
 import Workflow
 import XCTest
 
@@ -38,6 +39,13 @@ final class TemplateStoreTests: XCTestCase {
         let old = try client.request("status", ["job": .string(first)]).content["job"]
         XCTAssertEqual(old?["template_version"]?.intValue, 1, "a job run before the update still reports version 1")
         XCTAssertEqual(old?["template_sha256"]?.stringValue, history.first?["sha256"]?.stringValue)
+        // The image says which template version made it.
+        let result = try client.request("result", ["job": .string(first)])
+        let png = try PNG.decode(try XCTUnwrap(result.frames.first), source: "result")
+        XCTAssertEqual(png.text(forKey: "pilot:template"), "my-copy")
+        XCTAssertEqual(png.text(forKey: "pilot:template-version"), "1", "expected the version recorded in the PNG")
+        XCTAssertEqual(png.text(forKey: "pilot:template-sha256"), history.first?["sha256"]?.stringValue)
+        XCTAssertEqual(png.text(forKey: "pilot:job"), first)
         let shown = try client.request("template", ["name": .string("my-copy"), "version": .int(1)]).content["template"]
         XCTAssertEqual(shown?["text"]?.stringValue, copyTemplate("first"), "expected version 1's text")
     }

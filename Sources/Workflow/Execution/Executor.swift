@@ -19,7 +19,7 @@ public final class Executor: Sendable {
     /// Runs `workflow`. Throws ``ExecutionError`` naming the node that failed
     /// or at which the run was cancelled.
     public func run(_ workflow: BoundWorkflow, paths: PathPolicy,
-                    cancellation: CancellationToken = CancellationToken(),
+                    cancellation: CancellationToken = CancellationToken(), annotations: [String: String] = [:],
                     onEvent: @escaping @Sendable (ExecutionEvent) -> Void = { _ in }) throws(ExecutionError) -> ExecutionResult {
         let start = DispatchTime.now()
         let plan = ExecutionPlan(workflow.workflow)
@@ -32,7 +32,8 @@ public final class Executor: Sendable {
             }
         }
         let keys = keyBuilder.keys
-        let record = runRecord(workflow, files: keyBuilder.files)
+        var record = runRecord(workflow, files: keyBuilder.files)
+        record.annotations = annotations
         let written = OutputAllowance(maxPixels: paths.maxOutputPixels)
 
         // Walk back from the outputs: what is cached, what must run.

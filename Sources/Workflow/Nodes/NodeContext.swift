@@ -88,9 +88,13 @@ public struct RunRecord: Sendable {
     /// Every file the run's needed nodes read through `readsFile`
     /// parameters, by resolved path.
     public var files: [String: FileFingerprint]
+    /// What the caller adds about the run (the daemon: the template and
+    /// version a job ran); SaveImage writes each as a `pilot:KEY` text chunk.
+    public var annotations: [String: String]
 
     public init(workflowJSON: String = "", workflowSHA256: String = "",
-                parameters: [String: Literal] = [:], files: [String: FileFingerprint] = [:]) {
+                parameters: [String: Literal] = [:], files: [String: FileFingerprint] = [:], annotations: [String: String] = [:]) {
+        self.annotations = annotations
         self.workflowJSON = workflowJSON
         self.workflowSHA256 = workflowSHA256
         self.parameters = parameters
