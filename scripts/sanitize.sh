@@ -31,7 +31,7 @@ swift test -c release --sanitize="$kind" --scratch-path ".build-$kind" --disable
 # One SUMMARY line per report. The worker crash the fault tests inject on
 # purpose (FaultInjection.crash, a write through a bad pointer) is not one.
 reports=$(grep -E "^SUMMARY: (Address|Thread|Leak)Sanitizer" "$log" | grep -vc "FaultInjection" || true)
-injected=$(grep -E "^SUMMARY: AddressSanitizer: SEGV" "$log" | grep -c "FaultInjection" || true)
+injected=$(grep -E "^SUMMARY: (Address|Thread)Sanitizer: SEGV" "$log" | grep -c "FaultInjection" || true)
 echo "sanitizer ($kind): $reports report(s), besides $injected crash(es) the fault tests inject; log: $log"
 [ "$reports" -eq 0 ] || status=1
 exit "$status"
