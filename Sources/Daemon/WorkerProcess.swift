@@ -212,12 +212,14 @@ final class WorkerSupervisor: JobRunning, @unchecked Sendable {
                 pause(before: quickDeaths)
                 continue
             }
+            // The configure line goes first, under the lock that guards every
+            // other write, so a stop cannot overtake it.
             condition.withLock {
                 child = process
                 toChild = input.fileHandleForWriting.fileDescriptor
+                WorkerPipe.send(["op": .string("configure"), "setup": setup.json], to: toChild)
+                if stopping { WorkerPipe.send(["op": .string("stop")], to: toChild) }
             }
-            sendToChild(["op": .string("configure"), "setup": setup.json])
-            if condition.withLock({ stopping }) { sendToChild(["op": .string("stop")]) }
             var reader = WorkerPipe.Reader(descriptor: output.fileHandleForReading.fileDescriptor)
             reading: while true {
                 switch reader.next() {
