@@ -25,6 +25,12 @@ struct PILOTOptimize: Node, DefaultConstructible {
             .connection("noise", .latent, optional: true, doc: "Initial noise (standard normal); seeded noise when absent."),
             .parameter("steps", .int, default: .int(100), min: 1, max: 1000, doc: "DDIM steps in all (both stages)."),
             .parameter("cfg", .float, default: .float(7.5), min: 0, max: 100, doc: "Classifier-free guidance scale."),
+            .parameter("strength", .float, default: .float(1), min: 0, max: 1,
+                       doc: """
+                           Denoise strength: below 1 the run starts at step steps − ⌊steps × strength⌋ from the source \
+                           noised to it (image to image), so the hole keeps the source's layout; 1 (the paper) starts \
+                           from noise.
+                           """),
             .parameter("interval", .int, default: .int(10), min: 1, max: 1000, doc: "Optimise at every interval-th step (τ)."),
             .parameter("inner_steps", .int, default: .int(10), min: 0, max: 1000, doc: "Optimisation iterations per optimised step (K)."),
             .parameter("coherence", .float, default: .float(1.0), min: 0, max: 1,
@@ -66,8 +72,9 @@ struct PILOTOptimize: Node, DefaultConstructible {
         sampler.added = try PILOTNodeSupport.addedConditioning(inputs, unet: unet, conditioning: conditioning,
                                                                latentHeight: source.dim(2), latentWidth: source.dim(3))
         do {
+            let firstStep = try DenoiseStrength.firstStep(steps: parameters.steps, strength: try inputs.float("strength"))
             let start = try sampler.start(noise: noise, source: source, masks: masks, positive: conditioning.positive,
-                                          negative: conditioning.negative, wordTokens: conditioning.wordTokens)
+                                          negative: conditioning.negative, wordTokens: conditioning.wordTokens, firstStep: firstStep)
             let state = try sampler.optimise(start, progress: PILOTNodeSupport.progress(context))
             return ["state": .object(PILOTStatePayload(state: state, sampler: sampler, seed: seed), type: .samplerState)]
         } catch is CancelledError {

@@ -44,6 +44,32 @@ final class PILOTBehaviourTests: XCTestCase {
                         wordTokens: [1, 2, 3], blendNoise: { self.latent(100 + UInt64($0)) }, progress: progress)
     }
 
+    /// Denoise strength below 1: the run starts at step steps − ⌊steps × strength⌋
+    /// from the source noised there, and keeps more of it the later it starts.
+    func testAStrengthBelowOneStartsLaterFromTheNoisedSource() throws {
+        let sampler = PILOTSampler(unet: model.unet, schedule: model.schedule, parameters: quickParameters(gamma: 0.7))
+        let m = try masks(fill: 0, holeRows: 32..<96)
+        func final(strength: Double) throws -> (Tensor, [Int]) {
+            let first = try DenoiseStrength.firstStep(steps: 6, strength: strength)
+            var steps: [Int] = []
+            let s = try sampler.start(noise: latent(1), source: latent(2), masks: m, positive: context, negative: context,
+                                      wordTokens: [1, 2, 3], firstStep: first)
+            let out = try sampler.blend(sampler.optimise(s) { if $0.inner == nil { steps.append($0.timestep) }; return true },
+                                        noise: { self.latent(100 + UInt64($0)) }) { if $0.inner == nil { steps.append($0.timestep) }; return true }
+            return (out, steps)
+        }
+        let (full, fullSteps) = try final(strength: 1)
+        let (half, halfSteps) = try final(strength: 0.5)
+        let (light, lightSteps) = try final(strength: 1.0 / 6)
+        XCTAssertEqual(fullSteps, [831, 665, 499, 333, 167, 1])
+        XCTAssertEqual(halfSteps, [333, 167, 1], "strength 0.5 of 6 steps runs the last 3")
+        XCTAssertEqual(lightSteps, [1], "strength 1/6 runs the last step only")
+        let source = latent(2)
+        func distance(_ a: Tensor) -> Float { zip(a.scalars, source.scalars).map { abs($0 - $1) }.reduce(0, +) }
+        XCTAssertLessThan(distance(light), distance(half), "a lighter strength keeps more of the source")
+        XCTAssertLessThan(distance(half), distance(full), "strength 0.5 keeps more than starting from noise")
+    }
+
     func testOptimisationStepsFollowTauAndGamma() throws {
         let sampler = PILOTSampler(unet: model.unet, schedule: model.schedule, parameters: quickParameters(gamma: 0.7))
         var phases: [(PILOTProgress.Phase, Int, Int?)] = []

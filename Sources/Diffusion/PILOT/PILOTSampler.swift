@@ -114,8 +114,12 @@ public final class PILOTSampler {
     }
 
     /// Starts a run: the state before step 0 from the initial noise `noise` `[1, 4, h, w]`.
+    /// `firstStep` > 0 (a denoise strength below 1, ``DenoiseStrength``)
+    /// starts from the source noised to that step, as image to image does,
+    /// so the hole keeps the source's layout; the optimisation and blend
+    /// stages run on the steps that remain.
     public func start(noise: Tensor, source: Tensor, masks: InpaintingMasks, positive: Tensor, negative: Tensor,
-                      wordTokens: [Int]) throws -> PILOTState {
+                      wordTokens: [Int], firstStep: Int = 0) throws -> PILOTState {
         guard noise.shape == source.shape, noise.dim(2) == masks.latentHeight, noise.dim(3) == masks.latentWidth else {
             throw ModelInputError.shape(what: "PILOT noise/source latents",
                                         expected: "equal shapes [1, C, \(masks.latentHeight), \(masks.latentWidth)]",
@@ -125,7 +129,11 @@ public final class PILOTSampler {
         let scheduler = DDIMScheduler(config: schedule, steps: parameters.steps)
         records.removeAll()
         optimisedLatents.removeAll()
-        return PILOTState(latent: noise * scheduler.initNoiseSigma, nextStep: 0, scheduler: scheduler, masks: masks,
+        guard firstStep >= 0, firstStep < scheduler.integerTimesteps.count else {
+            throw ModelInputError.shape(what: "PILOT first step", expected: "0 ..< \(scheduler.integerTimesteps.count)", found: [firstStep])
+        }
+        let latent = firstStep == 0 ? noise * scheduler.initNoiseSigma : scheduler.addNoise(source, noise: noise, step: firstStep)
+        return PILOTState(latent: latent, nextStep: firstStep, scheduler: scheduler, masks: masks,
                           source: source, positive: positive, negative: negative, wordTokens: wordTokens,
                           parameters: parameters,
                           control: PILOTAttentionControl(masks: masks, sbc: parameters.sbc, selection: parameters.lossLayers))
