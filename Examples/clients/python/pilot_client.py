@@ -151,6 +151,25 @@ class PilotClient:
         reply, frames = self.request("result", {"job": job})
         return {item["name"]: frames[item["frame"]] for item in reply["outputs"]}
 
+    # -- templates -----------------------------------------------------------
+
+    def save_template(self, name, text):
+        """Saves `text` (YAML) as the next version of template `name`; returns {"name", "version", "sha256", ...}."""
+        return self.request("template_save", {"name": name, "text": text})[0]["template"]
+
+    def template(self, name, version=None):
+        """A template's summary and `text` (a saved version when `version` is given)."""
+        content = {"name": name}
+        if version is not None:
+            content["version"] = version
+        return self.request("template", content)[0]["template"]
+
+    def template_history(self, name):
+        return self.request("template_history", {"name": name})[0]["versions"]
+
+    def delete_template(self, name):
+        return self.request("template_delete", {"name": name})[0]
+
     # -- events --------------------------------------------------------------
 
     def subscribe(self, topics, timeout=10.0):

@@ -47,6 +47,24 @@ class PilotClientTest(unittest.TestCase):
             self.client.status("no-such-job")
         self.assertEqual(caught.exception.code, "not_found")
 
+    def test_templates_are_saved_versioned_and_run_by_name(self):
+        text = ("version: 1\ninputs:\n  image: {type: Path}\nnodes:\n  load: {type: LoadImage, params: {path: $image}}\n"
+                "  save: {type: SaveImage, inputs: {image: load.image}, params: {name: py-copy}}\n")
+        first = self.client.save_template("py-copy", text)
+        second = self.client.save_template("py-copy", text.replace("py-copy}", "py-copy-2}"))
+        self.assertEqual(second["version"], first["version"] + 1)
+        self.assertEqual([v["version"] for v in self.client.template_history("py-copy")][-2:],
+                         [first["version"], second["version"]])
+        self.assertEqual(self.client.template("py-copy", version=first["version"])["text"], text)
+        job = self.client.submit(template="py-copy", inputs={"image": read("source.png")})
+        list(self.client.follow(job, timeout=120))
+        self.assertEqual(self.client.status(job)["template_version"], second["version"])
+        self.assertEqual(list(self.client.result(job)), ["py-copy-2.png"])
+        self.assertTrue(self.client.delete_template("py-copy")["deleted"])
+        with self.assertRaises(PilotError) as caught:
+            self.client.save_template("py-bad", "version: 1\nnodes:\n  a: {type: NoSuchNode}\n")
+        self.assertEqual(caught.exception.code, "invalid_workflow")
+
     def test_a_wrong_key_is_refused(self):
         other = PilotClient(dict(self.client.connection, key="00" * 32), timeout=10)
         # The reply is signed with the daemon's key, which this client does not have.
