@@ -516,8 +516,9 @@ public final class Daemon: @unchecked Sendable {
         var declaredPixels = 0
         for frame in frames {
             guard let size = PNGHeader.size(of: frame) else { continue }
-            let (pixels, overflow) = size.width.multipliedReportingOverflow(by: size.height)
-            declaredPixels = overflow ? .max : declaredPixels.addingReportingOverflow(pixels).overflow ? .max : declaredPixels + pixels
+            let (pixels, overflowed) = size.width.multipliedReportingOverflow(by: size.height)
+            let (sum, overflowedSum) = declaredPixels.addingReportingOverflow(pixels)
+            declaredPixels = overflowed || overflowedSum ? .max : sum
         }
         guard declaredPixels <= configuration.maxSubmitPixels else {
             throw DaemonError(.tooLarge, "the input images declare \(declaredPixels) pixels in all, over the limit of "
