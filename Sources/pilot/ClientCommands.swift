@@ -198,7 +198,8 @@ struct Status: ParsableCommand {
         if let job {
             let status = try clientCall { try client.request("status", ["job": .string(job)]) }.content["job"] ?? .null
             if json { return print(status.pretty, terminator: "") }
-            print("\(t(job)): \(t(status["state"]?.stringValue ?? "?"))" + (status["template"]?.stringValue.map { " (template \(t($0)))" } ?? ""))
+            let version = status["template_version"]?.intValue.map { " version \($0)" } ?? ""
+            print("\(t(job)): \(t(status["state"]?.stringValue ?? "?"))" + (status["template"]?.stringValue.map { " (template \(t($0))\(version))" } ?? ""))
             for transition in status["transitions"]?.arrayValue ?? [] {
                 print("  \(transition["time"]?.stringValue ?? "")  \(transition["state"]?.stringValue ?? "")"
                       + (transition["note"]?.stringValue.map { "  \(t($0))" } ?? ""))
@@ -216,6 +217,10 @@ struct Status: ParsableCommand {
         print("pilot daemon \(info["version"]?.stringValue ?? "?") (pid \(info["pid"]?.intValue ?? 0)), \(info["device"]?.stringValue ?? "")")
         let queue = info["queue"]?.objectValue ?? [:]
         print("jobs: " + JobState.allCases.map { "\(queue[$0.rawValue]?.intValue ?? 0) \($0.rawValue)" }.joined(separator: ", "))
+        if let worker = info["worker"], worker["mode"]?.stringValue == "process" {
+            let pid = worker["pid"]?.intValue.map { "pid \($0)" } ?? "restarting"
+            print("worker process: \(pid), \(worker["restarts"]?.intValue ?? 0) restart(s) after crashes")
+        }
         for job in jobs {
             print("  \(job["id"]?.stringValue ?? "")  \(job["state"]?.stringValue ?? "")  \(job["created"]?.stringValue ?? "")"
                   + (job["template"]?.stringValue.map { "  \(t($0))" } ?? ""))
