@@ -124,31 +124,8 @@ public enum CannyEdges {
 
     /// A separable Gaussian blur over ±⌈3σ⌉ pixels, replicated borders.
     static func gaussianBlur(_ plane: [Float], width w: Int, height h: Int, sigma: Float) -> [Float] {
-        let radius = max(1, Int((3 * sigma).rounded(.up)))
-        var kernel = (-radius...radius).map { exp(-Float($0 * $0) / (2 * sigma * sigma)) }
-        let total = kernel.reduce(0, +)
-        kernel = kernel.map { $0 / total }
-        var horizontal = [Float](repeating: 0, count: w * h)
-        for y in 0..<h {
-            for x in 0..<w {
-                var sum: Float = 0
-                for (k, weight) in kernel.enumerated() {
-                    sum += weight * plane[y * w + min(max(x + k - radius, 0), w - 1)]
-                }
-                horizontal[y * w + x] = sum
-            }
-        }
-        var out = [Float](repeating: 0, count: w * h)
-        for y in 0..<h {
-            for x in 0..<w {
-                var sum: Float = 0
-                for (k, weight) in kernel.enumerated() {
-                    sum += weight * horizontal[min(max(y + k - radius, 0), h - 1) * w + x]
-                }
-                out[y * w + x] = sum
-            }
-        }
-        return out
+        GaussianBlur.apply(plane, width: w, height: h, sigma: Double(sigma), radius: max(1, Int((3 * sigma).rounded(.up))),
+                           border: .replicate)
     }
 }
 

@@ -84,35 +84,9 @@ extension Mask {
     /// `reflect`), clamped to [0, 1]: a feathered edge.
     public func blurred(sigma: Double) -> Mask {
         guard sigma > 0 else { return self }
-        let radius = Int(4 * sigma + 0.5)
-        var kernel = (-radius...radius).map { exp(-0.5 * Double($0 * $0) / (sigma * sigma)) }
-        let total = kernel.reduce(0, +)
-        kernel = kernel.map { $0 / total }
-        func mirror(_ i: Int, _ n: Int) -> Int {
-            // Half-sample symmetric, repeated: d c b a | a b c d | d c b a.
-            let period = 2 * n
-            var j = i % period
-            if j < 0 { j += period }
-            return j < n ? j : period - 1 - j
-        }
-        var rows = [Float](repeating: 0, count: values.count)
-        for y in 0..<height {
-            for x in 0..<width {
-                var sum = 0.0
-                for (k, weight) in kernel.enumerated() { sum += weight * Double(values[y * width + mirror(x + k - radius, width)]) }
-                rows[y * width + x] = Float(sum)
-            }
-        }
-        var out = [Float](repeating: 0, count: values.count)
-        for y in 0..<height {
-            for x in 0..<width {
-                var sum = 0.0
-                for (k, weight) in kernel.enumerated() { sum += weight * Double(rows[mirror(y + k - radius, height) * width + x]) }
-                out[y * width + x] = Float(min(max(sum, 0), 1))
-            }
-        }
         var result = self
-        result.values = out
+        result.values = GaussianBlur.apply(values, width: width, height: height, sigma: sigma, radius: Int(4 * sigma + 0.5),
+                                           border: .mirror).map { min(max($0, 0), 1) }
         return result
     }
 
