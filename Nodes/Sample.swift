@@ -85,26 +85,16 @@ struct Sample: Node, DefaultConstructible {
                 let latent = try blended(unet: unet, adapters: adapters, added: added, conditioning: conditioning, noise: noise,
                                          source: source, mask: mask, steps: steps, cfg: cfg, seed: seed, report: report)
                 return ["latent": .object(LatentPayload(latent), type: .latent)]
-            case (nil, nil):
+            case let (source, nil):
+                // Text to image, or image to image from the source at `strength`.
+                let firstStep = source == nil ? 0 : try DenoiseStrength.firstStep(steps: steps, strength: try inputs.float("strength"))
                 var scheduler = kind.scheduler(unet.schedule, steps: steps, eta: eta)
                 let shape = noise.shape
                 let stepNoise: ((Int) -> Tensor)? = eta > 0
                     ? { i in SeededNoise.step(seed: seed, stream: SeededNoise.etaStream, step: i, shape: shape) }
                     : nil
                 let latent = try sample(&scheduler, unet: unet, adapters: adapters, added: added, conditioning: conditioning, noise: noise,
-                                        cfg: cfg, stepNoise: stepNoise, report: report)
-                return ["latent": .object(LatentPayload(latent), type: .latent)]
-            case let (source?, nil):
-                let firstStep = try DenoiseStrength.firstStep(steps: steps, strength: try inputs.float("strength"))
-                var scheduler = kind.scheduler(unet.schedule, steps: steps, eta: eta)
-                let shape = noise.shape
-                let stepNoise: ((Int) -> Tensor)? = eta > 0
-                    ? { i in SeededNoise.step(seed: seed, stream: SeededNoise.etaStream, step: i, shape: shape) }
-                    : nil
-                let sampler = GuidedSampler(unet: unet.unet, guidanceScale: cfg, adapters: adapters, added: added)
-                let latent = try sampler.run(scheduler: &scheduler, noise: noise, positive: conditioning.positive,
-                                             negative: conditioning.negative, source: source, firstStep: firstStep,
-                                             stepNoise: stepNoise, progress: { report($0.step, $0.total) })
+                                        source: source, firstStep: firstStep, cfg: cfg, stepNoise: stepNoise, report: report)
                 return ["latent": .object(LatentPayload(latent), type: .latent)]
             default:
                 throw NodeError("a mask needs a 'source' to inpaint; none was given")
@@ -115,11 +105,12 @@ struct Sample: Node, DefaultConstructible {
     }
 
     private func sample(_ scheduler: inout some Scheduler, unet: UNetPayload, adapters: AdapterStack?,
-                        added: PromptPair<AddedConditioning>?, conditioning: ConditioningPayload, noise: Tensor, cfg: Float, stepNoise: ((Int) -> Tensor)?,
+                        added: PromptPair<AddedConditioning>?, conditioning: ConditioningPayload, noise: Tensor,
+                        source: Tensor?, firstStep: Int, cfg: Float, stepNoise: ((Int) -> Tensor)?,
                         report: @escaping (Int, Int) -> Bool) throws -> Tensor {
         let sampler = GuidedSampler(unet: unet.unet, guidanceScale: cfg, adapters: adapters, added: added)
         return try sampler.run(scheduler: &scheduler, noise: noise, positive: conditioning.positive,
-                               negative: conditioning.negative, stepNoise: stepNoise,
+                               negative: conditioning.negative, source: source, firstStep: firstStep, stepNoise: stepNoise,
                                progress: { report($0.step, $0.total) })
     }
 

@@ -18,23 +18,17 @@ final class Img2ImgParityTests: XCTestCase {
         for (name, steps, strength) in [("ddim_5_0p6", 5, 0.6), ("euler_4_0p5", 4, 0.5), ("dpmpp_5_0p7", 5, 0.7), ("ddim_4_1p0", 4, 1.0)] {
             let first = try DenoiseStrength.firstStep(steps: steps, strength: strength)
             let noise = try tensor("\(name).noise")
+            func run(_ scheduler: some Scheduler) throws -> Tensor {
+                var scheduler = scheduler
+                XCTAssertEqual(Array(scheduler.timesteps[first...]), try reference.floats("\(name).timesteps"), "\(name): the steps that run")
+                return try sampler.run(scheduler: &scheduler, noise: noise, positive: positive, negative: negative,
+                                       source: source, firstStep: first)
+            }
             let latents: Tensor
             switch name.prefix(while: { $0 != "_" }) {
-            case "ddim":
-                var scheduler = DDIMScheduler(config: model.schedule, steps: steps)
-                XCTAssertEqual(Array(scheduler.timesteps[first...]), try reference.floats("\(name).timesteps"), "\(name): the steps that run")
-                latents = try sampler.run(scheduler: &scheduler, noise: noise, positive: positive, negative: negative,
-                                          source: source, firstStep: first)
-            case "euler":
-                var scheduler = EulerScheduler(config: model.schedule, steps: steps)
-                XCTAssertEqual(Array(scheduler.timesteps[first...]), try reference.floats("\(name).timesteps"), "\(name): the steps that run")
-                latents = try sampler.run(scheduler: &scheduler, noise: noise, positive: positive, negative: negative,
-                                          source: source, firstStep: first)
-            default:
-                var scheduler = DPMSolverScheduler(config: model.schedule, steps: steps)
-                XCTAssertEqual(Array(scheduler.timesteps[first...]), try reference.floats("\(name).timesteps"), "\(name): the steps that run")
-                latents = try sampler.run(scheduler: &scheduler, noise: noise, positive: positive, negative: negative,
-                                          source: source, firstStep: first)
+            case "ddim": latents = try run(DDIMScheduler(config: model.schedule, steps: steps))
+            case "euler": latents = try run(EulerScheduler(config: model.schedule, steps: steps))
+            default: latents = try run(DPMSolverScheduler(config: model.schedule, steps: steps))
             }
             assertClose(latents, try tensor("\(name).latents_out"), tolerance: 1e-3, "\(name): final latents")
         }
