@@ -904,7 +904,7 @@ public final class Daemon: @unchecked Sendable {
                               + shown.map { String($0.description.prefix(500)) }.joined(separator: "; "),
                               details: .array(shown.map(\.json)))
         }
-        let saved = try storeCall { try store.saveTemplate(name: name, text: text, sha256: Digest.sha256Hex(Data(text.utf8)), client: caller.name) }
+        let saved = try storeCall { try store.saveTemplate(name: name, text: text, client: caller.name) }
         logger.notice("template saved", metadata: ["template": "\(name)", "version": "\(saved.version)", "client": "\(caller.name)"])
         return (["template": saved.json], [])
     }

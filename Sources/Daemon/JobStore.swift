@@ -293,8 +293,9 @@ public final class JobStore: Sendable {
     }
 
     /// Saves `text` as the next version of template `name`; returns it.
-    public func saveTemplate(name: String, text: String, sha256: String, client: String, now: Date = Date()) throws -> TemplateVersion {
-        try database.write { db in
+    public func saveTemplate(name: String, text: String, client: String, now: Date = Date()) throws -> TemplateVersion {
+        let sha256 = Digest.sha256Hex(Data(text.utf8))
+        return try database.write { db in
             let last = try Int.fetchOne(db, sql: "SELECT MAX(version) FROM template WHERE name = ?", arguments: [name]) ?? 0
             try db.execute(sql: "INSERT INTO template (name, version, text, sha256, client, created) VALUES (?, ?, ?, ?, ?, ?)",
                            arguments: [name, last + 1, text, sha256, client, now.timeIntervalSince1970])
