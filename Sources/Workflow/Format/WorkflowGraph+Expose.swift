@@ -22,10 +22,8 @@ extension WorkflowGraph {
             let parts = requested.split(separator: ".", maxSplits: 1).map(String.init)
             let (nodeFilter, param) = parts.count == 2 ? (Optional(parts[0]), parts[1]) : (nil, requested)
             let candidates = nodes.values.filter { entry in
-                (nodeFilter == nil || entry.id == nodeFilter) && {
-                    if case .literal = entry.params[param]?.source { return true }
-                    return false
-                }()
+                guard nodeFilter == nil || entry.id == nodeFilter, case .literal? = entry.params[param]?.source else { return false }
+                return true
             }.sorted { $0.id < $1.id }
             guard let node = candidates.first else {
                 throw ExposeError(description: "'\(requested)' is neither a template input nor a literal parameter of any node "
@@ -36,7 +34,7 @@ extension WorkflowGraph {
                                   + candidates.map { "\($0.id).\(param)" }.joined(separator: " or "))
             }
             let name = nodeFilter == nil ? param : "\(node.id)_\(param)"
-            guard graph.inputs[name] == nil, !names.contains(where: { $0 == name && $0 != requested }) else {
+            guard graph.inputs[name] == nil else {
                 throw ExposeError(description: "an input named '\(name)' already exists: expose '\(requested)' as node.param instead")
             }
             guard case let .literal(value)? = node.params[param]?.source,
