@@ -44,7 +44,8 @@ struct SaveImage: Node, DefaultConstructible {
         var entries: [PNGTextEntry] = []
         var parameters = record.parameters
         if !record.workflowJSON.isEmpty {
-            let (graph, problems) = Validator(registry: .standard).validate(record.workflowJSON, file: "<record>")
+            // Parsed, not validated: template nodes are checked where the run resolved them.
+            let (graph, problems) = WorkflowParser.parse(record.workflowJSON, file: "<record>")
             if problems.isEmpty {
                 let absolute = absolutePaths(graph, parameters: &parameters, base: context.workflowDirectory)
                 let saved = absolute.withDefaults(parameters)

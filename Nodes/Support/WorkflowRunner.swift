@@ -48,6 +48,9 @@ public struct TemplateLibrary: Sendable {
         return nil
     }
 
+    /// Its folder as a template source (nil without one).
+    public var source: TemplateFolder? { directory.map(TemplateFolder.init) }
+
     /// Every template file, sorted by name.
     public var templates: [URL] {
         guard let directory, let items = try? FileManager.default.contentsOfDirectory(
@@ -63,15 +66,28 @@ public struct TemplateLibrary: Sendable {
 public final class WorkflowRunner: Sendable {
     public let registry: NodeRegistry
     public let executor: Executor
+    /// Where template nodes find templates; nil: the folder of the file
+    /// being validated (a workflow nests the templates beside it).
+    public let templates: (any TemplateSource)?
 
-    public init(registry: NodeRegistry = .standard, executor: Executor = Executor()) {
+    public init(registry: NodeRegistry = .standard, executor: Executor = Executor(), templates: (any TemplateSource)? = nil) {
         self.registry = registry
         self.executor = executor
+        self.templates = templates
     }
 
     /// Reads and validates `file`; diagnostics name it as `displayName`.
     public func validate(_ file: URL, displayName: String? = nil) throws(ValidationFailure) -> ValidatedWorkflow {
-        try ValidatedWorkflow(contentsOf: file, file: displayName ?? file.path, registry: registry)
+        try ValidatedWorkflow(contentsOf: file, file: displayName ?? file.path, registry: registry,
+                              templates: templates(for: file))
+    }
+
+    /// The template source for workflows read from `file`: the runner's,
+    /// after the templates beside the file.
+    public func templates(for file: URL) -> any TemplateSource {
+        let beside = TemplateFolder(file.deletingLastPathComponent())
+        guard let templates else { return beside }
+        return LayeredTemplates([beside, templates])
     }
 
     /// Binds and runs `workflow` (read from `file`).

@@ -160,7 +160,7 @@ final class BrokenWorkflowTests: XCTestCase {
         ],
         "45-invalid-names.yaml": [
             "3:3: error: template input 'my input': not a valid name (letters, digits, '_' and '-', not starting with a digit)",
-            "5:3: error: node '1st': not a valid node id (letters, digits, '_' and '-', not starting with a digit)",
+            "5:3: error: node '1st': not a valid node id (letters, digits, '_' and '-', not starting with a digit; '/' joins such names)",
             "8:3: error: output 'the result': not a valid name (letters, digits, '_' and '-', not starting with a digit)",
         ],
         "46-node-version-mismatch.yaml": [
@@ -175,6 +175,9 @@ final class BrokenWorkflowTests: XCTestCase {
         ],
         "49-non-finite.yaml": [
             "4:73: error: node 'paint' port 'strength': expected a finite number, found .inf",
+        ],
+        "56-unknown-template.yaml": [
+            "4:17: error: node 'small': no template 'resise'; did you mean 'resize'? (templates: resize)",
         ],
         "50-many-problems.yaml": [
             "4:3: error: template input 'prompt': declared but no node uses '$prompt'",
@@ -381,6 +384,10 @@ final class BrokenWorkflowTests: XCTestCase {
         try assertDiagnostics("50-many-problems.yaml")
     }
 
+    func testAnUnknownTemplateIsNamedWithASuggestion() throws {
+        try assertDiagnostics("56-unknown-template.yaml")
+    }
+
     /// Every file in Broken/ is checked by one of the tests above, and every
     /// error class has at least one broken workflow.
     func testEveryBrokenFileIsCheckedAndEveryClassCovered() throws {
@@ -389,7 +396,8 @@ final class BrokenWorkflowTests: XCTestCase {
         var codes = Set<Diagnostic.Code>()
         for name in Fixtures.brokenFiles {
             let text = try String(contentsOf: Fixtures.brokenFolder.appendingPathComponent(name), encoding: .utf8)
-            codes.formUnion(Validator(registry: TestNodes.registry()).validate(text, file: name).diagnostics.map(\.code))
+            codes.formUnion(Validator(registry: TestNodes.registry(), templates: Fixtures.templates)
+                .validate(text, file: name).diagnostics.map(\.code))
         }
         // An unreadable file is a reading error, tested in ValidationAPITests.
         XCTAssertEqual(Set(Diagnostic.Code.allCases).subtracting(codes), [.unreadableFile])

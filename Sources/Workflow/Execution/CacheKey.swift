@@ -4,8 +4,8 @@ import Foundation
 /// A node's cache key: SHA-256 over its type, its type's version, and for
 /// each declared input (by name) what it is given: a scalar's value, an
 /// upstream node's key and output port, an object template input's
-/// fingerprint, or nothing; plus the fingerprint of every file or folder a
-/// `readsFile` parameter names. Because upstream keys go in instead of
+/// fingerprint, or nothing; for a `readsFile` parameter, the resolved path
+/// and fingerprint of the file or folder it names instead of its spelling. Because upstream keys go in instead of
 /// upstream values, a key is known before anything runs, and a change
 /// anywhere upstream changes every key below it.
 struct CacheKeyBuilder {
@@ -34,6 +34,16 @@ struct CacheKeyBuilder {
         for spec in description.inputs.sorted(by: { $0.name < $1.name }) {
             let binding = entry.inputs[spec.name] ?? entry.params[spec.name]
             text += "\(spec.name) = "
+            // A file is keyed by where it resolves and what it holds, not by
+            // how the path is spelt (relative in a template, absolute nested).
+            if spec.readsFile, let path = try pathValue(of: spec, in: entry) {
+                let url = try paths.resolveForReading(path)
+                let print = try files[url.path] ?? FileFingerprint.of(url)
+                files[url.path] = print
+                fileBytes[id, default: 0] += print.size
+                text += "file \(url.path) \(print)\n"
+                continue
+            }
             switch binding?.source {
             case let .edge(reference)?:
                 text += "edge \(keys[reference.node]!) \(reference.port)\n"
@@ -50,13 +60,6 @@ struct CacheKeyBuilder {
                 text += "value \(converted.json.compact)\n"
             case nil:
                 text += spec.defaultValue.flatMap(Literal.init).map { "value \($0.json.compact)\n" } ?? "absent\n"
-            }
-            if spec.readsFile, let path = try pathValue(of: spec, in: entry) {
-                let url = try paths.resolveForReading(path)
-                let print = try files[url.path] ?? FileFingerprint.of(url)
-                files[url.path] = print
-                fileBytes[id, default: 0] += print.size
-                text += "  file \(url.path) \(print)\n"
             }
         }
         let key = Digest.sha256Hex(Data(text.utf8))

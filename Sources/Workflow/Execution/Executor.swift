@@ -34,6 +34,14 @@ public final class Executor: Sendable {
         let keys = keyBuilder.keys
         var record = runRecord(workflow, files: keyBuilder.files)
         record.annotations = annotations
+        if !workflow.workflow.templates.isEmpty {
+            // Which templates the template nodes ran (pilot:nested-templates in a PNG).
+            record.annotations["nested-templates"] = JSONValue.array(workflow.workflow.templates.map { text in
+                var object: [String: JSONValue] = ["name": .string(text.name), "sha256": .string(text.sha256)]
+                if let version = text.version { object["version"] = .int(version) }
+                return .object(object)
+            }).compact
+        }
         let written = OutputAllowance(maxPixels: paths.maxOutputPixels)
 
         // Walk back from the outputs: what is cached, what must run.

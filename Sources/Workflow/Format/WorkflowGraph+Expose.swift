@@ -33,7 +33,8 @@ extension WorkflowGraph {
                 throw ExposeError(description: "'\(requested)' is a parameter of several nodes: name one as "
                                   + candidates.map { "\($0.id).\(param)" }.joined(separator: " or "))
             }
-            let name = nodeFilter == nil ? param : "\(node.id)_\(param)"
+            // An expanded template node's id (`fill/pilot`) is not an input name: `fill_pilot_steps`.
+            let name = nodeFilter == nil ? param : "\(node.id.replacingOccurrences(of: "/", with: "_"))_\(param)"
             guard graph.inputs[name] == nil else {
                 throw ExposeError(description: "an input named '\(name)' already exists: expose '\(requested)' as node.param instead")
             }

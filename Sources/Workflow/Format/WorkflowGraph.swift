@@ -145,7 +145,7 @@ public struct PortReference: Hashable, Sendable, CustomStringConvertible {
     /// Reads `node.port`; nil unless both halves are identifiers.
     public init?(_ text: String) {
         let parts = text.split(separator: ".", omittingEmptySubsequences: false)
-        guard parts.count == 2, Identifier.isValid(String(parts[0])), Identifier.isValid(String(parts[1]))
+        guard parts.count == 2, Identifier.isValidNodeID(String(parts[0])), Identifier.isValid(String(parts[1]))
         else { return nil }
         self.init(node: String(parts[0]), port: String(parts[1]))
     }

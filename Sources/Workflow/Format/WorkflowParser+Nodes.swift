@@ -9,9 +9,9 @@ extension GraphReader {
             (.duplicateNodeID, "duplicate node id (first defined at \(first))")
         }
         for (id, keyLocation, body) in entries(of: nodes, duplicate: duplicate) {
-            guard Identifier.isValid(id) else {
+            guard Identifier.isValidNodeID(id) else {
                 error(.invalidName, at: keyLocation, node: id,
-                      "not a valid node id (letters, digits, '_' and '-', not starting with a digit)")
+                      "not a valid node id (letters, digits, '_' and '-', not starting with a digit; '/' joins such names)")
                 continue
             }
             var entry = readNode(id, body, at: keyLocation)

@@ -70,6 +70,12 @@ public struct NodeDescription: Sendable {
 /// Names of nodes, ports, parameters and outputs: a letter or `_`, then
 /// letters, digits, `_` or `-`.
 enum Identifier {
+    /// A node id: identifiers joined by `/` (an expanded template node's
+    /// nodes are `node/inner`, and a recorded run keeps those ids).
+    static func isValidNodeID(_ text: String) -> Bool {
+        text.split(separator: "/", omittingEmptySubsequences: false).allSatisfy { isValid(String($0)) }
+    }
+
     static func isValid(_ text: String) -> Bool {
         guard let first = text.unicodeScalars.first, first == "_" || first.properties.isAlphabetic && first.isASCII
         else { return false }

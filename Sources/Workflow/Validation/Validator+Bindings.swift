@@ -6,6 +6,8 @@ extension GraphCheck {
             if let problem = LiteralCheck.problem(with: literal.value, for: spec) {
                 report(problem.code, at: binding.location, node: entry.id, port: spec.name, problem.text,
                        expected: problem.expected, found: problem.found)
+            } else if entry.templateName != nil {
+                checkTemplateValue(literal.value, port: spec.name, of: entry, at: binding.location)
             }
         case let .parameter(name):
             checkParameter(name, at: binding.location, for: spec, of: entry)
@@ -43,6 +45,12 @@ extension GraphCheck {
                        problem.text + " (from template input '$\(name)')",
                        expected: problem.expected, found: problem.found)
                 return
+            }
+            if entry.templateName != nil {
+                let before = diagnostics.count
+                checkTemplateValue(candidate.value, port: spec.name, of: entry, at: location,
+                                   note: " (from template input '$\(name)')")
+                if diagnostics.count > before { return }
             }
         }
     }

@@ -1,29 +1,55 @@
 /// Checks a parsed workflow against the node catalog and reports every
 /// problem at once: nothing runs until the list is empty.
+///
+/// With a ``TemplateSource``, a node may be a template (`type:
+/// template:NAME`, `version:` pinning a saved version): the template is
+/// checked on its own, then the node against its typed inputs and outputs.
 public struct Validator: Sendable {
     public let registry: NodeRegistry
+    public let templates: (any TemplateSource)?
 
-    public init(registry: NodeRegistry) {
+    public init(registry: NodeRegistry, templates: (any TemplateSource)? = nil) {
         self.registry = registry
+        self.templates = templates
     }
 
     /// Parses and checks `text`; the diagnostics of both, in source order.
-    public func validate(_ text: String, file: String = "<workflow>") -> (graph: WorkflowGraph, diagnostics: [Diagnostic]) {
+    /// `templateName`: the text is (to be) template NAME, so a template node
+    /// naming it is a cycle.
+    public func validate(_ text: String, file: String = "<workflow>",
+                         templateName: String? = nil) -> (graph: WorkflowGraph, diagnostics: [Diagnostic]) {
+        let (graph, diagnostics, _) = check(text, file: file, templateName: templateName)
+        return (graph, diagnostics)
+    }
+
+    /// The semantic problems of `graph`, in source order.
+    public func validate(_ graph: WorkflowGraph, templateName: String? = nil) -> [Diagnostic] {
+        check(graph, templateName: templateName).diagnostics
+    }
+
+    func check(_ text: String, file: String, templateName: String?) -> (WorkflowGraph, [Diagnostic], GraphCheck?) {
         let (graph, parseProblems) = WorkflowParser.parse(text, file: file)
-        if parseProblems.contains(where: { $0.code == .yamlSyntax || $0.code == .limitExceeded }) { return (graph, parseProblems) }
-        var problems = validate(graph)
+        if parseProblems.contains(where: { $0.code == .yamlSyntax || $0.code == .limitExceeded }) { return (graph, parseProblems, nil) }
+        let check = check(graph, templateName: templateName)
+        return (graph, Self.merge(parseProblems, check.diagnostics), check)
+    }
+
+    func check(_ graph: WorkflowGraph, templateName: String?) -> GraphCheck {
+        let resolution = templates.map { TemplateResolution(source: $0, chain: templateName.map { [$0] } ?? []) }
+        var check = GraphCheck(graph: graph, registry: registry, templates: resolution)
+        check.run()
+        check.diagnostics = check.diagnostics.sortedBySource()
+        return check
+    }
+
+    /// Parse problems and semantic ones, in source order.
+    static func merge(_ parseProblems: [Diagnostic], _ semantic: [Diagnostic]) -> [Diagnostic] {
+        var problems = semantic
         if !parseProblems.isEmpty {
             // A part that could not be read explains an empty workflow better.
             problems.removeAll { $0.code == .nothingToRun }
         }
-        return (graph, (parseProblems + problems).sortedBySource())
-    }
-
-    /// The semantic problems of `graph`, in source order.
-    public func validate(_ graph: WorkflowGraph) -> [Diagnostic] {
-        var check = GraphCheck(graph: graph, registry: registry)
-        check.run()
-        return check.diagnostics.sortedBySource()
+        return (parseProblems + problems).sortedBySource()
     }
 }
 
@@ -34,10 +60,15 @@ struct GraphCheck {
     var diagnostics: [Diagnostic] = []
     /// Template inputs some node uses.
     var usedParameters: Set<String> = []
+    /// Where template nodes look their templates up; nil: nowhere.
+    let templates: TemplateResolution?
+    /// Template nodes whose template checked out, by node id.
+    var resolved: [String: ResolvedTemplate] = [:]
 
-    init(graph: WorkflowGraph, registry: NodeRegistry) {
+    init(graph: WorkflowGraph, registry: NodeRegistry, templates: TemplateResolution? = nil) {
         self.graph = graph
         self.registry = registry
+        self.templates = templates
     }
 
     mutating func report(_ code: Diagnostic.Code, at location: SourceLocation, node: String? = nil,
@@ -50,6 +81,7 @@ struct GraphCheck {
 
     mutating func run() {
         checkTemplateInputs()
+        resolveTemplateNodes()
         for id in graph.nodes.keys.sorted() {
             checkNode(graph.nodes[id]!)
         }
@@ -61,11 +93,22 @@ struct GraphCheck {
     /// The declaration of a node's type, when the node is readable and the type known.
     func description(ofNode id: String) -> NodeDescription? {
         guard let entry = graph.nodes[id], !entry.unreadable.contains("type") else { return nil }
+        if entry.templateName != nil { return resolved[id]?.description }
         return registry.description(of: entry.type)
     }
 
     private mutating func checkNode(_ entry: NodeEntry) {
+        // What it passes on counts as used even when its type is unusable
+        // (reported once, there), so no "unused" noise follows.
+        for binding in Array(entry.inputs.values) + Array(entry.params.values) {
+            if case let .parameter(name) = binding.source { usedParameters.insert(name) }
+        }
         guard !entry.unreadable.contains("type") else { return }
+        if entry.templateName != nil {
+            // Its own problems were reported when it was resolved.
+            guard let template = resolved[entry.id] else { return }
+            return checkPorts(of: entry, template.description)
+        }
         guard let description = registry.description(of: entry.type) else {
             report(.unknownNodeType, at: entry.typeLocation, node: entry.id,
                    "unknown node type '\(entry.type)'" + Suggestion.didYouMean(entry.type, among: registry.typeNames),
@@ -77,6 +120,11 @@ struct GraphCheck {
                    "written for \(entry.type) version \(version), this program has version \(description.version); remove 'version:' to accept it",
                    expected: "version \(description.version)", found: "version \(version)")
         }
+        checkPorts(of: entry, description)
+    }
+
+    /// What each port is given, and that every required one is.
+    private mutating func checkPorts(of entry: NodeEntry, _ description: NodeDescription) {
         for (port, binding) in entry.inputs {
             checkGiven(port, binding, underParams: false, of: entry, description)
         }

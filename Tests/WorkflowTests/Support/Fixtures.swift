@@ -16,8 +16,12 @@ enum Fixtures {
     /// The diagnostics of broken workflow `name`, rendered.
     static func diagnostics(ofBroken name: String, registry: NodeRegistry = TestNodes.registry()) throws -> [String] {
         let text = try String(contentsOf: brokenFolder.appendingPathComponent(name), encoding: .utf8)
-        return Validator(registry: registry).validate(text, file: name).diagnostics.map(\.description)
+        return Validator(registry: registry, templates: templates).validate(text, file: name).diagnostics.map(\.description)
     }
+
+    /// The templates broken workflows' template nodes may find: one, `resize`.
+    static let templates = TemplateSnapshot([TemplateText(name: "resize", version: 1, file: "resize.yaml",
+                                                          text: "version: 1\nnodes: {}\n")])
 
     /// A validated workflow from YAML, failing the test with every problem otherwise.
     static func workflow(_ yaml: String, registry: NodeRegistry, file: StaticString = #filePath,
