@@ -494,7 +494,8 @@ public final class Daemon: @unchecked Sendable {
         let displayName = template.map { "template \($0)" } ?? "workflow"
         let validated: ValidatedWorkflow
         do {
-            validated = try ValidatedWorkflow(parsing: text, file: displayName, registry: runner.registry)
+            validated = try ValidatedWorkflow(parsing: text, file: displayName, registry: runner.registry,
+                                              templates: templateSource, templateName: template)
         } catch {
             // Bounded: a small workflow can produce very many diagnostics.
             let shown = error.diagnostics.prefix(Self.maxDiagnosticsInReply)
@@ -560,9 +561,11 @@ public final class Daemon: @unchecked Sendable {
 
         // Bind now, so bad parameters are refused before the job exists.
         let id = UUID().uuidString.lowercased()
+        let nestedTemplates = validated.templates.isEmpty ? nil : validated.templateSnapshot.json
         let job = JobRecord(id: id, sequence: 0, idempotencyKey: key, state: .queued, priority: priority, template: template,
                             templateFile: templateFile?.path, workflow: text, parameters: parameters,
-                            inputs: .object(storedInputs), client: client, created: Date(), attempts: 0)
+                            inputs: .object(storedInputs), client: client, created: Date(), attempts: 0,
+                            nestedTemplates: nestedTemplates)
         do {
             let prepared = try JobPreparation.prepare(job, paths: paths, blobs: blobs, registry: runner.registry,
                                                       validated: validated)
@@ -588,7 +591,7 @@ public final class Daemon: @unchecked Sendable {
         let insertion = try storeCall {
             try store.insert(id: id, idempotencyKey: key, priority: priority, template: template, templateFile: templateFile?.path,
                              workflow: text, parameters: parameters, inputs: .object(storedInputs), client: client,
-                             owner: caller.name, templateVersion: templateVersion)
+                             owner: caller.name, templateVersion: templateVersion, nestedTemplates: nestedTemplates)
         }
         switch insertion {
         case let .duplicate(existing):
@@ -840,6 +843,11 @@ public final class Daemon: @unchecked Sendable {
 
     // MARK: templates
 
+    /// Where template nodes find templates: saved ones, then the template folders.
+    private var templateSource: DaemonTemplates {
+        DaemonTemplates(store: store, folders: configuration.templateDirectories.map(TemplateFolder.init))
+    }
+
     private func templates() -> [(name: String, url: URL)] {
         var seen = Set<String>(), found: [(String, URL)] = []
         for directory in configuration.templateDirectories {
@@ -857,9 +865,7 @@ public final class Daemon: @unchecked Sendable {
     }
 
     /// Template names: 1–100 letters, digits, `_`, `.`, `-`, not starting with a dot.
-    static func isTemplateName(_ name: String) -> Bool {
-        name.range(of: "^[A-Za-z0-9_.-]{1,100}$", options: .regularExpression) != nil && !name.hasPrefix(".")
-    }
+    static func isTemplateName(_ name: String) -> Bool { TemplateFolder.isValidName(name) }
 
     /// File templates and saved ones; a saved template shadows a file of the same name, and says so.
     private func listTemplates() throws(DaemonError) -> Reply {
@@ -882,7 +888,8 @@ public final class Daemon: @unchecked Sendable {
     /// A saved version's summary: name, inputs, version, hash, who saved it.
     private func summary(of version: JobStore.TemplateVersion) -> [String: JSONValue] {
         var object: [String: JSONValue] = ["name": .string(version.name), "valid": .bool(false)]
-        if let workflow = try? ValidatedWorkflow(parsing: version.text, file: "template \(version.name)", registry: runner.registry) {
+        if let workflow = try? ValidatedWorkflow(parsing: version.text, file: "template \(version.name)", registry: runner.registry,
+                                                 templates: templateSource, templateName: version.name) {
             object = Self.describe(version.name, workflow)
         }
         object["source"] = .string("saved")
@@ -897,7 +904,8 @@ public final class Daemon: @unchecked Sendable {
         }
         guard let text = content["text"]?.stringValue else { throw DaemonError(.invalidRequest, "expected 'text': the template's YAML") }
         do {
-            _ = try ValidatedWorkflow(parsing: text, file: "template \(name)", registry: runner.registry)
+            _ = try ValidatedWorkflow(parsing: text, file: "template \(name)", registry: runner.registry,
+                                      templates: templateSource, templateName: name)
         } catch {
             let shown = error.diagnostics.prefix(Self.maxDiagnosticsInReply)
             throw DaemonError(.invalidWorkflow, "template '\(name)' is not saved: \(error.diagnostics.count) problem(s): "
@@ -938,7 +946,7 @@ public final class Daemon: @unchecked Sendable {
     }
 
     private func templateSummary(_ name: String, _ url: URL) -> JSONValue {
-        guard let workflow = try? runner.validate(url) else {
+        guard let workflow = try? ValidatedWorkflow(contentsOf: url, registry: runner.registry, templates: templateSource) else {
             return .object(["name": .string(name), "valid": .bool(false)])
         }
         return .object(Self.describe(name, workflow))

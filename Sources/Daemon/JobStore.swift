@@ -42,6 +42,10 @@ public struct JobRecord: Sendable, Equatable {
     /// The saved template's version and the SHA-256 of its text, when it ran one from the store.
     public var templateVersion: Int?
     public var templateSHA256: String?
+    /// The templates its template nodes resolved to at submission, texts
+    /// included (a ``TemplateSnapshot``'s JSON): it runs these, whatever is
+    /// saved or edited later. Nil when it has no template nodes.
+    public var nestedTemplates: JSONValue?
 
     public var json: JSONValue {
         var object: [String: JSONValue] = [
@@ -52,6 +56,12 @@ public struct JobRecord: Sendable, Equatable {
         if let template { object["template"] = .string(template) }
         if let templateVersion { object["template_version"] = .int(templateVersion) }
         if let templateSHA256 { object["template_sha256"] = .string(templateSHA256) }
+        if case let .array(nested)? = nestedTemplates {
+            // Which templates, not their texts (`template` with a version shows one).
+            object["nested_templates"] = .array(nested.map { item in
+                .object((item.objectValue ?? [:]).filter { ["name", "version", "sha256"].contains($0.key) })
+            })
+        }
         if let idempotencyKey { object["idempotency_key"] = .string(idempotencyKey) }
         if let client { object["client"] = .string(client) }
         object["owner"] = .string(owner)
@@ -232,6 +242,9 @@ public final class JobStore: Sendable {
                 ALTER TABLE job ADD COLUMN template_sha256 TEXT;
                 """)
         }
+        migrator.registerMigration("v4: templates a job's template nodes resolved to") { db in
+            try db.execute(sql: "ALTER TABLE job ADD COLUMN nested_templates TEXT")
+        }
         return migrator
     }
 
@@ -254,7 +267,7 @@ public final class JobStore: Sendable {
     public func insert(id: String, idempotencyKey: String?, priority: Int, template: String?, templateFile: String?,
                        workflow: String, parameters: JSONValue, inputs: JSONValue, client: String?,
                        owner: String = ClientRecord.ownerName, templateVersion: (number: Int, sha256: String)? = nil,
-                       now: Date = Date()) throws -> Insertion {
+                       nestedTemplates: JSONValue? = nil, now: Date = Date()) throws -> Insertion {
         try database.write { db in
             if let idempotencyKey,
                let row = try Row.fetchOne(db, sql: "SELECT * FROM job WHERE owner = ? AND idempotency_key = ?",
@@ -263,10 +276,11 @@ public final class JobStore: Sendable {
             }
             try db.execute(sql: """
                 INSERT INTO job (id, owner, idempotency_key, state, priority, template, template_file, workflow, parameters,
-                                 inputs, client, created, template_version, template_sha256)
-                VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                 inputs, client, created, template_version, template_sha256, nested_templates)
+                VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """, arguments: [id, owner, idempotencyKey, priority, template, templateFile, workflow, parameters.compact,
-                                 inputs.compact, client, now.timeIntervalSince1970, templateVersion?.number, templateVersion?.sha256])
+                                 inputs.compact, client, now.timeIntervalSince1970, templateVersion?.number, templateVersion?.sha256,
+                                 nestedTemplates?.compact])
             try Self.addTransition(db, job: id, state: "queued", time: now, note: nil)
             return .inserted(try Self.record(try Row.fetchOne(db, sql: "SELECT * FROM job WHERE id = ?", arguments: [id])!))
         }
@@ -703,7 +717,8 @@ public final class JobStore: Sendable {
             started: (row["started"] as Double?).map(Date.init(timeIntervalSince1970:)),
             finished: (row["finished"] as Double?).map(Date.init(timeIntervalSince1970:)),
             attempts: row["attempts"], error: json(row["error"]), outputs: json(row["outputs"]),
-            templateVersion: row["template_version"], templateSHA256: row["template_sha256"])
+            templateVersion: row["template_version"], templateSHA256: row["template_sha256"],
+            nestedTemplates: json(row["nested_templates"]))
     }
 }
 

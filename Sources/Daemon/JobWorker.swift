@@ -274,7 +274,10 @@ struct JobPreparation {
             workflow = validated
         } else {
             do {
-                workflow = try ValidatedWorkflow(parsing: job.workflow, file: displayName, registry: registry)
+                // The templates it was validated with at submission, not today's.
+                let templates = job.nestedTemplates.flatMap(TemplateSnapshot.init(json:)) ?? TemplateSnapshot([])
+                workflow = try ValidatedWorkflow(parsing: job.workflow, file: displayName, registry: registry,
+                                                 templates: templates, templateName: job.template)
             } catch {
                 throw DaemonError(.invalidWorkflow, "the workflow no longer validates",
                                   details: .array(error.diagnostics.map(\.json)))

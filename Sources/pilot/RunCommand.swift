@@ -73,7 +73,7 @@ struct Run: ParsableCommand {
     func run() throws {
         _ = try deviceOptions.apply(command: "run")
         let file = try templateOptions.resolve(workflow)
-        let runner = WorkflowRunner()
+        let runner = WorkflowRunner(templates: templateOptions.library.source)
         let validated: ValidatedWorkflow
         do {
             validated = try runner.validate(file, displayName: workflow.contains("/") || FileManager.default.fileExists(atPath: workflow) ? workflow : file.path)
@@ -156,7 +156,7 @@ struct Validate: ParsableCommand {
     func run() throws {
         let file = try templateOptions.resolve(workflow)
         do {
-            _ = try WorkflowRunner().validate(file, displayName: FileManager.default.fileExists(atPath: workflow) ? workflow : file.path)
+            _ = try WorkflowRunner(templates: templateOptions.library.source).validate(file, displayName: FileManager.default.fileExists(atPath: workflow) ? workflow : file.path)
             print("\(workflow): valid")
         } catch {
             report(error)
@@ -216,7 +216,7 @@ struct TemplatesList: ParsableCommand {
         print("templates in \(directory.path):")
         for url in library.templates {
             let name = url.deletingPathExtension().lastPathComponent
-            guard let workflow = try? WorkflowRunner().validate(url) else {
+            guard let workflow = try? WorkflowRunner(templates: library.source).validate(url) else {
                 print("\n\(name): (does not validate; run `pilot validate \(url.path)`)")
                 continue
             }
@@ -255,7 +255,7 @@ struct WorkflowFrom: ParsableCommand {
             text = found
         }
         if json { print(text); return }
-        let (graph, problems) = Validator(registry: .standard).validate(text, file: png)
+        let (graph, problems) = WorkflowParser.parse(text, file: png)
         guard problems.isEmpty else {
             for problem in problems { printError(problem.description) }
             throw ExitCode(1)

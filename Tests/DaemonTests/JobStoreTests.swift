@@ -83,9 +83,10 @@ final class JobStoreTests: XCTestCase {
 
     func testSchemaIsMigratedFromTheFirstVersion() throws {
         XCTAssertEqual(try store.appliedMigrations(),
-                       ["v1: jobs, transitions, blobs, model hashes", "v2: clients, job owners, secrets", "v3: saved templates"])
+                       ["v1: jobs, transitions, blobs, model hashes", "v2: clients, job owners, secrets", "v3: saved templates",
+                        "v4: templates a job's template nodes resolved to"])
         // Opening again applies nothing twice.
-        XCTAssertEqual(try JobStore(path: store.path).appliedMigrations().count, 3)
+        XCTAssertEqual(try JobStore(path: store.path).appliedMigrations().count, 4)
     }
 
     func testAVersionOneStoreKeepsItsJobsAsTheOwnersWhenMigrated() throws {
