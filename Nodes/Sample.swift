@@ -16,7 +16,9 @@ struct Sample: Node, DefaultConstructible {
             width/8 × height/8 (the size of `source` when that is given). With `source` and `mask` it does \
             blended latent diffusion (ddim only): before every step the masked-out background is replaced by \
             the source re-noised to that step, so only the white region of the mask is generated. Adapters \
-            attached to the UNet (ApplyControlNet, ApplyT2IAdapter, ApplyIPAdapter) act at every step.
+            attached to the UNet (ApplyControlNet, ApplyT2IAdapter, ApplyIPAdapter) act at every step. An \
+            inpainting checkpoint (9-channel UNet) runs on the channels InpaintConditioning attached to the \
+            conditioning, at their size.
             """,
         inputs: [
             .connection("unet", .unet, doc: "The UNet (LoadCheckpoint.unet, or an Apply* or LoadLoRA node's, carrying its adapters)."),
@@ -51,18 +53,28 @@ struct Sample: Node, DefaultConstructible {
         guard let kind = SamplerKind(rawValue: try inputs.string("scheduler")) else {
             throw NodeError("unknown scheduler")
         }
+        let config = unet.unet.config
+        if config.inChannels != config.outChannels, conditioning.inpaint == nil {
+            throw NodeError("this UNet is an inpainting checkpoint (\(config.inChannels) input channels): give Sample the "
+                            + "conditioning of an InpaintConditioning node (it adds the mask and the masked image)")
+        }
+        if config.inChannels == config.outChannels, conditioning.inpaint != nil {
+            throw NodeError("the conditioning carries inpainting channels (InpaintConditioning), but this UNet takes "
+                            + "\(config.inChannels) channels: InpaintConditioning is for inpainting checkpoints (9 channels)")
+        }
         let noise: Tensor
         if let given = try inputs.optionalObject("latent", as: LatentPayload.self)?.latent {
             noise = given
         } else if let source {
             noise = SeededNoise.latent(seed: seed, height: source.dim(2), width: source.dim(3), channels: source.dim(1))
+        } else if let inpaint = conditioning.inpaint {
+            noise = SeededNoise.latent(seed: seed, height: inpaint.dim(2), width: inpaint.dim(3), channels: config.outChannels)
         } else {
             let width = try inputs.int("width"), height = try inputs.int("height")
             guard width % 8 == 0, height % 8 == 0 else {
                 throw NodeError("width and height must be multiples of 8, found \(width)×\(height)")
             }
-            noise = SeededNoise.latent(seed: seed, height: height / 8, width: width / 8,
-                                       channels: unet.unet.config.inChannels)
+            noise = SeededNoise.latent(seed: seed, height: height / 8, width: width / 8, channels: config.outChannels)
         }
         try WorkLimit.check(node: "Sample", guidedSteps: steps, batch: 2, gradientPasses: 0,
                             height: noise.dim(2), width: noise.dim(3))
@@ -81,6 +93,9 @@ struct Sample: Node, DefaultConstructible {
                 }
                 guard kind == .ddim else {
                     throw NodeError("blended inpainting (source and mask given) runs with scheduler ddim only, found \(kind.rawValue)")
+                }
+                guard conditioning.inpaint == nil else {
+                    throw NodeError("an inpainting checkpoint takes its mask through InpaintConditioning; give Sample no mask")
                 }
                 let latent = try blended(unet: unet, adapters: adapters, added: added, conditioning: conditioning, noise: noise,
                                          source: source, mask: mask, steps: steps, cfg: cfg, seed: seed, report: report)
@@ -108,7 +123,8 @@ struct Sample: Node, DefaultConstructible {
                         added: PromptPair<AddedConditioning>?, conditioning: ConditioningPayload, noise: Tensor,
                         source: Tensor?, firstStep: Int, cfg: Float, stepNoise: ((Int) -> Tensor)?,
                         report: @escaping (Int, Int) -> Bool) throws -> Tensor {
-        let sampler = GuidedSampler(unet: unet.unet, guidanceScale: cfg, adapters: adapters, added: added)
+        var sampler = GuidedSampler(unet: unet.unet, guidanceScale: cfg, adapters: adapters, added: added)
+        sampler.inpaintChannels = conditioning.inpaint
         return try sampler.run(scheduler: &scheduler, noise: noise, positive: conditioning.positive,
                                negative: conditioning.negative, source: source, firstStep: firstStep, stepNoise: stepNoise,
                                progress: { report($0.step, $0.total) })

@@ -151,19 +151,29 @@ public final class ConditioningPayload: @unchecked Sendable, EstimatedByteSize {
     /// `[1, P]` pooled embeddings, present together or not at all.
     public let pooledPositive: Tensor?
     public let pooledNegative: Tensor?
+    /// For an inpainting checkpoint (InpaintConditioning): the mask and the
+    /// masked image's latent, `[1, 5, h, w]`, fed to the UNet beside the latent.
+    public let inpaint: Tensor?
 
     public init(positive: Tensor, negative: Tensor, wordTokens: [Int], pooledPositive: Tensor? = nil,
-                pooledNegative: Tensor? = nil) {
+                pooledNegative: Tensor? = nil, inpaint: Tensor? = nil) {
         precondition((pooledPositive == nil) == (pooledNegative == nil), "pooled embeddings come in pairs")
         self.positive = positive
         self.negative = negative
         self.wordTokens = wordTokens
         self.pooledPositive = pooledPositive
         self.pooledNegative = pooledNegative
+        self.inpaint = inpaint
+    }
+
+    /// The same prompts with inpainting channels attached.
+    func with(inpaint: Tensor) -> ConditioningPayload {
+        ConditioningPayload(positive: positive, negative: negative, wordTokens: wordTokens, pooledPositive: pooledPositive,
+                            pooledNegative: pooledNegative, inpaint: inpaint)
     }
 
     public var estimatedBytes: Int {
-        (positive.count + negative.count + (pooledPositive?.count ?? 0) + (pooledNegative?.count ?? 0)) * 4
+        (positive.count + negative.count + (pooledPositive?.count ?? 0) + (pooledNegative?.count ?? 0) + (inpaint?.count ?? 0)) * 4
             + wordTokens.count * 8
     }
 }

@@ -33,6 +33,12 @@ enum Fixture {
         return try! TinyModel.create(at: folder.path, family: .sdxl)
     }()
 
+    /// A tiny random-weight inpainting model (9-channel UNet), made once per test process.
+    static let tinyInpaint: String = {
+        let folder = temporaryFolder("tiny-inpaint").appendingPathComponent("tiny-inpaint")
+        return try! TinyModel.create(at: folder.path, family: .sd15Inpaint)
+    }()
+
     /// The tiny model's adapters (`TinyModel.create` writes them beside it),
     /// by the template input names the adapter templates use.
     static let tinyAdapters: [String: String] = [
@@ -43,11 +49,11 @@ enum Fixture {
     /// Small, fast settings for each template on the tiny model.
     static func quickSettings(_ template: String) -> [String: String] {
         let sdxl = template.hasPrefix("sdxl-")
-        let model = sdxl ? tinySDXL : tinyModel
+        let model = sdxl ? tinySDXL : template == "sd-inpaint-baseline" ? tinyInpaint : tinyModel
         var settings = ["checkpoint": model]
         switch template {
         case "txt2img", "sdxl-txt2img": settings.merge(["steps": "3", "width": "64", "height": "64"]) { $1 }
-        case "blended-baseline": settings.merge(["steps": "3"]) { $1 }
+        case "blended-baseline", "sd-inpaint-baseline": settings.merge(["steps": "3"]) { $1 }
         case "refine": settings.merge(["steps": "4", "strength": "0.5"]) { $1 }
         case "text-inpaint-crop": settings.merge(["steps": "4", "interval": "2", "inner_steps": "1", "crop_size": "64"]) { $1 }
         default: settings.merge(["steps": "4", "interval": "2", "inner_steps": "1"]) { $1 }  // the PILOT templates

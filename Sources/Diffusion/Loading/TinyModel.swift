@@ -10,6 +10,9 @@ public enum TinyModel {
     /// The layouts `create` can write.
     public enum Family: String, CaseIterable, Sendable {
         case sd15, sdxl
+        /// SD 1.5's layout with an inpainting UNet (9 input channels: the
+        /// latent, the mask, the masked image's latent).
+        case sd15Inpaint = "sd15-inpaint"
     }
 
     public static var unetConfig: [String: Any] { unetConfig(.sd15) }
@@ -23,6 +26,7 @@ public enum TinyModel {
             "cross_attention_dim": 32, "attention_head_dim": 4, "use_linear_projection": false,
             "flip_sin_to_cos": true, "freq_shift": 0, "act_fn": "silu",
         ]
+        if family == .sd15Inpaint { config["in_channels"] = 9 }
         if family == .sdxl {
             // SDXL's shape in miniature: no attention at full resolution,
             // deeper transformers lower down, linear projections, both
@@ -107,7 +111,8 @@ public enum TinyModel {
         }
         try write("scheduler", schedulerConfig, file: "", { _ in }, seed: 0)
         var index: [String: Any] = [
-            "_class_name": family == .sdxl ? "StableDiffusionXLPipeline" : "StableDiffusionPipeline",
+            "_class_name": family == .sdxl ? "StableDiffusionXLPipeline"
+                : family == .sd15Inpaint ? "StableDiffusionInpaintPipeline" : "StableDiffusionPipeline",
             "_note": "tiny random-weight model from pilot models create-tiny",
             "unet": ["diffusers", "UNet2DConditionModel"], "vae": ["diffusers", "AutoencoderKL"],
             "text_encoder": ["transformers", "CLIPTextModel"], "scheduler": ["diffusers", "DDIMScheduler"],
@@ -129,8 +134,8 @@ public enum TinyModel {
               """
             : """
               a diffusers Stable Diffusion 1.x-style folder (UNet 32/64/64
-              channels, VAE ×8, CLIP text encoder with 2 layers; the bundled CLIP
-              tokenizer is used)
+              channels\(family == .sd15Inpaint ? " taking 9 input channels, an inpainting UNet" : ""), VAE ×8,
+              CLIP text encoder with 2 layers; the bundled CLIP tokenizer is used)
               """
         let adapters = family == .sdxl
             ? "`controlnet/` (diffusers ControlNetModel with SDXL's added conditioning), "

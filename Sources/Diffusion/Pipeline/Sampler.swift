@@ -52,6 +52,11 @@ public struct GuidedSampler {
     /// The added conditioning of the negative and positive prompts, for
     /// UNets that take one (SDXL: pooled text and size/crop time ids).
     public var added: PromptPair<AddedConditioning>?
+    /// For an inpainting UNet (9 input channels): the mask and the masked
+    /// image's latent, `[1, 5, h, w]`, appended to the scaled latent at every
+    /// step as diffusers' StableDiffusionInpaintPipeline does (adapters see
+    /// the 4-channel latent).
+    public var inpaintChannels: Tensor?
 
     public init(unet: UNet2DConditionModel, guidanceScale: Float = 7.5, adapters: AdapterStack? = nil,
                 added: PromptPair<AddedConditioning>? = nil) {
@@ -77,15 +82,39 @@ public struct GuidedSampler {
     public func guidedOutput(_ x: Tensor, timestep: Float, positive: Tensor, negative: Tensor,
                              control: AttentionControl? = nil, step: Int = 0, steps: Int = 1) throws -> Tensor {
         if guidanceScale == 1 {
-            return try unet(x, timesteps: [timestep],
+            return try unet(withInpaintChannels(x), timesteps: [timestep],
                             conditioning: conditioning(x, timestep: timestep, step: step, steps: steps, context: positive, control: control))
         }
         let batch = concat([x, x], axis: 0)
         let context = concat([negative, positive], axis: 0)
-        let out = try unet(batch, timesteps: [timestep, timestep],
+        let out = try unet(withInpaintChannels(batch), timesteps: [timestep, timestep],
                            conditioning: conditioning(batch, timestep: timestep, step: step, steps: steps, context: context, control: control))
         let parts = out.chunked(2, axis: 0)
         return parts[0] + (parts[1] - parts[0]) * guidanceScale
+    }
+
+    /// `x [B, 4, h, w]` with the inpainting channels appended (for each of
+    /// the B rows), or `x` itself without them.
+    func withInpaintChannels(_ x: Tensor) -> Tensor {
+        guard let inpaintChannels else { return x }
+        let rows = Array(repeating: inpaintChannels, count: x.dim(0))
+        return concat([x, rows.count == 1 ? inpaintChannels : concat(rows, axis: 0)], axis: 1)
+    }
+
+    /// An inpainting UNet has its channels, any other none, and their size is the latent's.
+    func checkInpaintChannels(height: Int, width: Int) throws {
+        let expected = unet.config.inChannels - unet.config.outChannels
+        let given = inpaintChannels.map { $0.dim(1) } ?? 0
+        guard given == expected else {
+            throw ModelInputError.shape(what: "inpainting channels (mask and masked-image latent)",
+                                        expected: expected == 0 ? "none: this UNet takes the latent alone"
+                                            : "[1, \(expected), \(height), \(width)] (an inpainting UNet; InpaintConditioning makes them)",
+                                        found: inpaintChannels?.shape ?? [])
+        }
+        if let inpaintChannels, inpaintChannels.dim(0) != 1 || inpaintChannels.dim(2) != height || inpaintChannels.dim(3) != width {
+            throw ModelInputError.shape(what: "inpainting channels", expected: "[1, \(expected), \(height), \(width)]",
+                                        found: inpaintChannels.shape)
+        }
     }
 
     /// Runs every step of `scheduler` from `noise` (already the initial latent
@@ -100,6 +129,7 @@ public struct GuidedSampler {
                     stepNoise: ((Int) -> Tensor)? = nil,
                     progress: ((SamplingProgress) -> Bool)? = nil) throws -> Tensor {
         try adapters?.checkCompatible(with: unet, height: noise.dim(2), width: noise.dim(3))
+        try checkInpaintChannels(height: noise.dim(2), width: noise.dim(3))
         let ts = scheduler.timesteps
         precondition(firstStep >= 0 && firstStep < ts.count, "first step \(firstStep) of \(ts.count)")
         var x = source.map { scheduler.addNoise($0, noise: noise, step: firstStep) } ?? noise * scheduler.initNoiseSigma
