@@ -40,6 +40,7 @@ struct PILOTOptimize: Node, DefaultConstructible {
             .parameter("coef", .float, default: .float(150), min: 0, max: 100_000, doc: "Weight of the centralisation loss (λ scale)."),
             .parameter("momentum", .float, default: .float(0.7), min: 0, max: 1, doc: "Heavy-ball momentum."),
             .parameter("sbc", .bool, default: .bool(true), doc: "Semantic-based conditioning: mask cross-attention to the hole."),
+            PILOTNodeSupport.maskModeInput,
             .parameter("seed", .int, default: .int(0), doc: "Seed of the initial noise (when `noise` is absent) and of the blend noise."),
         ] + PILOTNodeSupport.sizeConditioningInputs,
         outputs: [.output("state", .samplerState, doc: "The optimised state; Blend finishes it.")])
@@ -61,12 +62,14 @@ struct PILOTOptimize: Node, DefaultConstructible {
         parameters.coef = Float(try inputs.float("coef"))
         parameters.momentum = Float(try inputs.float("momentum"))
         parameters.sbc = try inputs.bool("sbc")
+        let soft = try inputs.string("mask_mode") == "soft"
+        parameters.differential = soft
         let noise = try inputs.optionalObject("noise", as: LatentPayload.self)?.latent
             ?? SeededNoise.latent(seed: seed, height: source.dim(2), width: source.dim(3), channels: source.dim(1))
         let optimisedSteps = (parameters.steps + parameters.interval - 1) / parameters.interval
         try WorkLimit.check(node: "PILOTOptimize", guidedSteps: parameters.steps, batch: 2,
                             gradientPasses: optimisedSteps * parameters.innerSteps, height: source.dim(2), width: source.dim(3))
-        let masks = try PILOTNodeSupport.masks(mask, for: source)
+        let masks = try PILOTNodeSupport.masks(mask, for: source, soft: soft)
         let sampler = PILOTSampler(unet: unet.unet, schedule: unet.schedule, parameters: parameters)
         sampler.adapters = try unet.adapterStack(latentHeight: source.dim(2), latentWidth: source.dim(3))
         sampler.added = try PILOTNodeSupport.addedConditioning(inputs, unet: unet, conditioning: conditioning,

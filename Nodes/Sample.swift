@@ -27,6 +27,7 @@ struct Sample: Node, DefaultConstructible {
             .connection("source", .latent, optional: true,
                         doc: "The encoded source image (VAEEncode): with a mask, blended inpainting; alone, image to image at `strength`."),
             .connection("mask", .mask, optional: true, doc: "Blended inpainting: white = generate, black = keep the source."),
+            PILOTNodeSupport.maskModeInput,
             .parameter("steps", .int, default: .int(30), min: 1, max: 1000, doc: "Denoising steps."),
             .parameter("strength", .float, default: .float(1), min: 0, max: 1,
                        doc: """
@@ -98,7 +99,8 @@ struct Sample: Node, DefaultConstructible {
                     throw NodeError("an inpainting checkpoint takes its mask through InpaintConditioning; give Sample no mask")
                 }
                 let latent = try blended(unet: unet, adapters: adapters, added: added, conditioning: conditioning, noise: noise,
-                                         source: source, mask: mask, steps: steps, cfg: cfg, seed: seed, report: report)
+                                         source: source, mask: mask, soft: try inputs.string("mask_mode") == "soft",
+                                         steps: steps, cfg: cfg, seed: seed, report: report)
                 return ["latent": .object(LatentPayload(latent), type: .latent)]
             case let (source, nil):
                 // Text to image, or image to image from the source at `strength`.
@@ -131,15 +133,16 @@ struct Sample: Node, DefaultConstructible {
     }
 
     private func blended(unet: UNetPayload, adapters: AdapterStack?, added: PromptPair<AddedConditioning>?, conditioning: ConditioningPayload, noise: Tensor,
-                         source: Tensor, mask: Mask, steps: Int, cfg: Float, seed: Int,
+                         source: Tensor, mask: Mask, soft: Bool, steps: Int, cfg: Float, seed: Int,
                          report: @escaping (Int, Int) -> Bool) throws -> Tensor {
         var parameters = PILOTParameters.blendedLatentDiffusion
         parameters.steps = steps
         parameters.guidanceScale = cfg
+        parameters.differential = soft
         let sampler = PILOTSampler(unet: unet.unet, schedule: unet.schedule, parameters: parameters)
         sampler.adapters = adapters
         sampler.added = added
-        let masks = try PILOTNodeSupport.masks(mask, for: source)
+        let masks = try PILOTNodeSupport.masks(mask, for: source, soft: soft)
         return try sampler.run(noise: noise, source: source, masks: masks, positive: conditioning.positive,
                                negative: conditioning.negative, wordTokens: conditioning.wordTokens,
                                blendNoise: PILOTNodeSupport.blendNoise(seed: seed, shape: source.shape),
@@ -190,12 +193,24 @@ enum PILOTNodeSupport {
     }
 
     /// PILOT's masks for a pixel mask over a source latent; sizes must agree.
-    static func masks(_ mask: Mask, for source: Tensor) throws -> InpaintingMasks {
+    static func masks(_ mask: Mask, for source: Tensor, soft: Bool = false) throws -> InpaintingMasks {
         guard source.rank == 4, mask.width == source.dim(3) * 8, mask.height == source.dim(2) * 8 else {
             throw NodeError("mask is \(mask.width)×\(mask.height) but the source latent \(source.shape) is an image of \(source.dim(-1) * 8)×\(source.dim(-2) * 8)")
         }
-        return try InpaintingMasks(pixelMask: Tensor(shape: [mask.height, mask.width], values: mask.values))
+        let pixels = Tensor(shape: [mask.height, mask.width], values: mask.values)
+        return soft ? try InpaintingMasks(softPixelMask: pixels) : try InpaintingMasks(pixelMask: pixels)
     }
+
+    /// How a sampling node uses a soft mask: `hard` (the reference's rule,
+    /// results equal to it) or `soft` (averaged keep-mask, differential blending).
+    static let maskModeType = PortType.enumeration(name: "MaskMode", cases: ["hard", "soft"])
+
+    static let maskModeInput: PortSpec = .parameter("mask_mode", maskModeType, default: .string("hard"), doc: """
+        How the mask is read. hard (default, the reference's rule): binarised at 0.5, each latent cell takes \
+        its top-left pixel. soft: each cell keeps 1 − its pixels' mean (a feathered edge stays soft); the \
+        background loss weighs cells by it, and blending is differential: a cell is re-imposed from the \
+        source until the step where the schedule passes its keep value, then left to the model.
+        """)
 
     /// Blend noise ε for step i: seeded per step, so it is the same whichever
     /// stage or run asks for it.

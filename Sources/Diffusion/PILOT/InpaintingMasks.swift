@@ -15,8 +15,11 @@ public struct InpaintingMasks {
     public let latentHeight: Int, latentWidth: Int
     /// F_s by query count, each `[N]` (row-major over h_s × w_s).
     public let hole: [Int: Tensor]
-    /// Number of latent cells kept (K = 1).
+    /// Number of latent cells kept (K ≥ 0.5).
     public let keepCount: Int
+    /// ΣK: the kept mass (equal to `keepCount` for a hard mask); the
+    /// centralisation weight C scales with it.
+    public let keepMass: Float
 
     /// `pixelMask` is `[H, W]` (or `[1, 1, H, W]`) in [0, 1] with the user
     /// convention **1 (white) = inpaint**; values ≥ 0.5 count as hole.
@@ -37,6 +40,32 @@ public struct InpaintingMasks {
         self.init(keep: k, height: h, width: w, levels: levels)
     }
 
+    /// A soft keep-mask: `pixelMask` (1 = inpaint) averaged over each
+    /// `downscale` × `downscale` cell, K = 1 − mean. A cell partly in the
+    /// hole is partly kept: L_bg weighs it by K, differential blending lets
+    /// it go when the schedule passes K; the attention masks F_s follow the
+    /// same rule as for hard masks (a query is hole only where K = 0).
+    public init(softPixelMask pixelMask: Tensor, downscale: Int = 8, levels: Int = 4) throws {
+        let (ph, pw) = (pixelMask.dim(-2), pixelMask.dim(-1))
+        guard ph % downscale == 0, pw % downscale == 0 else {
+            throw ModelInputError.shape(what: "mask", expected: "sides divisible by \(downscale)", found: pixelMask.shape)
+        }
+        let (h, w) = (ph / downscale, pw / downscale)
+        let px = pixelMask.scalars
+        var k = [Float](repeating: 1, count: h * w)
+        let area = Float(downscale * downscale)
+        for i in 0..<h {
+            for j in 0..<w {
+                var sum: Float = 0
+                for y in (i * downscale)..<((i + 1) * downscale) {
+                    for x in (j * downscale)..<((j + 1) * downscale) { sum += min(max(px[y * pw + x], 0), 1) }
+                }
+                k[i * w + j] = 1 - sum / area
+            }
+        }
+        self.init(keep: k, height: h, width: w, levels: levels)
+    }
+
     /// From a latent keep-mask (1 = keep) directly.
     public init(keep k: [Float], height h: Int, width w: Int, levels: Int = 4) {
         precondition(k.count == h * w, "keep mask has \(k.count) cells, expected \(h)×\(w)")
@@ -44,6 +73,7 @@ public struct InpaintingMasks {
         latentHeight = h
         latentWidth = w
         keepCount = k.reduce(0) { $0 + ($1 >= 0.5 ? 1 : 0) }
+        keepMass = k.reduce(0, +)
         let holeFull = k.map { 1 - $0 }
         var hole: [Int: Tensor] = [:]
         var (sh, sw) = (h, w)
@@ -95,6 +125,6 @@ public struct InpaintingMasks {
     }
 
     /// Whether there is anything to inpaint and anything to keep.
-    public var hasHole: Bool { keepCount < latentHeight * latentWidth }
-    public var hasBackground: Bool { keepCount > 0 }
+    public var hasHole: Bool { keep.scalars.contains { $0 < 1 } }
+    public var hasBackground: Bool { keep.scalars.contains { $0 > 0 } }
 }

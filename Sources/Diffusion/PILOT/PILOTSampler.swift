@@ -20,6 +20,12 @@ public struct PILOTParameters: Sendable, Equatable {
     public var momentum: Float = 0.7
     /// Semantic boundary control in every cross-attention layer.
     public var sbc = true
+    /// Differential blending (soft masks): a latent cell is re-imposed from
+    /// the re-noised source at step i of n only while its keep value K
+    /// exceeds i/n, then left to the model; K = 1 is always re-imposed,
+    /// K = 0 never, K = 0.5 for the first half of the schedule. With a hard
+    /// mask it is the plain blend. Off: the plain blend `(1−K)·x + K·z_t`.
+    public var differential = false
     public var lossLayers = AttentionLayerSelection.belowFullResolution
 
     public init() {}
@@ -168,6 +174,12 @@ public final class PILOTSampler {
 
     // MARK: One denoising step
 
+    /// Differential blending's mask at step `i` of `n`: 1 where K > i/n.
+    public static func differentialGate(_ keep: Tensor, step i: Int, of n: Int) -> Tensor {
+        let threshold = Float(i) / Float(n)
+        return Tensor(shape: keep.shape, values: keep.scalars.map { $0 > threshold ? 1 : 0 })
+    }
+
     private func step(_ s: inout PILOTState, blendNoise: ((Int) -> Tensor)?, progress: ((PILOTProgress) -> Bool)?) throws {
         let i = s.nextStep
         let t = s.scheduler.integerTimesteps[i]
@@ -179,7 +191,8 @@ public final class PILOTSampler {
             // x ← (1−K)·x + K·(√ᾱ_t·z_src + √(1−ᾱ_t)·ε)
             let a = s.scheduler.alphaCumprod(t)
             let noised = s.source * a.squareRoot() + blendNoise(i) * (1 - a).squareRoot()
-            s.latent = s.latent * (1 - s.masks.keep) + noised * s.masks.keep
+            let keep = parameters.differential ? Self.differentialGate(s.masks.keep, step: i, of: total) : s.masks.keep
+            s.latent = s.latent * (1 - keep) + noised * keep
         } else if i % parameters.interval == 0, s.masks.hasBackground {
             // The reference skips optimisation entirely when nothing is kept.
             s.latent = try optimiseLatent(s, step: i, timestep: t, control: control, progress: progress)
@@ -203,7 +216,7 @@ public final class PILOTSampler {
     private func optimiseLatent(_ s: PILOTState, step i: Int, timestep t: Int, control: PILOTAttentionControl,
                                 progress: ((PILOTProgress) -> Bool)?) throws -> Tensor {
         let p = parameters
-        let c = p.coef * Float(s.masks.keepCount) / p.coefNormaliser
+        let c = p.coef * s.masks.keepMass / p.coefNormaliser
         let lambda = PILOTLoss.lambda(timestep: t, scale: c)
         let eta = i == 0 ? p.warmupLearningRate : PILOTLoss.learningRate(timestep: t, base: p.learningRate)
         var x = s.latent
