@@ -24,11 +24,7 @@ public struct InpaintingMasks {
     /// `pixelMask` is `[H, W]` (or `[1, 1, H, W]`) in [0, 1] with the user
     /// convention **1 (white) = inpaint**; values ≥ 0.5 count as hole.
     public init(pixelMask: Tensor, downscale: Int = 8, levels: Int = 4, dilation: Int = 0) throws {
-        let (ph, pw) = (pixelMask.dim(-2), pixelMask.dim(-1))
-        guard ph % downscale == 0, pw % downscale == 0 else {
-            throw ModelInputError.shape(what: "mask", expected: "sides divisible by \(downscale)", found: pixelMask.shape)
-        }
-        let (h, w) = (ph / downscale, pw / downscale)
+        let (h, w, pw) = try Self.latentSize(of: pixelMask, downscale: downscale)
         let px = pixelMask.scalars
         var k = [Float](repeating: 1, count: h * w)
         for i in 0..<h {
@@ -46,11 +42,7 @@ public struct InpaintingMasks {
     /// it go when the schedule passes K; the attention masks F_s follow the
     /// same rule as for hard masks (a query is hole only where K = 0).
     public init(softPixelMask pixelMask: Tensor, downscale: Int = 8, levels: Int = 4) throws {
-        let (ph, pw) = (pixelMask.dim(-2), pixelMask.dim(-1))
-        guard ph % downscale == 0, pw % downscale == 0 else {
-            throw ModelInputError.shape(what: "mask", expected: "sides divisible by \(downscale)", found: pixelMask.shape)
-        }
-        let (h, w) = (ph / downscale, pw / downscale)
+        let (h, w, pw) = try Self.latentSize(of: pixelMask, downscale: downscale)
         let px = pixelMask.scalars
         var k = [Float](repeating: 1, count: h * w)
         let area = Float(downscale * downscale)
@@ -64,6 +56,15 @@ public struct InpaintingMasks {
             }
         }
         self.init(keep: k, height: h, width: w, levels: levels)
+    }
+
+    /// The latent height and width of a pixel mask, and its pixel width.
+    private static func latentSize(of pixelMask: Tensor, downscale: Int) throws -> (Int, Int, Int) {
+        let (ph, pw) = (pixelMask.dim(-2), pixelMask.dim(-1))
+        guard ph % downscale == 0, pw % downscale == 0 else {
+            throw ModelInputError.shape(what: "mask", expected: "sides divisible by \(downscale)", found: pixelMask.shape)
+        }
+        return (ph / downscale, pw / downscale, pw)
     }
 
     /// From a latent keep-mask (1 = keep) directly.
