@@ -100,3 +100,51 @@ struct CombineMasks: Node, DefaultConstructible {
         }
     }
 }
+
+/// A mask of the pixels near one colour (a region painted in a flat colour
+/// on a copy of the image, a green screen).
+struct MaskFromColor: Node, DefaultConstructible {
+    static let nodeDescription = NodeDescription(
+        type: "MaskFromColor", category: "mask",
+        doc: """
+            1 where a pixel is within `tolerance` of `color` in every channel (0…1 per channel), else 0: paint \
+            the hole in a flat colour on a copy of the picture and take it back as a mask. For a mask drawn as \
+            transparency, use LoadMask with `alpha`.
+            """,
+        inputs: [
+            .connection("image", .image, doc: "The image to read the colour from."),
+            .parameter("color", .string, default: .string("#ff00ff"), max: 32,
+                       doc: "The colour: #rrggbb, or r,g,b with 0…255 channels."),
+            .parameter("tolerance", .float, default: .float(0.02), min: 0, max: 1,
+                       doc: "Largest difference per channel (0…1) still counted as the colour."),
+        ],
+        outputs: [.output("mask", .mask, doc: "1 where the colour is, else 0.")])
+
+    /// `#rrggbb` or `r,g,b` (0…255) as three values in [0, 1]; nil when neither.
+    static func parse(_ text: String) -> [Float]? {
+        let trimmed = text.trimmingCharacters(in: .whitespaces)
+        if trimmed.hasPrefix("#") {
+            let hex = trimmed.dropFirst()
+            guard hex.count == 6, let value = UInt32(hex, radix: 16) else { return nil }
+            return [16, 8, 0].map { Float((value >> UInt32($0)) & 0xff) / 255 }
+        }
+        let parts = trimmed.split(separator: ",", omittingEmptySubsequences: false)
+            .map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard parts.count == 3, parts.allSatisfy({ $0.map { (0...255).contains($0) } ?? false }) else { return nil }
+        return parts.map { Float($0!) / 255 }
+    }
+
+    func run(_ inputs: NodeInputs, _ context: NodeContext) throws -> [String: Value] {
+        let image = try inputs.object("image", as: Image.self)
+        let text = try inputs.string("color")
+        guard let color = Self.parse(text) else {
+            throw NodeError("color: expected #rrggbb or r,g,b (0…255 each), found \"\(text.prefix(32))\"")
+        }
+        let tolerance = Float(try inputs.float("tolerance")) + 1e-6  // 8-bit values read back exactly
+        let n = image.width * image.height
+        let values = (0..<n).map { i -> Float in
+            (0..<3).allSatisfy { abs(image.planes[$0 * n + i] - color[$0]) <= tolerance } ? 1 : 0
+        }
+        return ["mask": .object(try Mask(width: image.width, height: image.height, values: values), type: .mask)]
+    }
+}

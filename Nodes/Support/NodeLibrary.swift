@@ -24,6 +24,7 @@ extension NodeRegistry {
         registry.register(GrowMask.self)
         registry.register(FeatherMask.self)
         registry.register(InvertMask.self)
+        registry.register(MaskFromColor.self)
         registry.register(ThresholdMask.self)
         registry.register(CombineMasks.self)
         registry.register(CropToMask.self)
