@@ -8,8 +8,8 @@ struct PadImage: Node, DefaultConstructible {
         type: "PadImage", category: "image",
         doc: """
             Adds `left`, `top`, `right` and `bottom` pixels around the picture (right and bottom grown further to \
-            reach multiples of `multiple`), filled by repeating the edge pixels, mirroring the picture, or one \
-            colour; the mask marks the new area (1) and fades over `feather` pixels into the picture, so the seam \
+            reach multiples of `multiple`), filled by repeating the edge pixels, mirroring the picture, one \
+            colour, or a fast-marching fill that continues the picture's colours outward (telea); the mask marks the new area (1) and fades over `feather` pixels into the picture, so the seam \
             is repainted too. The picture's own pixels are unchanged.
             """,
         inputs: [
@@ -19,7 +19,7 @@ struct PadImage: Node, DefaultConstructible {
             .parameter("right", .int, default: .int(0), min: 0, max: 4096, doc: "Pixels added on the right."),
             .parameter("bottom", .int, default: .int(0), min: 0, max: 4096, doc: "Pixels added at the bottom."),
             .parameter("multiple", .int, default: .int(8), min: 1, max: 512, doc: "Grow right and bottom until the sides are multiples of this (64 for PILOT)."),
-            .parameter("fill", fillType, default: .string("edge"), doc: "edge: repeat the border pixels; mirror: reflect the picture; color: the colour below."),
+            .parameter("fill", fillType, default: .string("edge"), doc: "edge: repeat the border pixels; mirror: reflect the picture; color: the colour below; telea: fast-marching infill (HoleFill.telea, radius 5)."),
             .parameter("color", .float, default: .float(0.5), min: 0, max: 1, doc: "The grey level of the color fill."),
             .parameter("feather", .int, default: .int(16), min: 0, max: 1024, doc: "How many pixels into the picture the mask fades out."),
         ],
@@ -28,7 +28,7 @@ struct PadImage: Node, DefaultConstructible {
             .output("mask", .mask, doc: "1 on the new area, fading to 0 inside the picture."),
         ])
 
-    enum PadFill: String, CaseIterable { case edge, mirror, color }
+    enum PadFill: String, CaseIterable { case edge, mirror, color, telea }
 
     func run(_ inputs: NodeInputs, _ context: NodeContext) throws -> [String: Value] {
         let image = try inputs.object("image", as: Image.self)
@@ -61,12 +61,20 @@ struct PadImage: Node, DefaultConstructible {
                         switch fill {
                         case .edge: value = image.planes[c * w * h + min(max(sy, 0), h - 1) * w + min(max(sx, 0), w - 1)]
                         case .mirror: value = image.planes[c * w * h + mirrored(sy, h) * w + mirrored(sx, w)]
-                        case .color: value = grey
+                        case .color, .telea: value = grey
                         }
                     }
                     planes[c * ow * oh + y * ow + x] = value
                 }
             }
+        }
+        var padded = try Image(width: ow, height: oh, planes: planes)
+        if fill == .telea {
+            let outside = (0..<(ow * oh)).map { p -> Bool in
+                let sx = p % ow - left, sy = p / ow - top
+                return !(sx >= 0 && sx < w && sy >= 0 && sy < h)
+            }
+            if outside.contains(true) { padded = try HoleFill.telea(padded, hole: outside) }
         }
         // The mask: 1 outside the picture; inside, 1 − d/(feather + 1) for a pixel d steps from a padded side.
         let feather = try inputs.int("feather")
@@ -83,7 +91,7 @@ struct PadImage: Node, DefaultConstructible {
                 if d != .max, feather > 0, d <= feather { mask[y * ow + x] = 1 - Float(d) / Float(feather + 1) }
             }
         }
-        return ["image": .object(try Image(width: ow, height: oh, planes: planes), type: .image),
+        return ["image": .object(padded, type: .image),
                 "mask": .object(try Mask(width: ow, height: oh, values: mask), type: .mask)]
     }
 }

@@ -2,7 +2,7 @@ import Foundation
 import Imaging
 import Workflow
 
-/// Writes an image as a PNG that records how it was made.
+/// Writes an image as a PNG (or JPEG, WebP) that records how it was made.
 struct SaveImage: Node, DefaultConstructible {
     /// The PNG text keys SaveImage writes.
     enum Key {
@@ -22,19 +22,35 @@ struct SaveImage: Node, DefaultConstructible {
             default set to the value this run bound and relative file paths made absolute, so it alone re-runs \
             the image: `pilot workflow-from`), `pilot:workflow-sha256`, `pilot:parameters` (JSON), `pilot:seed` \
             (when a template input `seed` exists), `pilot:models` (SHA-256 of every file read, by path) and \
-            `pilot:version`.
+            `pilot:version`. With `format` jpeg or webp it writes NAME.jpg or NAME.webp instead, with the \
+            same entries as metadata (JPEG: COM segments; WebP: an XMP chunk), which `pilot workflow-from` and \
+            `pilot templates from-png` read back as from a PNG.
             """,
         inputs: [
             .connection("image", .image, doc: "The image to write."),
             .parameter("name", .string, default: .string("image"), doc: "File name without extension (no '/')."),
+            .parameter("format", .enumeration(name: "ImageFormat", cases: ["png", "jpeg", "webp"]), default: .string("png"),
+                       doc: "png (lossless, 8-bit), jpeg (at `quality`), or webp (at `quality`; 100 = lossless)."),
+            .parameter("quality", .int, default: .int(92), min: 1, max: 100, doc: "JPEG and WebP quality (WebP 100: lossless)."),
         ],
         isOutput: true)
 
     func run(_ inputs: NodeInputs, _ context: NodeContext) throws -> [String: Value] {
         let image = try inputs.object("image", as: Image.self)
         try context.reserveOutput(pixels: image.width * image.height)
-        let url = try context.outputFile(named: inputs.string("name"), extension: "png")
-        try PNG.write(image, to: url.path, text: Self.textEntries(context))
+        let quality = try inputs.int("quality")
+        switch try inputs.string("format") {
+        case "jpeg":
+            let url = try context.outputFile(named: inputs.string("name"), extension: "jpg")
+            try ImageFile.write(image, to: url.path, as: .jpeg, quality: quality, text: Self.textEntries(context))
+        case "webp":
+            let url = try context.outputFile(named: inputs.string("name"), extension: "webp")
+            try ImageFile.write(image, to: url.path, as: .webp, quality: quality, lossless: quality == 100,
+                                text: Self.textEntries(context))
+        default:
+            let url = try context.outputFile(named: inputs.string("name"), extension: "png")
+            try PNG.write(image, to: url.path, text: Self.textEntries(context))
+        }
         return [:]
     }
 

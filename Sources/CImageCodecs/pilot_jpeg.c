@@ -96,3 +96,55 @@ void pilot_codec_free(pilot_rgb8 *image) {
     free(image->pixels);
     image->pixels = NULL;
 }
+
+int pilot_jpeg_encode(const uint8_t *rgb, uint32_t width, uint32_t height, int quality,
+                      const uint8_t *comment, size_t comment_size,
+                      uint8_t **out, size_t *out_size, char *message, size_t message_size) {
+    *out = NULL;
+    *out_size = 0;
+    if (message && message_size) message[0] = 0;
+    if (!rgb || width == 0 || height == 0 || width > 65500 || height > 65500) return PILOT_CODEC_ERR_LIMIT;
+
+    struct jpeg_compress_struct cinfo;
+    pilot_jpeg_error error;
+    memset(&error, 0, sizeof error);
+    error.message = message;
+    error.message_size = message_size;
+    unsigned char *volatile buffer = NULL;
+    unsigned long buffer_size = 0;
+
+    cinfo.err = jpeg_std_error(&error.manager);
+    error.manager.error_exit = pilot_jpeg_error_exit;
+    error.manager.emit_message = pilot_jpeg_emit_message;
+    if (setjmp(error.jump)) {
+        jpeg_destroy_compress(&cinfo);
+        free(buffer);
+        return PILOT_CODEC_ERR_FORMAT;
+    }
+    jpeg_create_compress(&cinfo);
+    jpeg_mem_dest(&cinfo, (unsigned char **)&buffer, &buffer_size);
+    cinfo.image_width = width;
+    cinfo.image_height = height;
+    cinfo.input_components = 3;
+    cinfo.in_color_space = JCS_RGB;
+    jpeg_set_defaults(&cinfo);
+    jpeg_set_quality(&cinfo, quality < 1 ? 1 : quality > 100 ? 100 : quality, TRUE);
+    jpeg_start_compress(&cinfo, TRUE);
+    /* The comment as COM segments of at most 65533 bytes each, in order. */
+    for (size_t offset = 0; comment && offset < comment_size; offset += 65533) {
+        size_t part = comment_size - offset < 65533 ? comment_size - offset : 65533;
+        jpeg_write_marker(&cinfo, JPEG_COM, comment + offset, (unsigned int)part);
+    }
+    size_t stride = (size_t)width * 3;
+    while (cinfo.next_scanline < cinfo.image_height) {
+        JSAMPROW row = (JSAMPROW)(rgb + stride * cinfo.next_scanline);
+        jpeg_write_scanlines(&cinfo, &row, 1);
+    }
+    jpeg_finish_compress(&cinfo);
+    jpeg_destroy_compress(&cinfo);
+    *out = buffer;
+    *out_size = buffer_size;
+    return PILOT_CODEC_OK;
+}
+
+void pilot_codec_free_bytes(uint8_t *bytes) { free(bytes); }

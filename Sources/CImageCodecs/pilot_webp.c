@@ -43,3 +43,34 @@ int pilot_webp_decode(const uint8_t *data, size_t size, uint64_t max_pixels, uin
     out->has_alpha = features.has_alpha ? 1 : 0;
     return PILOT_CODEC_OK;
 }
+
+#include <webp/encode.h>
+
+int pilot_webp_encode(const uint8_t *rgb, uint32_t width, uint32_t height, float quality, int lossless,
+                      uint8_t **out, size_t *out_size, char *message, size_t message_size) {
+    *out = NULL;
+    *out_size = 0;
+    if (message && message_size) message[0] = 0;
+    if (!rgb || width == 0 || height == 0 || width > WEBP_MAX_DIMENSION || height > WEBP_MAX_DIMENSION) {
+        if (message && message_size) snprintf(message, message_size, "WebP holds at most %d pixels a side", WEBP_MAX_DIMENSION);
+        return PILOT_CODEC_ERR_LIMIT;
+    }
+    uint8_t *encoded = NULL;
+    size_t size = lossless ? WebPEncodeLosslessRGB(rgb, (int)width, (int)height, (int)width * 3, &encoded)
+                           : WebPEncodeRGB(rgb, (int)width, (int)height, (int)width * 3, quality, &encoded);
+    if (size == 0 || !encoded) {
+        if (message && message_size) snprintf(message, message_size, "libwebp could not encode the image");
+        return PILOT_CODEC_ERR_FORMAT;
+    }
+    /* Handed over as a malloc'ed copy, freed with pilot_codec_free_bytes like the JPEG encoder's. */
+    uint8_t *copy = malloc(size);
+    if (!copy) {
+        WebPFree(encoded);
+        return PILOT_CODEC_ERR_MEMORY;
+    }
+    memcpy(copy, encoded, size);
+    WebPFree(encoded);
+    *out = copy;
+    *out_size = size;
+    return PILOT_CODEC_OK;
+}

@@ -107,20 +107,9 @@ enum JPEGMetadata {
     /// or unreadable. Every offset is bounds-checked: a hostile header can
     /// only make this return nil.
     static func orientation(in data: Data) -> Int? {
-        let bytes = [UInt8](data.prefix(1 << 20))
-        var i = 2
-        while i + 4 <= bytes.count {
-            guard bytes[i] == 0xFF else { return nil }
-            let marker = bytes[i + 1]
-            if marker == 0xFF { i += 1; continue }
-            if marker == 0xDA || marker == 0xD9 { return nil }  // the scan begins: no more headers
-            let length = Int(bytes[i + 2]) << 8 | Int(bytes[i + 3])
-            guard length >= 2, i + 2 + length <= bytes.count else { return nil }
-            let body = Array(bytes[(i + 4)..<(i + 2 + length)])
-            if marker == 0xE1, body.count > 14, body.starts(with: Array("Exif".utf8) + [0, 0]) {
-                return tiffOrientation(Array(body[6...]))
-            }
-            i += 2 + length
+        for segment in segments(in: data.prefix(1 << 20)) where segment.marker == 0xE1 {
+            let body = segment.body
+            if body.count > 14, body.starts(with: Array("Exif".utf8) + [0, 0]) { return tiffOrientation(Array(body[6...])) }
         }
         return nil
     }

@@ -239,7 +239,7 @@ struct WorkflowFrom: ParsableCommand {
         commandName: "workflow-from",
         abstract: "Print the workflow embedded in an image written by SaveImage, as YAML (re-run it with `pilot run`).")
 
-    @Argument(help: "A PNG written by SaveImage.")
+    @Argument(help: "A PNG, JPEG or WebP written by SaveImage.")
     var png: String
 
     @Flag(help: "Print the canonical JSON instead of YAML.")
@@ -248,8 +248,8 @@ struct WorkflowFrom: ParsableCommand {
     func run() throws {
         let text: String
         do {
-            guard let found = try PNG.read(path: png).text(forKey: "pilot:workflow") else {
-                printError("pilot: \(png) has no embedded workflow (no 'pilot:workflow' text chunk)")
+            guard let found = try ImageFile.text(forKey: "pilot:workflow", inFileAt: png) else {
+                printError("pilot: \(png) has no embedded workflow (no 'pilot:workflow' entry)")
                 throw ExitCode(1)
             }
             text = found

@@ -143,7 +143,7 @@ struct TemplatesFromPNG: ParsableCommand {
         commandName: "from-png",
         abstract: "Turn the workflow embedded in a PNG SaveImage wrote into a template: the --expose parameters become typed inputs defaulting to this image's values; everything else is fixed as it was.")
 
-    @Argument(help: "A PNG written by SaveImage.") var png: String
+    @Argument(help: "A PNG, JPEG or WebP written by SaveImage.") var png: String
     @Option(help: "The template's name.") var name: String
     @Option(help: "Comma-separated: template inputs to keep, or literal parameters to make inputs (steps, or node.param).")
     var expose: String = ""
@@ -154,7 +154,7 @@ struct TemplatesFromPNG: ParsableCommand {
     @OptionGroup var localOptions: LocalTemplateOptions
 
     func run() throws {
-        guard let text = try? PNG.read(path: png).text(forKey: "pilot:workflow") else {
+        guard let text = try? ImageFile.text(forKey: "pilot:workflow", inFileAt: png) else {
             printError("pilot: \(png) has no embedded workflow (no 'pilot:workflow' text chunk), or cannot be read")
             throw ExitCode(1)
         }

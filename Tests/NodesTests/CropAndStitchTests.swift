@@ -85,6 +85,22 @@ final class PadImageTests: XCTestCase {
         return (try out["image"]!.asObject(Image.self), try out["mask"]!.asObject(Mask.self))
     }
 
+    func testTeleaContinuesThePictureOutwardAndKeepsIt() throws {
+        // A 1-pixel-wide vertical stripe picture: telea carries each row's colour outward.
+        let picture = try Image(width: 2, height: 3, planes: [0.1, 0.1, 0.5, 0.5, 0.9, 0.9] + [Float](repeating: 0.3, count: 12))
+        let (image, mask) = try pad(picture, ["left": .int(3), "right": .int(3), "multiple": .int(1), "fill": .string("telea"),
+                                              "feather": .int(0)])
+        XCTAssertEqual([image.width, image.height], [8, 3])
+        for y in 0..<3 {
+            for x in 3..<5 { XCTAssertEqual(image.planes[y * 8 + x], picture.planes[y * 2 + x - 3], "the picture is kept") }
+            XCTAssertEqual(image.planes[y * 8 + 0], [0.1, 0.5, 0.9][y], accuracy: 0.1, "row \(y) continued to the left edge")
+            XCTAssertEqual(mask.values[y * 8 + 0], 1)
+        }
+        let tiny = try pad(try Image(width: 1, height: 1, planes: [0.2, 0.4, 0.6]), ["right": .int(7), "bottom": .int(7),
+                                                                                     "fill": .string("telea")]).0
+        XCTAssertEqual(tiny.planes.prefix(64).map { abs($0 - 0.2) }.max()!, 0, accuracy: 1e-5, "one pixel fills everything with itself")
+    }
+
     func testThePictureIsKeptTheNewAreaFilledAndTheMaskFadesIntoThePicture() throws {
         let picture = try Image(width: 3, height: 2, planes: (0..<18).map { Float($0) / 20 })
         for fill in ["edge", "mirror", "color"] {

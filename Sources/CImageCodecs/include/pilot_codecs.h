@@ -1,6 +1,6 @@
 /*
  * pilot_codecs.h — a small C shim over libjpeg-turbo and libwebp for the
- * Imaging module's JPEG and WebP readers.
+ * Imaging module's JPEG and WebP readers and writers.
  *
  * libjpeg reports errors by longjmp; Swift frames must never be crossed by
  * one, so every libjpeg call lives behind these functions: each sets up its
@@ -49,6 +49,20 @@ int pilot_webp_decode(const uint8_t *data, size_t size, uint64_t max_pixels, uin
                       pilot_rgb8 *out, char *message, size_t message_size);
 
 void pilot_codec_free(pilot_rgb8 *image);
+
+/* Encodes 8-bit interleaved RGB as a baseline JPEG at `quality` (1-100),
+ * with `comment` (if any) written as COM segments of at most 65533 bytes,
+ * in order. The bytes are malloc'ed: free with pilot_codec_free_bytes. */
+int pilot_jpeg_encode(const uint8_t *rgb, uint32_t width, uint32_t height, int quality,
+                      const uint8_t *comment, size_t comment_size,
+                      uint8_t **out, size_t *out_size, char *message, size_t message_size);
+
+/* Encodes 8-bit interleaved RGB as a simple-format WebP (lossy at
+ * `quality` 0-100, or lossless). Free the bytes with pilot_codec_free_bytes. */
+int pilot_webp_encode(const uint8_t *rgb, uint32_t width, uint32_t height, float quality, int lossless,
+                      uint8_t **out, size_t *out_size, char *message, size_t message_size);
+
+void pilot_codec_free_bytes(uint8_t *bytes);
 
 #ifdef __cplusplus
 }
