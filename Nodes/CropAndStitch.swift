@@ -9,6 +9,8 @@ public struct StitchRecord: Sendable, EstimatedByteSize {
     public var mask: Mask
     /// The crop's rectangle in the full image.
     public var x: Int, y: Int, width: Int, height: Int
+    /// The size the crop was resized to for processing.
+    public var outputWidth: Int, outputHeight: Int
 
     public var estimatedBytes: Int { (image.planes.count + mask.values.count) * 4 + 64 }
 }
@@ -59,7 +61,8 @@ struct CropToMask: Node, DefaultConstructible {
             cropMask = try Mask(width: w, height: h, values: ResizeImage.bilinear(cropMask.values, channels: 1, fromWidth: r.width,
                                                                                  fromHeight: r.height, toWidth: w, toHeight: h))
         }
-        let record = StitchRecord(image: image, mask: mask, x: r.x, y: r.y, width: r.width, height: r.height)
+        let record = StitchRecord(image: image, mask: mask, x: r.x, y: r.y, width: r.width, height: r.height,
+                                  outputWidth: crop.width, outputHeight: crop.height)
         return ["image": .object(crop, type: .image), "mask": .object(cropMask, type: .mask),
                 "stitch": .object(record, type: .stitch)]
     }
@@ -99,6 +102,36 @@ struct CropToMask: Node, DefaultConstructible {
         let x = min(max((centreX - width) / 2, 0), imageWidth - width)
         let y = min(max((centreY - height) / 2, 0), imageHeight - height)
         return ((x, y, width, height), output)
+    }
+}
+
+/// Crops a second image (a sketch, a control hint) as CropToMask cropped the
+/// picture, so it lines up with the crop.
+struct CropLike: Node, DefaultConstructible {
+    static let nodeDescription = NodeDescription(
+        type: "CropLike", category: "image",
+        doc: """
+            Cuts from `image` the rectangle CropToMask cut from the picture and resizes it to the crop's \
+            processing size, so a sketch or control hint drawn over the whole picture lines up with the crop. \
+            An image of another size than the picture is taken as covering the same area (the rectangle is \
+            scaled to it).
+            """,
+        inputs: [
+            .connection("stitch", .stitch, doc: "CropToMask's record."),
+            .connection("image", .image, doc: "An image over the whole picture (any size)."),
+        ],
+        outputs: [.output("image", .image, doc: "Its crop, at the crop's processing size.")])
+
+    func run(_ inputs: NodeInputs, _ context: NodeContext) throws -> [String: Value] {
+        let record = try inputs.object("stitch", as: StitchRecord.self)
+        let image = try inputs.object("image", as: Image.self)
+        let sx = Double(image.width) / Double(record.image.width), sy = Double(image.height) / Double(record.image.height)
+        let x = min(Int((Double(record.x) * sx).rounded(.down)), image.width - 1)
+        let y = min(Int((Double(record.y) * sy).rounded(.down)), image.height - 1)
+        let width = max(1, min(Int((Double(record.width) * sx).rounded()), image.width - x))
+        let height = max(1, min(Int((Double(record.height) * sy).rounded()), image.height - y))
+        let crop = try image.cropped(x: x, y: y, width: width, height: height)
+        return ["image": .object(crop.resized(width: record.outputWidth, height: record.outputHeight), type: .image)]
     }
 }
 

@@ -29,6 +29,7 @@ extension NodeRegistry {
         registry.register(CombineMasks.self)
         registry.register(CropToMask.self)
         registry.register(Stitch.self)
+        registry.register(CropLike.self)
         registry.register(InpaintConditioning.self)
         registry.register(PadImage.self)
         registry.register(ResizeImage.self)

@@ -74,6 +74,28 @@ final class CropAndStitchTests: XCTestCase {
     }
 }
 
+/// CropLike: a second image cut as the picture was.
+final class CropLikeTests: XCTestCase {
+    func testASketchIsCutWhereThePictureWasAndAtItsSize() throws {
+        let (w, h) = (96, 80)
+        let picture = try Image(width: w, height: h, planes: (0..<(3 * w * h)).map { Float($0 % 251) / 250 })
+        var hole = Mask(width: w, height: h)
+        for y in 50..<60 { for x in 10..<20 { hole[x, y] = 1 } }
+        let cropped = try CropToMask().run(NodeInputs(["image": .object(picture, type: .image), "mask": .object(hole, type: .mask),
+                                                       "margin": .int(8), "context": .float(1), "size": .int(64),
+                                                       "multiple": .int(32)], paths: .currentDirectory), .standalone())
+        let crop = try cropped["image"]!.asObject(Image.self)
+        func like(_ image: Image) throws -> Image {
+            try CropLike().run(NodeInputs(["stitch": cropped["stitch"]!, "image": .object(image, type: .image)],
+                                          paths: .currentDirectory), .standalone())["image"]!.asObject(Image.self)
+        }
+        XCTAssertEqual(try like(picture).planes, crop.planes, "the picture itself is cut exactly as CropToMask cut it")
+        let half = picture.resized(width: w / 2, height: h / 2)
+        let fromHalf = try like(half)
+        XCTAssertEqual([fromHalf.width, fromHalf.height], [crop.width, crop.height], "a half-size sketch gives the crop's size")
+    }
+}
+
 /// PadImage: the picture kept, the new area filled and masked, sides rounded up.
 final class PadImageTests: XCTestCase {
     private func pad(_ image: Image, _ params: [String: Value]) throws -> (Image, Mask) {

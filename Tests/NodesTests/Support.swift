@@ -55,7 +55,8 @@ enum Fixture {
         case "txt2img", "sdxl-txt2img": settings.merge(["steps": "3", "width": "64", "height": "64"]) { $1 }
         case "blended-baseline", "sd-inpaint-baseline": settings.merge(["steps": "3"]) { $1 }
         case "refine": settings.merge(["steps": "4", "strength": "0.5"]) { $1 }
-        case "text-inpaint-crop": settings.merge(["steps": "4", "interval": "2", "inner_steps": "1", "crop_size": "64"]) { $1 }
+        case _ where template.hasSuffix("-crop"):
+            settings.merge(["steps": "4", "interval": "2", "inner_steps": "1", "crop_size": "64"]) { $1 }
         default: settings.merge(["steps": "4", "interval": "2", "inner_steps": "1"]) { $1 }  // the PILOT templates
         }
         let inputs = (try? WorkflowRunner().validate(Fixture.template(template)).graph.inputs.keys).map(Set.init) ?? []
