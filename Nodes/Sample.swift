@@ -11,7 +11,7 @@ struct Sample: Node, DefaultConstructible {
     static let nodeDescription = NodeDescription(
         type: "Sample", category: "sampling",
         doc: """
-            Denoises a latent with classifier-free guidance (DDIM, Euler or DPM++ 2M), as diffusers' \
+            Denoises a latent with classifier-free guidance (DDIM, Euler, Euler ancestral or DPM++ 2M), as diffusers' \
             StableDiffusionPipeline does. The initial noise is `latent` when given, else seeded noise of \
             width/8 × height/8 (the size of `source` when that is given). With `source` and `mask` it does \
             blended latent diffusion (ddim only): before every step the masked-out background is replaced by \
@@ -107,7 +107,8 @@ struct Sample: Node, DefaultConstructible {
                 let firstStep = source == nil ? 0 : try DenoiseStrength.firstStep(steps: steps, strength: try inputs.float("strength"))
                 var scheduler = kind.scheduler(unet.schedule, steps: steps, eta: eta)
                 let shape = noise.shape
-                let stepNoise: ((Int) -> Tensor)? = eta > 0
+                // DDIM's η and the ancestral samplers draw fresh noise every step, seeded per step.
+                let stepNoise: ((Int) -> Tensor)? = eta > 0 || kind.isAncestral
                     ? { i in SeededNoise.step(seed: seed, stream: SeededNoise.etaStream, step: i, shape: shape) }
                     : nil
                 let latent = try sample(&scheduler, unet: unet, adapters: adapters, added: added, conditioning: conditioning, noise: noise,

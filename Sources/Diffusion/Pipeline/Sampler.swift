@@ -15,13 +15,18 @@ public struct PromptPair<Value> {
 public enum SamplerKind: String, Sendable, CaseIterable {
     case ddim
     case euler
+    case eulerAncestral = "euler_a"
     case dpmpp2m = "dpmpp_2m"
+
+    /// Adds fresh noise at every step (so it needs a noise source per step).
+    public var isAncestral: Bool { self == .eulerAncestral }
 
     /// A fresh scheduler over `schedule` for `steps` steps.
     public func scheduler(_ schedule: NoiseScheduleConfig, steps: Int, eta: Float = 0) -> any Scheduler {
         switch self {
         case .ddim: return DDIMScheduler(config: schedule, steps: steps, eta: eta)
         case .euler: return EulerScheduler(config: schedule, steps: steps)
+        case .eulerAncestral: return EulerAncestralScheduler(config: schedule, steps: steps)
         case .dpmpp2m: return DPMSolverScheduler(config: schedule, steps: steps)
         }
     }

@@ -66,3 +66,40 @@ public struct EulerScheduler: Scheduler {
         return sample + derivative * Float(sigmas[i + 1] - s)
     }
 }
+
+/// Euler ancestral as diffusers' `EulerAncestralDiscreteScheduler`: each
+/// step goes down to σ_down with the Euler derivative, then adds fresh noise
+/// of σ_up (σ_up² = σ_next²(σ² − σ_next²)/σ², σ_down² = σ_next² − σ_up²).
+/// The noise comes from the caller (`step`'s `noise`, one draw a step), so
+/// a run is reproducible from its seed or from recorded noise; without it
+/// the step is deterministic (σ_up not added).
+public struct EulerAncestralScheduler: Scheduler {
+    var euler: EulerScheduler
+
+    public init(config: NoiseScheduleConfig, steps: Int) {
+        euler = EulerScheduler(config: config, steps: steps)
+    }
+
+    public var timesteps: [Float] { euler.timesteps }
+    public var initNoiseSigma: Float { euler.initNoiseSigma }
+
+    public func scaleModelInput(_ sample: Tensor, step i: Int) -> Tensor { euler.scaleModelInput(sample, step: i) }
+
+    public func addNoise(_ original: Tensor, noise: Tensor, step i: Int) -> Tensor { euler.addNoise(original, noise: noise, step: i) }
+
+    public mutating func step(_ modelOutput: Tensor, step i: Int, sample: Tensor, noise: Tensor?) -> Tensor {
+        let s = euler.sigmas[i], next = euler.sigmas[i + 1]
+        let up = (next * next * (s * s - next * next) / (s * s)).squareRoot()
+        let down = (next * next - up * up).squareRoot()
+        let x0: Tensor
+        switch euler.config.prediction {
+        case .epsilon: x0 = sample - modelOutput * Float(s)
+        case .vPrediction: x0 = modelOutput * Float(-s / (s * s + 1).squareRoot()) + sample * Float(1 / (s * s + 1))
+        case .sample: x0 = modelOutput
+        }
+        let derivative = (sample - x0) / Float(s)
+        let stepped = sample + derivative * Float(down - s)
+        guard let noise else { return stepped }
+        return stepped + noise * Float(up)
+    }
+}

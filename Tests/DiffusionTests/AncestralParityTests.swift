@@ -1,0 +1,25 @@
+import Diffusion
+import Foundation
+import SafeTensors
+import Tensors
+import XCTest
+
+/// Euler ancestral against diffusers' EulerAncestralDiscreteScheduler on the
+/// tiny SD1 model with the noise it drew at each step recorded
+/// (Tests/Reference/make_ancestral_fixture.py).
+final class AncestralParityTests: XCTestCase {
+    func testEulerAncestralMatchesDiffusersWithItsStepNoise() throws {
+        let reference = try SafeTensorsFile(path: SDFixture.root.appendingPathComponent("sd1_ancestral.safetensors").path)
+        func tensor(_ name: String) throws -> Tensor { try Tensor(reference, name) }
+        let model = try SDFixture("sd1").loadFolder()
+        var scheduler = EulerAncestralScheduler(config: model.schedule, steps: 5)
+        XCTAssertEqual(scheduler.timesteps, try reference.floats("timesteps"))
+        let drawn = try tensor("step_noise"), plane = drawn.count / 5
+        let sampler = GuidedSampler(unet: model.unet, guidanceScale: 7.5)
+        let latents = try sampler.run(scheduler: &scheduler, noise: try tensor("noise"), positive: try tensor("prompt_embeds"),
+                                      negative: try tensor("negative_prompt_embeds"), stepNoise: { i in
+                                          Tensor(shape: [1, 4, 16, 16], values: Array(drawn.scalars[(i * plane)..<((i + 1) * plane)]))
+                                      })
+        assertClose(latents, try tensor("latents_out"), tolerance: 1e-3, "Euler ancestral, 5 steps")
+    }
+}
