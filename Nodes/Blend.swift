@@ -1,4 +1,5 @@
 import Diffusion
+import Tensors
 import Workflow
 
 /// PILOT's second stage: blending.
@@ -8,17 +9,32 @@ struct Blend: Node, DefaultConstructible {
         doc: """
             PILOT's second stage: the steps PILOTOptimize left (t < 1000·(1 − coherence)), each after blending \
             the source background, re-noised to that step with seeded noise (the state's seed), into the \
-            unmasked region. With coherence 1 only the final blend-free steps remain, if any.
+            unmasked region. With coherence 1 only the final blend-free steps remain, if any. With `noise` \
+            (recorded noise, [k, 1, 4, h, w]) the k-th step Blend runs uses its k-th slice instead, so a run of \
+            another implementation can be reproduced from what it drew.
             """,
-        inputs: [.connection("state", .samplerState, doc: "The state from PILOTOptimize.")],
+        inputs: [
+            .connection("state", .samplerState, doc: "The state from PILOTOptimize."),
+            .connection("noise", .latent, optional: true,
+                        doc: "Recorded blend noise [k, 1, 4, h, w] (LoadLatent): slice k for the k-th step Blend runs; seeded noise when absent."),
+        ],
         outputs: [.output("latent", .latent, doc: "The final (scaled) latent; VAEDecode makes it an image.")])
 
     func run(_ inputs: NodeInputs, _ context: NodeContext) throws -> [String: Value] {
         let payload = try inputs.object("state", as: PILOTStatePayload.self)
+        let shape = payload.state.source.shape
+        var noise = PILOTNodeSupport.blendNoise(seed: payload.seed, shape: shape)
+        if let recorded = try inputs.optionalObject("noise", as: LatentPayload.self)?.latent {
+            let remaining = payload.state.scheduler.integerTimesteps.count - payload.state.nextStep
+            guard recorded.rank == 5, Array(recorded.shape.dropFirst()) == shape, recorded.dim(0) >= remaining else {
+                throw NodeError("noise has shape \(recorded.shape), expected [k, \(shape.map(String.init).joined(separator: ", "))] "
+                                + "with k ≥ \(remaining), the steps Blend runs")
+            }
+            let first = payload.state.nextStep, plane = shape.reduce(1, *), values = recorded.scalars
+            noise = { i in Tensor(shape: shape, values: Array(values[((i - first) * plane)..<((i - first + 1) * plane)])) }
+        }
         do {
-            let latent = try payload.sampler.blend(
-                payload.state, noise: PILOTNodeSupport.blendNoise(seed: payload.seed, shape: payload.state.source.shape),
-                progress: PILOTNodeSupport.progress(context))
+            let latent = try payload.sampler.blend(payload.state, noise: noise, progress: PILOTNodeSupport.progress(context))
             return ["latent": .object(LatentPayload(latent), type: .latent)]
         } catch is CancelledError {
             throw CancellationError()

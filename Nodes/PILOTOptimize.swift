@@ -48,7 +48,7 @@ struct PILOTOptimize: Node, DefaultConstructible {
     func run(_ inputs: NodeInputs, _ context: NodeContext) throws -> [String: Value] {
         let unet = try inputs.object("unet", as: UNetPayload.self)
         let conditioning = try inputs.object("conditioning", as: ConditioningPayload.self)
-        let source = try inputs.object("source", as: LatentPayload.self).latent
+        guard let source = try inputs.singleLatent("source") else { throw NodeError("missing input source") }
         let mask = try inputs.object("mask", as: Mask.self)
         let seed = try inputs.int("seed")
         var parameters = PILOTParameters()
@@ -64,7 +64,7 @@ struct PILOTOptimize: Node, DefaultConstructible {
         parameters.sbc = try inputs.bool("sbc")
         let soft = try inputs.string("mask_mode") == "soft"
         parameters.differential = soft
-        let noise = try inputs.optionalObject("noise", as: LatentPayload.self)?.latent
+        let noise = try inputs.singleLatent("noise")
             ?? SeededNoise.latent(seed: seed, height: source.dim(2), width: source.dim(3), channels: source.dim(1))
         let optimisedSteps = (parameters.steps + parameters.interval - 1) / parameters.interval
         try WorkLimit.check(node: "PILOTOptimize", guidedSteps: parameters.steps, batch: 2,

@@ -47,7 +47,7 @@ struct Sample: Node, DefaultConstructible {
     func run(_ inputs: NodeInputs, _ context: NodeContext) throws -> [String: Value] {
         let unet = try inputs.object("unet", as: UNetPayload.self)
         let conditioning = try inputs.object("conditioning", as: ConditioningPayload.self)
-        let source = try inputs.optionalObject("source", as: LatentPayload.self)?.latent
+        let source = try inputs.singleLatent("source")
         let mask = try inputs.optionalObject("mask", as: Mask.self)
         let steps = try inputs.int("steps"), seed = try inputs.int("seed")
         let cfg = Float(try inputs.float("cfg")), eta = Float(try inputs.float("eta"))
@@ -64,7 +64,7 @@ struct Sample: Node, DefaultConstructible {
                             + "\(config.inChannels) channels: InpaintConditioning is for inpainting checkpoints (9 channels)")
         }
         let noise: Tensor
-        if let given = try inputs.optionalObject("latent", as: LatentPayload.self)?.latent {
+        if let given = try inputs.singleLatent("latent") {
             noise = given
         } else if let source {
             noise = SeededNoise.latent(seed: seed, height: source.dim(2), width: source.dim(3), channels: source.dim(1))

@@ -20,7 +20,7 @@ struct VAEDecode: Node, DefaultConstructible {
 
     func run(_ inputs: NodeInputs, _ context: NodeContext) throws -> [String: Value] {
         let vae = try inputs.object("vae", as: VAEPayload.self).vae
-        let latent = try inputs.object("latent", as: LatentPayload.self).latent
+        guard let latent = try inputs.singleLatent("latent") else { throw NodeError("missing input latent") }
         let d = vae.config.downscale
         guard let (tile, overlap) = try VAETiling.choice(inputs, width: latent.dim(3) * d, height: latent.dim(2) * d, multiple: d) else {
             return ["image": .object(try Image(tensor: vae.decodeToImage(scaledLatent: latent)), type: .image)]

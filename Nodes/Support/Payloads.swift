@@ -188,6 +188,8 @@ public final class LatentPayload: @unchecked Sendable, EstimatedByteSize, Conten
     public static let maxSide = 1024
     /// Most latent channels (SD uses 4, SD3-style models 16).
     public static let maxChannels = 16
+    /// Most steps of recorded per-step noise in one file.
+    public static let maxSteps = 1000
 
     /// The tensor `latent` of a safetensors file, checked before any model
     /// sees it: `[1, C, h, w]` with every size at least 1 (a zero size once
@@ -198,9 +200,12 @@ public final class LatentPayload: @unchecked Sendable, EstimatedByteSize, Conten
             throw NodeError("\(path) has no tensor 'latent' (it has: \(file.names.prefix(20).joined(separator: ", ")))")
         }
         let shape = try file.info("latent").shape
-        guard shape.count == 4, shape[0] == 1, shape.allSatisfy({ $0 >= 1 }),
-              shape[1] <= maxChannels, shape[2] <= maxSide, shape[3] <= maxSide else {
-            throw NodeError("\(path): 'latent' has shape \(shape), expected [1, C, h, w] with 1 ≤ C ≤ \(maxChannels) and 1 ≤ h, w ≤ \(maxSide)")
+        // [1, C, h, w], or recorded per-step noise [k, 1, C, h, w] (Blend's `noise`).
+        let inner = shape.count == 5 && (1...maxSteps).contains(shape[0]) ? Array(shape.dropFirst()) : shape
+        guard inner.count == 4, inner[0] == 1, inner.allSatisfy({ $0 >= 1 }),
+              inner[1] <= maxChannels, inner[2] <= maxSide, inner[3] <= maxSide else {
+            throw NodeError("\(path): 'latent' has shape \(shape), expected [1, C, h, w] (or per-step noise [k, 1, C, h, w], "
+                            + "k ≤ \(maxSteps)) with 1 ≤ C ≤ \(maxChannels) and 1 ≤ h, w ≤ \(maxSide)")
         }
         let values = try file.floats("latent")
         guard values.allSatisfy(\.isFinite) else {
@@ -292,5 +297,19 @@ extension Mask: EstimatedByteSize, ContentFingerprinting {
         var data = Data("mask \(width)x\(height)\n".utf8)
         values.withUnsafeBytes { data.append(contentsOf: $0) }
         return Digest.sha256Hex(data)
+    }
+}
+
+extension NodeInputs {
+    /// Latent input `name` as one latent `[1, C, h, w]`, or nil when not
+    /// given; recorded per-step noise (`[k, 1, C, h, w]`) is refused here,
+    /// it belongs to Blend's `noise`.
+    func singleLatent(_ name: String) throws -> Tensor? {
+        guard let latent = try optionalObject(name, as: LatentPayload.self)?.latent else { return nil }
+        guard latent.rank == 4 else {
+            throw NodeError("input '\(name)': expected one latent [1, C, h, w], found \(latent.shape) "
+                            + "(per-step noise [k, 1, C, h, w] goes to Blend's 'noise')")
+        }
+        return latent
     }
 }
