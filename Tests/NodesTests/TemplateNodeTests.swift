@@ -242,6 +242,8 @@ final class TemplateNodeTests: XCTestCase {
         try templates.remove("shrink")
         XCTAssertNil(try templates.template(named: "shrink", version: nil))
         XCTAssertNotNil(try templates.template(named: "shrink", version: 1), "expected the history to outlive the file")
+        XCTAssertNotNil(try LayeredTemplates([TemplateFolder(Fixture.templates), templates]).template(named: "shrink", version: 2),
+                        "expected a removed template's versions found through a layered source too")
     }
 
     func testRelativePathsInAFileTemplateResolveInItsFolderWhereverItIsNested() throws {

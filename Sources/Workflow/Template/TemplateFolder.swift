@@ -27,12 +27,15 @@ public struct TemplateFolder: TemplateSource {
         return nil
     }
 
+    /// Names with a current file or a saved history (a removed template's
+    /// versions can still be pinned).
     public var templateNames: [String] {
         let items = (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
-        let names = items.filter { ["yaml", "yml", "json"].contains(($0 as NSString).pathExtension) }
+        let files = items.filter { ["yaml", "yml", "json"].contains(($0 as NSString).pathExtension) }
             .map { ($0 as NSString).deletingPathExtension }
-            .filter(Self.isValidName)
-        return Array(Set(names)).sorted()
+        let saved = (try? FileManager.default.contentsOfDirectory(
+            atPath: directory.appendingPathComponent(".versions", isDirectory: true).path)) ?? []
+        return Array(Set((files + saved).filter(Self.isValidName))).sorted()
     }
 
     public func template(named name: String, version: Int?) throws(TemplateLookupError) -> TemplateText? {
