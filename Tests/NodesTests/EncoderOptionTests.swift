@@ -52,4 +52,30 @@ final class EncoderOptionTests: XCTestCase {
             XCTAssertTrue("\(error)".contains("multiples of 8"), "\(error)")
         }
     }
+
+    func testKarrasSigmasRunOnEulerAndAreRefusedElsewhere() throws {
+        func sample(_ scheduler: String, karras: Bool) throws -> Tensor {
+            let folder = Fixture.temporaryFolder("karras")
+            let file = folder.appendingPathComponent("w.yaml")
+            try """
+                version: 1
+                nodes:
+                  model:  {type: LoadCheckpoint, params: {path: "\(Fixture.tinyModel)"}}
+                  text:   {type: TextEncode, inputs: {clip: model.clip}, params: {prompt: a ball}}
+                  sample: {type: Sample, inputs: {unet: model.unet, conditioning: text.conditioning},
+                           params: {steps: 3, width: 64, height: 64, scheduler: \(scheduler), karras: \(karras)}}
+                outputs:
+                  latent: sample.latent
+                """.write(to: file, atomically: true, encoding: .utf8)
+            let runner = WorkflowRunner()
+            let result = try runner.run(runner.validate(file), file: file, outputDirectory: folder)
+            return try XCTUnwrap(result.outputs["latent"]).asObject(LatentPayload.self).latent
+        }
+        XCTAssertNotEqual(try sample("euler", karras: true).scalars, try sample("euler", karras: false).scalars,
+                          "expected the Karras ramp to change the run")
+        XCTAssertNoThrow(try sample("euler_a", karras: true))
+        XCTAssertThrowsError(try sample("ddim", karras: true)) { error in
+            XCTAssertTrue("\(error)".contains("karras applies to the euler and euler_a schedulers, found ddim"), "\(error)")
+        }
+    }
 }

@@ -21,12 +21,16 @@ public enum SamplerKind: String, Sendable, CaseIterable {
     /// Adds fresh noise at every step (so it needs a noise source per step).
     public var isAncestral: Bool { self == .eulerAncestral }
 
-    /// A fresh scheduler over `schedule` for `steps` steps.
-    public func scheduler(_ schedule: NoiseScheduleConfig, steps: Int, eta: Float = 0) -> any Scheduler {
+    /// Whether it can run on Karras et al.'s σ ramp (`karras`).
+    public var takesKarrasSigmas: Bool { self == .euler || self == .eulerAncestral }
+
+    /// A fresh scheduler over `schedule` for `steps` steps (`karras`: on
+    /// Karras σ, for the kinds that take them).
+    public func scheduler(_ schedule: NoiseScheduleConfig, steps: Int, eta: Float = 0, karras: Bool = false) -> any Scheduler {
         switch self {
         case .ddim: return DDIMScheduler(config: schedule, steps: steps, eta: eta)
-        case .euler: return EulerScheduler(config: schedule, steps: steps)
-        case .eulerAncestral: return EulerAncestralScheduler(config: schedule, steps: steps)
+        case .euler: return EulerScheduler(config: schedule, steps: steps, karras: karras)
+        case .eulerAncestral: return EulerAncestralScheduler(config: schedule, steps: steps, karras: karras)
         case .dpmpp2m: return DPMSolverScheduler(config: schedule, steps: steps)
         }
     }

@@ -13,6 +13,28 @@ enum SigmaSchedule {
         }
     }
 
+    /// Karras et al.'s σ ramp between the schedule's σ_max and σ_min (ρ = 7),
+    /// as diffusers' `use_karras_sigmas`.
+    static func karras(_ sigmas: [Double]) -> [Double] {
+        guard sigmas.count > 1, let high = sigmas.first, let low = sigmas.last else { return sigmas }
+        let rho = 7.0, n = sigmas.count
+        let (maxInv, minInv) = (pow(high, 1 / rho), pow(low, 1 / rho))
+        return (0..<n).map { i in pow(maxInv + Double(i) / Double(n - 1) * (minInv - maxInv), rho) }
+    }
+
+    /// The fractional training timestep of `sigma`: linear in log σ between
+    /// the two training steps around it, as diffusers' `_sigma_to_t`.
+    static func timestep(forSigma sigma: Double, logSigmas: [Double]) -> Double {
+        let logSigma = log(max(sigma, 1e-10))
+        // The last index whose log σ is at most this one, kept below the end.
+        var low = 0
+        for (i, value) in logSigmas.enumerated() where logSigma - value >= 0 { low = i }
+        low = min(low, logSigmas.count - 2)
+        let (a, b) = (logSigmas[low], logSigmas[low + 1])
+        let w = min(max((a - logSigma) / (a - b), 0), 1)
+        return (1 - w) * Double(low) + w * Double(low + 1)
+    }
+
     /// Timesteps as diffusers computes them (float) for `spacing`.
     static func timesteps(_ c: NoiseScheduleConfig, steps: Int) -> [Double] {
         switch c.spacing {
@@ -31,10 +53,21 @@ public struct EulerScheduler: Scheduler {
     let sigmas: [Double]          // one per step, then 0
     let floatTimesteps: [Double]
 
-    public init(config: NoiseScheduleConfig, steps: Int) {
+    /// `karras`: σ on Karras et al.'s ramp (diffusers' `use_karras_sigmas`),
+    /// the timesteps following from the σ.
+    public init(config: NoiseScheduleConfig, steps: Int, karras: Bool = false) {
         self.config = config
-        floatTimesteps = SigmaSchedule.timesteps(config, steps: steps)
-        sigmas = SigmaSchedule.sigmas(alphasCumprod: config.alphasCumprod, at: floatTimesteps) + [0]
+        let spaced = SigmaSchedule.timesteps(config, steps: steps)
+        let sigmas = SigmaSchedule.sigmas(alphasCumprod: config.alphasCumprod, at: spaced)
+        guard karras else {
+            floatTimesteps = spaced
+            self.sigmas = sigmas + [0]
+            return
+        }
+        let ramp = SigmaSchedule.karras(sigmas)
+        let logSigmas = config.alphasCumprod.map { Double(Float(log(((1 - $0) / $0).squareRoot()))) }
+        floatTimesteps = ramp.map { SigmaSchedule.timestep(forSigma: $0, logSigmas: logSigmas) }
+        self.sigmas = ramp + [0]
     }
 
     public var timesteps: [Float] { floatTimesteps.map { Float($0) } }
@@ -76,8 +109,8 @@ public struct EulerScheduler: Scheduler {
 public struct EulerAncestralScheduler: Scheduler {
     var euler: EulerScheduler
 
-    public init(config: NoiseScheduleConfig, steps: Int) {
-        euler = EulerScheduler(config: config, steps: steps)
+    public init(config: NoiseScheduleConfig, steps: Int, karras: Bool = false) {
+        euler = EulerScheduler(config: config, steps: steps, karras: karras)
     }
 
     public var timesteps: [Float] { euler.timesteps }
