@@ -38,8 +38,11 @@ struct Sample: Node, DefaultConstructible {
             .parameter("cfg", .float, default: .float(7.5), min: 0, max: 100, doc: "Classifier-free guidance scale."),
             .parameter("scheduler", schedulerType, default: .string("ddim"), doc: "The sampler."),
             .parameter("eta", .float, default: .float(0), min: 0, max: 1, doc: "DDIM η (0 = deterministic)."),
-            .parameter("karras", .bool, default: .bool(false),
-                       doc: "Karras et al.'s σ ramp (ρ 7) instead of the schedule's spacing, as diffusers' use_karras_sigmas (euler and euler_a)."),
+            .parameter("sigmas", .enumeration(name: "Sigmas", cases: SigmaSpacing.allCases.map(\.rawValue)), default: .string("schedule"),
+                       doc: """
+                           Where euler and euler_a place their steps: schedule (the checkpoint's timestep spacing), karras \
+                           (Karras et al.'s ramp, ρ 7: diffusers' use_karras_sigmas) or exponential (even in log σ).
+                           """),
             .parameter("seed", .int, default: .int(0), doc: "Seed of the initial noise (and of η and blend noise)."),
             .parameter("width", .int, default: .int(512), min: 8, max: 4096, doc: "Image width in pixels (multiple of 8) when no latent or source is given."),
             .parameter("height", .int, default: .int(512), min: 8, max: 4096, doc: "Image height in pixels (multiple of 8) when no latent or source is given."),
@@ -56,9 +59,9 @@ struct Sample: Node, DefaultConstructible {
         guard let kind = SamplerKind(rawValue: try inputs.string("scheduler")) else {
             throw NodeError("unknown scheduler")
         }
-        let karras = try inputs.bool("karras")
-        guard !karras || kind.takesKarrasSigmas else {
-            throw NodeError("karras applies to the euler and euler_a schedulers, found \(kind.rawValue)")
+        let sigmas = SigmaSpacing(rawValue: try inputs.string("sigmas")) ?? .schedule
+        guard sigmas == .schedule || kind.takesSigmaSpacing else {
+            throw NodeError("sigmas \(sigmas.rawValue) applies to the euler and euler_a schedulers, found \(kind.rawValue)")
         }
         let config = unet.unet.config
         if config.inChannels != config.outChannels, conditioning.inpaint == nil {
@@ -111,7 +114,7 @@ struct Sample: Node, DefaultConstructible {
             case let (source, nil):
                 // Text to image, or image to image from the source at `strength`.
                 let firstStep = source == nil ? 0 : try DenoiseStrength.firstStep(steps: steps, strength: try inputs.float("strength"))
-                var scheduler = kind.scheduler(unet.schedule, steps: steps, eta: eta, karras: karras)
+                var scheduler = kind.scheduler(unet.schedule, steps: steps, eta: eta, sigmas: sigmas)
                 let shape = noise.shape
                 // DDIM's η and the ancestral samplers draw fresh noise every step, seeded per step.
                 let stepNoise: ((Int) -> Tensor)? = eta > 0 || kind.isAncestral

@@ -31,7 +31,7 @@ final class KarrasSigmaTests: XCTestCase {
         let reference = try SafeTensorsFile(path: SDFixture.root.appendingPathComponent("sd1_karras.safetensors").path)
         func tensor(_ name: String) throws -> Tensor { try Tensor(reference, name) }
         let model = try SDFixture("sd1").loadFolder()
-        var scheduler = EulerScheduler(config: model.schedule, steps: 6, karras: true)
+        var scheduler = EulerScheduler(config: model.schedule, steps: 6, spacing: .karras)
         let sigmas = try reference.floats("sigmas"), timesteps = try reference.floats("timesteps")
         for (ours, theirs) in zip(scheduler.sigmaValues, sigmas) { XCTAssertEqual(ours, theirs, accuracy: 1e-5 * max(1, theirs)) }
         for (ours, theirs) in zip(scheduler.timesteps, timesteps) { XCTAssertEqual(ours, theirs, accuracy: 1e-3) }
@@ -39,5 +39,20 @@ final class KarrasSigmaTests: XCTestCase {
         let latents = try sampler.run(scheduler: &scheduler, noise: try tensor("noise"), positive: try tensor("prompt_embeds"),
                                       negative: try tensor("negative_prompt_embeds"))
         assertClose(latents, try tensor("latents_out"), tolerance: 1e-3, "Euler with Karras sigmas, 6 steps")
+    }
+}
+
+/// Exponential sigmas against diffusers' EulerDiscreteScheduler(use_exponential_sigmas=True).
+final class ExponentialSigmaTests: XCTestCase {
+    func testExponentialSigmasMatchDiffusers() throws {
+        let reference = try SafeTensorsFile(path: SDFixture.root.appendingPathComponent("sd1_karras.safetensors").path)
+        let model = try SDFixture("sd1").loadFolder()
+        let scheduler = EulerScheduler(config: model.schedule, steps: 6, spacing: .exponential)
+        for (ours, theirs) in zip(scheduler.sigmaValues, try reference.floats("exponential.sigmas")) {
+            XCTAssertEqual(ours, theirs, accuracy: 1e-5 * max(1, theirs))
+        }
+        for (ours, theirs) in zip(scheduler.timesteps, try reference.floats("exponential.timesteps")) {
+            XCTAssertEqual(ours, theirs, accuracy: 1e-3)
+        }
     }
 }

@@ -53,8 +53,8 @@ final class EncoderOptionTests: XCTestCase {
         }
     }
 
-    func testKarrasSigmasRunOnEulerAndAreRefusedElsewhere() throws {
-        func sample(_ scheduler: String, karras: Bool) throws -> Tensor {
+    func testSigmaSpacingsRunOnEulerAndAreRefusedElsewhere() throws {
+        func sample(_ scheduler: String, sigmas: String) throws -> Tensor {
             let folder = Fixture.temporaryFolder("karras")
             let file = folder.appendingPathComponent("w.yaml")
             try """
@@ -63,7 +63,7 @@ final class EncoderOptionTests: XCTestCase {
                   model:  {type: LoadCheckpoint, params: {path: "\(Fixture.tinyModel)"}}
                   text:   {type: TextEncode, inputs: {clip: model.clip}, params: {prompt: a ball}}
                   sample: {type: Sample, inputs: {unet: model.unet, conditioning: text.conditioning},
-                           params: {steps: 3, width: 64, height: 64, scheduler: \(scheduler), karras: \(karras)}}
+                           params: {steps: 3, width: 64, height: 64, scheduler: \(scheduler), sigmas: \(sigmas)}}
                 outputs:
                   latent: sample.latent
                 """.write(to: file, atomically: true, encoding: .utf8)
@@ -71,11 +71,11 @@ final class EncoderOptionTests: XCTestCase {
             let result = try runner.run(runner.validate(file), file: file, outputDirectory: folder)
             return try XCTUnwrap(result.outputs["latent"]).asObject(LatentPayload.self).latent
         }
-        XCTAssertNotEqual(try sample("euler", karras: true).scalars, try sample("euler", karras: false).scalars,
+        XCTAssertNotEqual(try sample("euler", sigmas: "karras").scalars, try sample("euler", sigmas: "schedule").scalars,
                           "expected the Karras ramp to change the run")
-        XCTAssertNoThrow(try sample("euler_a", karras: true))
-        XCTAssertThrowsError(try sample("ddim", karras: true)) { error in
-            XCTAssertTrue("\(error)".contains("karras applies to the euler and euler_a schedulers, found ddim"), "\(error)")
+        XCTAssertNoThrow(try sample("euler_a", sigmas: "exponential"))
+        XCTAssertThrowsError(try sample("ddim", sigmas: "karras")) { error in
+            XCTAssertTrue("\(error)".contains("sigmas karras applies to the euler and euler_a schedulers, found ddim"), "\(error)")
         }
     }
 }

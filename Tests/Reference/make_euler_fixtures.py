@@ -9,7 +9,9 @@ embeddings and initial noise, CFG 7.5:
   The reference for EulerAncestralScheduler.
 - Tests/Fixtures/sd/sd1_karras.safetensors: EulerDiscreteScheduler with
   use_karras_sigmas=True, 6 steps, with its sigmas (final 0) and the
-  fractional timesteps derived from them. The reference for Karras sigmas.
+  fractional timesteps derived from them. The reference for Karras sigmas;
+  beside it exponential.sigmas / exponential.timesteps, the schedule of
+  use_exponential_sigmas=True (6 steps).
 
 Each holds prompt_embeds, negative_prompt_embeds, noise, timesteps, latents_out.
 
@@ -74,6 +76,12 @@ save("sd1_ancestral.safetensors", {"prompt_embeds": positive, "negative_prompt_e
 positive, negative, noise = inputs(31)
 pipe.scheduler = EulerDiscreteScheduler.from_config(base, use_karras_sigmas=True)
 latents = run(positive, negative, noise, 6)
-save("sd1_karras.safetensors", {"prompt_embeds": positive, "negative_prompt_embeds": negative, "noise": noise,
-                                "timesteps": pipe.scheduler.timesteps.to(torch.float32),
-                                "sigmas": pipe.scheduler.sigmas.to(torch.float32), "latents_out": latents})
+karras = {"prompt_embeds": positive, "negative_prompt_embeds": negative, "noise": noise,
+          "timesteps": pipe.scheduler.timesteps.to(torch.float32), "sigmas": pipe.scheduler.sigmas.to(torch.float32),
+          "latents_out": latents}
+# Exponential sigmas: the schedule only (the sampling loop is Euler's, checked above).
+exponential = EulerDiscreteScheduler.from_config(base, use_exponential_sigmas=True)
+exponential.set_timesteps(6)
+karras["exponential.sigmas"] = exponential.sigmas.to(torch.float32)
+karras["exponential.timesteps"] = exponential.timesteps.to(torch.float32)
+save("sd1_karras.safetensors", karras)

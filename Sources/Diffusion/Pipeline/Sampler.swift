@@ -21,16 +21,17 @@ public enum SamplerKind: String, Sendable, CaseIterable {
     /// Adds fresh noise at every step (so it needs a noise source per step).
     public var isAncestral: Bool { self == .eulerAncestral }
 
-    /// Whether it can run on Karras et al.'s σ ramp (`karras`).
-    public var takesKarrasSigmas: Bool { self == .euler || self == .eulerAncestral }
+    /// Whether its steps can be placed by σ (`SigmaSpacing` other than the schedule's).
+    public var takesSigmaSpacing: Bool { self == .euler || self == .eulerAncestral }
 
-    /// A fresh scheduler over `schedule` for `steps` steps (`karras`: on
-    /// Karras σ, for the kinds that take them).
-    public func scheduler(_ schedule: NoiseScheduleConfig, steps: Int, eta: Float = 0, karras: Bool = false) -> any Scheduler {
+    /// A fresh scheduler over `schedule` for `steps` steps (`sigmas`: where
+    /// the σ lie, for the kinds that take it).
+    public func scheduler(_ schedule: NoiseScheduleConfig, steps: Int, eta: Float = 0,
+                          sigmas: SigmaSpacing = .schedule) -> any Scheduler {
         switch self {
         case .ddim: return DDIMScheduler(config: schedule, steps: steps, eta: eta)
-        case .euler: return EulerScheduler(config: schedule, steps: steps, karras: karras)
-        case .eulerAncestral: return EulerAncestralScheduler(config: schedule, steps: steps, karras: karras)
+        case .euler: return EulerScheduler(config: schedule, steps: steps, spacing: sigmas)
+        case .eulerAncestral: return EulerAncestralScheduler(config: schedule, steps: steps, spacing: sigmas)
         case .dpmpp2m: return DPMSolverScheduler(config: schedule, steps: steps)
         }
     }

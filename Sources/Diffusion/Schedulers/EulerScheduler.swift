@@ -13,6 +13,14 @@ enum SigmaSchedule {
         }
     }
 
+    /// σ evenly spaced in log σ between the schedule's σ_max and σ_min, as
+    /// diffusers' `use_exponential_sigmas`.
+    static func exponential(_ sigmas: [Double]) -> [Double] {
+        guard sigmas.count > 1, let high = sigmas.first, let low = sigmas.last else { return sigmas }
+        let n = sigmas.count, (a, b) = (log(high), log(low))
+        return (0..<n).map { i in exp(a + Double(i) / Double(n - 1) * (b - a)) }
+    }
+
     /// Karras et al.'s σ ramp between the schedule's σ_max and σ_min (ρ = 7),
     /// as diffusers' `use_karras_sigmas`.
     static func karras(_ sigmas: [Double]) -> [Double] {
@@ -46,6 +54,16 @@ enum SigmaSchedule {
     }
 }
 
+/// Where the σ of a σ-space sampler's steps lie.
+public enum SigmaSpacing: String, Sendable, CaseIterable {
+    /// The schedule's own timestep spacing (`timestep_spacing`).
+    case schedule
+    /// Karras et al.'s ramp, ρ = 7 (diffusers' `use_karras_sigmas`).
+    case karras
+    /// Even in log σ (diffusers' `use_exponential_sigmas`).
+    case exponential
+}
+
 /// Euler (Karras et al. 2022, Algorithm 2 without churn) as diffusers'
 /// `EulerDiscreteScheduler`.
 public struct EulerScheduler: Scheduler {
@@ -53,18 +71,21 @@ public struct EulerScheduler: Scheduler {
     let sigmas: [Double]          // one per step, then 0
     let floatTimesteps: [Double]
 
-    /// `karras`: σ on Karras et al.'s ramp (diffusers' `use_karras_sigmas`),
-    /// the timesteps following from the σ.
-    public init(config: NoiseScheduleConfig, steps: Int, karras: Bool = false) {
+    /// `spacing`: where the steps' σ lie (Karras, exponential: the σ are
+    /// placed first and the timesteps follow from them).
+    public init(config: NoiseScheduleConfig, steps: Int, spacing: SigmaSpacing = .schedule) {
         self.config = config
         let spaced = SigmaSchedule.timesteps(config, steps: steps)
         let sigmas = SigmaSchedule.sigmas(alphasCumprod: config.alphasCumprod, at: spaced)
-        guard karras else {
+        let ramp: [Double]
+        switch spacing {
+        case .schedule:
             floatTimesteps = spaced
             self.sigmas = sigmas + [0]
             return
+        case .karras: ramp = SigmaSchedule.karras(sigmas)
+        case .exponential: ramp = SigmaSchedule.exponential(sigmas)
         }
-        let ramp = SigmaSchedule.karras(sigmas)
         let logSigmas = config.alphasCumprod.map { Double(Float(log(((1 - $0) / $0).squareRoot()))) }
         floatTimesteps = ramp.map { SigmaSchedule.timestep(forSigma: $0, logSigmas: logSigmas) }
         self.sigmas = ramp + [0]
@@ -109,8 +130,8 @@ public struct EulerScheduler: Scheduler {
 public struct EulerAncestralScheduler: Scheduler {
     var euler: EulerScheduler
 
-    public init(config: NoiseScheduleConfig, steps: Int, karras: Bool = false) {
-        euler = EulerScheduler(config: config, steps: steps, karras: karras)
+    public init(config: NoiseScheduleConfig, steps: Int, spacing: SigmaSpacing = .schedule) {
+        euler = EulerScheduler(config: config, steps: steps, spacing: spacing)
     }
 
     public var timesteps: [Float] { euler.timesteps }
