@@ -24,14 +24,8 @@ public struct InpaintingMasks {
     /// `pixelMask` is `[H, W]` (or `[1, 1, H, W]`) in [0, 1] with the user
     /// convention **1 (white) = inpaint**; values ≥ 0.5 count as hole.
     public init(pixelMask: Tensor, downscale: Int = 8, levels: Int = 4, dilation: Int = 0) throws {
-        let (h, w, pw) = try Self.latentSize(of: pixelMask, downscale: downscale)
-        let px = pixelMask.scalars
-        var k = [Float](repeating: 1, count: h * w)
-        for i in 0..<h {
-            for j in 0..<w where px[(i * downscale) * pw + j * downscale] >= 0.5 {
-                k[i * w + j] = 0
-            }
-        }
+        let (h, w, _) = try Self.latentSize(of: pixelMask, downscale: downscale)
+        var k = try Self.nearestHole(pixelMask, downscale: downscale).map { $0 ? Float(0) : 1 }
         if dilation > 0 { k = InpaintingMasks.dilateHole(k, h, w, dilation) }
         self.init(keep: k, height: h, width: w, levels: levels)
     }
@@ -56,6 +50,16 @@ public struct InpaintingMasks {
             }
         }
         self.init(keep: k, height: h, width: w, levels: levels)
+    }
+
+    /// Latent cell (i, j) is hole when pixel (8i, 8j) of the pixel mask
+    /// (`[H, W]` or `[1, 1, H, W]`, 1 = inpaint) is at least 0.5: the
+    /// reference's nearest rule, PyTorch's `interpolate` default, which
+    /// diffusers' inpainting pipeline uses too. Row-major over h × w.
+    static func nearestHole(_ pixelMask: Tensor, downscale: Int) throws -> [Bool] {
+        let (h, w, pw) = try latentSize(of: pixelMask, downscale: downscale)
+        let px = pixelMask.scalars
+        return (0..<(h * w)).map { px[(($0 / w) * downscale) * pw + ($0 % w) * downscale] >= 0.5 }
     }
 
     /// The latent height and width of a pixel mask, and its pixel width.

@@ -13,15 +13,8 @@ public enum InpaintChannels {
             throw ModelInputError.shape(what: "inpainting mask", expected: "[1, 1, H, W] with H, W multiples of \(factor)",
                                         found: mask.shape)
         }
-        let height = mask.dim(2), width = mask.dim(3), h = height / factor, w = width / factor
-        let pixels = mask.scalars
-        var cells = [Float](repeating: 0, count: h * w)
-        for y in 0..<h {
-            for x in 0..<w {
-                cells[y * w + x] = pixels[(y * factor) * width + x * factor] >= 0.5 ? 1 : 0
-            }
-        }
-        return Tensor(shape: [1, 1, h, w], values: cells)
+        let cells = try InpaintingMasks.nearestHole(mask, downscale: factor).map { $0 ? Float(1) : 0 }
+        return Tensor(shape: [1, 1, mask.dim(2) / factor, mask.dim(3) / factor], values: cells)
     }
 
     /// RGB `[1, 3, H, W]` in [0, 1] with every pixel the mask marks for
