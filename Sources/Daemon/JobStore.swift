@@ -56,11 +56,9 @@ public struct JobRecord: Sendable, Equatable {
         if let template { object["template"] = .string(template) }
         if let templateVersion { object["template_version"] = .int(templateVersion) }
         if let templateSHA256 { object["template_sha256"] = .string(templateSHA256) }
-        if case let .array(nested)? = nestedTemplates {
+        if let snapshot = nestedTemplates.flatMap(TemplateSnapshot.init(json:)) {
             // Which templates, not their texts (`template` with a version shows one).
-            object["nested_templates"] = .array(nested.map { item in
-                .object((item.objectValue ?? [:]).filter { ["name", "version", "sha256"].contains($0.key) })
-            })
+            object["nested_templates"] = .array(snapshot.texts.map(\.summary))
         }
         if let idempotencyKey { object["idempotency_key"] = .string(idempotencyKey) }
         if let client { object["client"] = .string(client) }

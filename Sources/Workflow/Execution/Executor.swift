@@ -36,11 +36,7 @@ public final class Executor: Sendable {
         record.annotations = annotations
         if !workflow.workflow.templates.isEmpty {
             // Which templates the template nodes ran (pilot:nested-templates in a PNG).
-            record.annotations["nested-templates"] = JSONValue.array(workflow.workflow.templates.map { text in
-                var object: [String: JSONValue] = ["name": .string(text.name), "sha256": .string(text.sha256)]
-                if let version = text.version { object["version"] = .int(version) }
-                return .object(object)
-            }).compact
+            record.annotations["nested-templates"] = JSONValue.array(workflow.workflow.templates.map(\.summary)).compact
         }
         let written = OutputAllowance(maxPixels: paths.maxOutputPixels)
 

@@ -47,8 +47,11 @@ public struct TemplateFolder: TemplateSource {
         }
         guard let url = file(of: name) else { return nil }
         let text = try read(url)
-        let latest = history(of: name).last
-        let current = latest.flatMap { $0.sha256 == Digest.sha256Hex(Data(text.utf8)) ? $0.version : nil }
+        // Its version, when its text is the newest saved one's (only that file is read).
+        let newest = versionNumbers(of: name).last
+        let current = newest.flatMap { number in
+            FileManager.default.contents(atPath: versionFile(name, number).path) == Data(text.utf8) ? number : nil
+        }
         return TemplateText(name: name, version: current, file: url.path, text: text, directory: directory.path)
     }
 
@@ -62,13 +65,7 @@ public struct TemplateFolder: TemplateSource {
     /// Every saved version, oldest first.
     public func history(of name: String) -> [Version] {
         guard Self.isValidName(name) else { return [] }
-        let folder = versionsFolder(name)
-        let items = (try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []
-        let numbers = items.compactMap { item -> Int? in
-            guard item.hasSuffix(".yaml") else { return nil }
-            return Int(item.dropLast(5))
-        }.sorted()
-        return numbers.compactMap { number in
+        return versionNumbers(of: name).compactMap { number in
             let url = versionFile(name, number)
             guard let data = FileManager.default.contents(atPath: url.path) else { return nil }
             let time = (try? FileManager.default.attributesOfItem(atPath: url.path)[.modificationDate] as? Date) ?? nil
@@ -84,7 +81,7 @@ public struct TemplateFolder: TemplateSource {
         guard Self.isValidName(name) else {
             throw TemplateLookupError("'\(name)' is not a template name (1 to 100 letters, digits, '_', '.' or '-', not starting with '.')")
         }
-        let next = (history(of: name).last?.version ?? 0) + 1
+        let next = (versionNumbers(of: name).last ?? 0) + 1
         let target = directory.appendingPathComponent("\(name).yaml")
         do {
             try FileManager.default.createDirectory(at: versionsFolder(name), withIntermediateDirectories: true)
@@ -106,6 +103,15 @@ public struct TemplateFolder: TemplateSource {
         do { try FileManager.default.removeItem(at: url) } catch {
             throw TemplateLookupError("cannot remove \(url.path): \(error.localizedDescription)")
         }
+    }
+
+    /// The saved version numbers of `name`, ascending.
+    private func versionNumbers(of name: String) -> [Int] {
+        let items = (try? FileManager.default.contentsOfDirectory(atPath: versionsFolder(name).path)) ?? []
+        return items.compactMap { item -> Int? in
+            guard item.hasSuffix(".yaml") else { return nil }
+            return Int(item.dropLast(5))
+        }.sorted()
     }
 
     private func versionsFolder(_ name: String) -> URL {

@@ -27,6 +27,17 @@ public struct TemplateText: Sendable, Equatable {
     /// `name@version`, or `name` for a file template.
     public var reference: String { version.map { "\(name)@\($0)" } ?? name }
 
+    /// One text of one template: its reference and its hash.
+    var identity: String { reference + "#" + sha256 }
+
+    /// Which template it is, without its text: `{"name", "version", "sha256"}`
+    /// (what a job's status and an image's `pilot:nested-templates` show).
+    public var summary: JSONValue {
+        var object: [String: JSONValue] = ["name": .string(name), "sha256": .string(sha256)]
+        if let version { object["version"] = .int(version) }
+        return .object(object)
+    }
+
     /// For a job's record: enough to run the same template again.
     public var json: JSONValue {
         var object: [String: JSONValue] = ["name": .string(name), "sha256": .string(sha256), "file": .string(file),

@@ -90,7 +90,7 @@ struct TemplateExpansion {
         var redirect: [PortReference: PortReference] = [:]
         var seen = Set<String>()
         while let (id, template) = work.popLast() {
-            if seen.insert(template.text.reference + "#" + template.text.sha256).inserted { templates.append(template.text) }
+            if seen.insert(template.text.identity).inserted { templates.append(template.text) }
             let outer = graph.nodes.removeValue(forKey: id)!
             for (innerID, inner) in template.graph.nodes {
                 var node = inner

@@ -112,7 +112,7 @@ extension GraphCheck {
             report(.unknownTemplate, at: entry.typeLocation, node: entry.id, "template '\(name)': \(error)")
             return nil
         }
-        let key = text.reference + "#" + text.sha256
+        let key = text.identity
         if resolution.checked[key] == nil {
             resolution.chain.append(name)
             resolution.checked[key] = Self.check(text, registry: registry, resolution: resolution)
