@@ -20,7 +20,8 @@ extension ImageFile {
         case .png:
             return try PNG.encode(image, text: text)
         case .jpeg:
-            let comment = text.isEmpty ? Data() : JPEGText.header(for: metadataJSON(text)) + metadataJSON(text)
+            let json = metadataJSON(text)
+            let comment = text.isEmpty ? Data() : JPEGText.header(for: json) + json
             return try encodeRGB8(image, format: format) { rgb, out, size, message, capacity in
                 comment.withUnsafeBytes { bytes in
                     pilot_jpeg_encode(rgb, UInt32(image.width), UInt32(image.height), Int32(quality),
