@@ -146,30 +146,33 @@ public final class PILOTSampler {
     }
 
     /// Stage 1: runs steps while t ≥ 1000·(1 − γ), optimising every τ-th.
-    public func optimise(_ state: PILOTState, progress: ((PILOTProgress) -> Bool)? = nil) throws -> PILOTState {
+    /// `preview` sees x̂₀ at every optimisation step and the others it asks for.
+    public func optimise(_ state: PILOTState, progress: ((PILOTProgress) -> Bool)? = nil,
+                         preview: SamplerPreview? = nil) throws -> PILOTState {
         var s = state
         let threshold = parameters.coherenceThreshold
         while !s.isFinished, Float(s.scheduler.integerTimesteps[s.nextStep]) >= threshold {
-            try step(&s, blendNoise: nil, progress: progress)
+            try step(&s, blendNoise: nil, progress: progress, preview: preview)
         }
         return s
     }
 
     /// Stage 2: the remaining steps, blending the re-noised source background
     /// in before each (`noise(i)` supplies ε for step i).
-    public func blend(_ state: PILOTState, noise: @escaping (Int) -> Tensor, progress: ((PILOTProgress) -> Bool)? = nil) throws -> Tensor {
+    public func blend(_ state: PILOTState, noise: @escaping (Int) -> Tensor, progress: ((PILOTProgress) -> Bool)? = nil,
+                      preview: SamplerPreview? = nil) throws -> Tensor {
         var s = state
-        while !s.isFinished { try step(&s, blendNoise: noise, progress: progress) }
+        while !s.isFinished { try step(&s, blendNoise: noise, progress: progress, preview: preview) }
         return s.latent
     }
 
     /// Both stages.
     public func run(noise: Tensor, source: Tensor, masks: InpaintingMasks, positive: Tensor, negative: Tensor,
                     wordTokens: [Int], blendNoise: @escaping (Int) -> Tensor,
-                    progress: ((PILOTProgress) -> Bool)? = nil) throws -> Tensor {
+                    progress: ((PILOTProgress) -> Bool)? = nil, preview: SamplerPreview? = nil) throws -> Tensor {
         let s = try start(noise: noise, source: source, masks: masks, positive: positive, negative: negative,
                           wordTokens: wordTokens)
-        return try blend(optimise(s, progress: progress), noise: blendNoise, progress: progress)
+        return try blend(optimise(s, progress: progress, preview: preview), noise: blendNoise, progress: progress, preview: preview)
     }
 
     // MARK: One denoising step
@@ -180,7 +183,8 @@ public final class PILOTSampler {
         return Tensor(shape: keep.shape, values: keep.scalars.map { $0 > threshold ? 1 : 0 })
     }
 
-    private func step(_ s: inout PILOTState, blendNoise: ((Int) -> Tensor)?, progress: ((PILOTProgress) -> Bool)?) throws {
+    private func step(_ s: inout PILOTState, blendNoise: ((Int) -> Tensor)?, progress: ((PILOTProgress) -> Bool)?,
+                      preview: SamplerPreview?) throws {
         let i = s.nextStep
         let t = s.scheduler.integerTimesteps[i]
         let total = s.scheduler.integerTimesteps.count
@@ -193,7 +197,9 @@ public final class PILOTSampler {
             let noised = s.source * a.squareRoot() + blendNoise(i) * (1 - a).squareRoot()
             let keep = parameters.differential ? Self.differentialGate(s.masks.keep, step: i, of: total) : s.masks.keep
             s.latent = s.latent * (1 - keep) + noised * keep
-        } else if i % parameters.interval == 0, s.masks.hasBackground {
+        }
+        let optimised = !blending && i % parameters.interval == 0 && s.masks.hasBackground
+        if optimised {
             // The reference skips optimisation entirely when nothing is kept.
             s.latent = try optimiseLatent(s, step: i, timestep: t, control: control, progress: progress)
             optimisedLatents.append(s.latent)
@@ -201,6 +207,10 @@ public final class PILOTSampler {
         let sampler = GuidedSampler(unet: unet, guidanceScale: parameters.guidanceScale, adapters: adapters, added: added)
         let out = try sampler.guidedOutput(s.latent, timestep: Float(t), positive: s.positive, negative: s.negative,
                                            control: control, step: i, steps: total)
+        // Every optimisation step is previewed, the others as asked.
+        if let preview, optimised || preview.wants(i + 1, total) {
+            preview.show(i + 1, total, s.scheduler.denoised(out, step: i, sample: s.latent))
+        }
         var scheduler = s.scheduler
         s.latent = scheduler.step(out, step: i, sample: s.latent, noise: nil)
         s.nextStep += 1

@@ -67,6 +67,8 @@ public struct GuidedSampler {
     /// step as diffusers' StableDiffusionInpaintPipeline does (adapters see
     /// the 4-channel latent).
     public var inpaintChannels: Tensor?
+    /// Previews of x̂₀ at the steps it asks for.
+    public var preview: SamplerPreview?
 
     public init(unet: UNet2DConditionModel, guidanceScale: Float = 7.5, adapters: AdapterStack? = nil,
                 added: PromptPair<AddedConditioning>? = nil) {
@@ -146,6 +148,9 @@ public struct GuidedSampler {
         for (i, t) in ts.enumerated() where i >= firstStep {
             let input = scheduler.scaleModelInput(x, step: i)
             let out = try guidedOutput(input, timestep: t, positive: positive, negative: negative, step: i, steps: ts.count)
+            if let preview, preview.wants(i + 1, ts.count) {
+                preview.show(i + 1, ts.count, scheduler.denoised(out, step: i, sample: x))
+            }
             x = scheduler.step(out, step: i, sample: x, noise: stepNoise?(i))
             if let progress, !progress(SamplingProgress(step: i + 1, total: ts.count, timestep: t)) {
                 throw CancelledError()

@@ -46,6 +46,10 @@ public struct DDIMScheduler: Scheduler {
         }
     }
 
+    public func denoised(_ modelOutput: Tensor, step i: Int, sample: Tensor) -> Tensor {
+        predictOriginal(modelOutput, step: i, sample: sample).x0
+    }
+
     public mutating func step(_ modelOutput: Tensor, step i: Int, sample: Tensor, noise: Tensor?) -> Tensor {
         let t = integerTimesteps[i]
         let a = alphaCumprod(t), aPrev = alphaCumprod(t - stride)

@@ -45,14 +45,18 @@ public struct DPMSolverScheduler: Scheduler {
         return original * Float(a) + noise * Float(s)
     }
 
+    public func denoised(_ modelOutput: Tensor, step i: Int, sample: Tensor) -> Tensor {
+        let (aS, sS) = alphaSigma(sigmas[i])
+        switch config.prediction {
+        case .epsilon: return (sample - modelOutput * Float(sS)) / Float(aS)
+        case .vPrediction: return sample * Float(aS) - modelOutput * Float(sS)
+        case .sample: return modelOutput
+        }
+    }
+
     public mutating func step(_ modelOutput: Tensor, step i: Int, sample: Tensor, noise: Tensor?) -> Tensor {
         let (aS, sS) = alphaSigma(sigmas[i])
-        let x0: Tensor
-        switch config.prediction {
-        case .epsilon: x0 = (sample - modelOutput * Float(sS)) / Float(aS)
-        case .vPrediction: x0 = sample * Float(aS) - modelOutput * Float(sS)
-        case .sample: x0 = modelOutput
-        }
+        let x0 = denoised(modelOutput, step: i, sample: sample)
         defer { previousX0 = x0 }
         let sT = sigmas[i + 1]
         if sT == 0 { return x0 }                      // final step to σ = 0

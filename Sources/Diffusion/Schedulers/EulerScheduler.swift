@@ -108,15 +108,18 @@ public struct EulerScheduler: Scheduler {
         original + noise * Float(sigmas[i])
     }
 
+    public func denoised(_ modelOutput: Tensor, step i: Int, sample: Tensor) -> Tensor {
+        let s = sigmas[i]
+        switch config.prediction {
+        case .epsilon: return sample - modelOutput * Float(s)
+        case .vPrediction: return modelOutput * Float(-s / (s * s + 1).squareRoot()) + sample * Float(1 / (s * s + 1))
+        case .sample: return modelOutput
+        }
+    }
+
     public mutating func step(_ modelOutput: Tensor, step i: Int, sample: Tensor, noise: Tensor?) -> Tensor {
         let s = sigmas[i]
-        let x0: Tensor
-        switch config.prediction {
-        case .epsilon: x0 = sample - modelOutput * Float(s)
-        case .vPrediction: x0 = modelOutput * Float(-s / (s * s + 1).squareRoot()) + sample * Float(1 / (s * s + 1))
-        case .sample: x0 = modelOutput
-        }
-        let derivative = (sample - x0) / Float(s)
+        let derivative = (sample - denoised(modelOutput, step: i, sample: sample)) / Float(s)
         return sample + derivative * Float(sigmas[i + 1] - s)
     }
 }
@@ -141,17 +144,15 @@ public struct EulerAncestralScheduler: Scheduler {
 
     public func addNoise(_ original: Tensor, noise: Tensor, step i: Int) -> Tensor { euler.addNoise(original, noise: noise, step: i) }
 
+    public func denoised(_ modelOutput: Tensor, step i: Int, sample: Tensor) -> Tensor {
+        euler.denoised(modelOutput, step: i, sample: sample)
+    }
+
     public mutating func step(_ modelOutput: Tensor, step i: Int, sample: Tensor, noise: Tensor?) -> Tensor {
         let s = euler.sigmas[i], next = euler.sigmas[i + 1]
         let up = (next * next * (s * s - next * next) / (s * s)).squareRoot()
         let down = (next * next - up * up).squareRoot()
-        let x0: Tensor
-        switch euler.config.prediction {
-        case .epsilon: x0 = sample - modelOutput * Float(s)
-        case .vPrediction: x0 = modelOutput * Float(-s / (s * s + 1).squareRoot()) + sample * Float(1 / (s * s + 1))
-        case .sample: x0 = modelOutput
-        }
-        let derivative = (sample - x0) / Float(s)
+        let derivative = (sample - euler.denoised(modelOutput, step: i, sample: sample)) / Float(s)
         let stepped = sample + derivative * Float(down - s)
         guard let noise else { return stepped }
         return stepped + noise * Float(up)

@@ -107,6 +107,9 @@ public protocol Scheduler {
     var initNoiseSigma: Float { get }
     /// The UNet input for step `i` (Euler/DPM scale by 1/√(σ²+1)).
     func scaleModelInput(_ sample: Tensor, step i: Int) -> Tensor
+    /// The clean latent the model output at step `i` predicts (x̂₀, what
+    /// the step moves toward): previews show it.
+    func denoised(_ modelOutput: Tensor, step i: Int, sample: Tensor) -> Tensor
     /// The sample after step `i` given the model output.
     mutating func step(_ modelOutput: Tensor, step i: Int, sample: Tensor, noise: Tensor?) -> Tensor
     /// `original` (a clean latent) noised to step `i`'s noise level, as
