@@ -8,7 +8,7 @@ struct Blend: Node, DefaultConstructible {
         type: "Blend", category: "pilot",
         doc: """
             PILOT's second stage: the steps PILOTOptimize left (t < 1000·(1 − coherence)), each after blending \
-            the source background, re-noised to that step with seeded noise (the state's seed), into the \
+            the source background, re-noised to that step with seeded noise (the state's seed and noise source), into the \
             unmasked region. With coherence 1 only the final blend-free steps remain, if any. With `noise` \
             (recorded noise, [k, 1, 4, h, w]) the k-th step Blend runs uses its k-th slice instead, so a run of \
             another implementation can be reproduced from what it drew.
@@ -23,7 +23,7 @@ struct Blend: Node, DefaultConstructible {
     func run(_ inputs: NodeInputs, _ context: NodeContext) throws -> [String: Value] {
         let payload = try inputs.object("state", as: PILOTStatePayload.self)
         let shape = payload.state.source.shape
-        var noise = PILOTNodeSupport.blendNoise(seed: payload.seed, shape: shape)
+        var noise = payload.random.steps(stream: SeededNoise.blendStream, shape: shape)
         if let recorded = try inputs.optionalObject("noise", as: LatentPayload.self)?.latent {
             let remaining = payload.state.scheduler.integerTimesteps.count - payload.state.nextStep
             guard recorded.rank == 5, Array(recorded.shape.dropFirst()) == shape, recorded.dim(0) >= remaining else {
@@ -34,7 +34,8 @@ struct Blend: Node, DefaultConstructible {
             noise = { i in Tensor(shape: shape, values: Array(values[((i - first) * plane)..<((i - first + 1) * plane)])) }
         }
         do {
-            let latent = try payload.sampler.blend(payload.state, noise: noise, progress: PILOTNodeSupport.progress(context))
+            let latent = try payload.sampler.blend(payload.state, noise: noise, progress: PILOTNodeSupport.progress(context),
+                                                   preview: LatentPreview.hook(context, unet: payload.sampler.unet))
             return ["latent": .object(LatentPayload(latent), type: .latent)]
         } catch is CancelledError {
             throw CancellationError()

@@ -42,6 +42,7 @@ struct PILOTOptimize: Node, DefaultConstructible {
             .parameter("sbc", .bool, default: .bool(true), doc: "Semantic-based conditioning: mask cross-attention to the hole."),
             PILOTNodeSupport.maskModeInput,
             .parameter("seed", .int, default: .int(0), doc: "Seed of the initial noise (when `noise` is absent) and of the blend noise."),
+            NoiseSourceKind.input,
         ] + PILOTNodeSupport.sizeConditioningInputs,
         outputs: [.output("state", .samplerState, doc: "The optimised state; Blend finishes it.")])
 
@@ -50,7 +51,7 @@ struct PILOTOptimize: Node, DefaultConstructible {
         let conditioning = try inputs.object("conditioning", as: ConditioningPayload.self)
         guard let source = try inputs.singleLatent("source") else { throw NodeError("missing input source") }
         let mask = try inputs.object("mask", as: Mask.self)
-        let seed = try inputs.int("seed")
+        var random = try NoiseSource(inputs)
         var parameters = PILOTParameters()
         parameters.steps = try inputs.int("steps")
         parameters.guidanceScale = Float(try inputs.float("cfg"))
@@ -64,8 +65,7 @@ struct PILOTOptimize: Node, DefaultConstructible {
         parameters.sbc = try inputs.bool("sbc")
         let soft = try inputs.string("mask_mode") == "soft"
         parameters.differential = soft
-        let noise = try inputs.singleLatent("noise")
-            ?? SeededNoise.latent(seed: seed, height: source.dim(2), width: source.dim(3), channels: source.dim(1))
+        let noise = try inputs.singleLatent("noise") ?? random.initial([1, source.dim(1), source.dim(2), source.dim(3)])
         let optimisedSteps = (parameters.steps + parameters.interval - 1) / parameters.interval
         try WorkLimit.check(node: "PILOTOptimize", guidedSteps: parameters.steps, batch: 2,
                             gradientPasses: optimisedSteps * parameters.innerSteps, height: source.dim(2), width: source.dim(3))
@@ -78,8 +78,9 @@ struct PILOTOptimize: Node, DefaultConstructible {
             let firstStep = try DenoiseStrength.firstStep(steps: parameters.steps, strength: try inputs.float("strength"))
             let start = try sampler.start(noise: noise, source: source, masks: masks, positive: conditioning.positive,
                                           negative: conditioning.negative, wordTokens: conditioning.wordTokens, firstStep: firstStep)
-            let state = try sampler.optimise(start, progress: PILOTNodeSupport.progress(context))
-            return ["state": .object(PILOTStatePayload(state: state, sampler: sampler, seed: seed), type: .samplerState)]
+            let state = try sampler.optimise(start, progress: PILOTNodeSupport.progress(context),
+                                             preview: LatentPreview.hook(context, unet: unet.unet))
+            return ["state": .object(PILOTStatePayload(state: state, sampler: sampler, random: random), type: .samplerState)]
         } catch is CancelledError {
             throw CancellationError()
         }

@@ -44,6 +44,7 @@ struct Sample: Node, DefaultConstructible {
                            (Karras et al.'s ramp, ρ 7: diffusers' use_karras_sigmas) or exponential (even in log σ).
                            """),
             .parameter("seed", .int, default: .int(0), doc: "Seed of the initial noise (and of η and blend noise)."),
+            NoiseSourceKind.input,
             .parameter("width", .int, default: .int(512), min: 8, max: 4096, doc: "Image width in pixels (multiple of 8) when no latent or source is given."),
             .parameter("height", .int, default: .int(512), min: 8, max: 4096, doc: "Image height in pixels (multiple of 8) when no latent or source is given."),
         ] + PILOTNodeSupport.sizeConditioningInputs,
@@ -54,7 +55,7 @@ struct Sample: Node, DefaultConstructible {
         let conditioning = try inputs.object("conditioning", as: ConditioningPayload.self)
         let source = try inputs.singleLatent("source")
         let mask = try inputs.optionalObject("mask", as: Mask.self)
-        let steps = try inputs.int("steps"), seed = try inputs.int("seed")
+        let steps = try inputs.int("steps")
         let cfg = Float(try inputs.float("cfg")), eta = Float(try inputs.float("eta"))
         guard let kind = SamplerKind(rawValue: try inputs.string("scheduler")) else {
             throw NodeError("unknown scheduler")
@@ -72,19 +73,20 @@ struct Sample: Node, DefaultConstructible {
             throw NodeError("the conditioning carries inpainting channels (InpaintConditioning), but this UNet takes "
                             + "\(config.inChannels) channels: InpaintConditioning is for inpainting checkpoints (9 channels)")
         }
+        var random = try NoiseSource(inputs)
         let noise: Tensor
         if let given = try inputs.singleLatent("latent") {
             noise = given
         } else if let source {
-            noise = SeededNoise.latent(seed: seed, height: source.dim(2), width: source.dim(3), channels: source.dim(1))
+            noise = random.initial([1, source.dim(1), source.dim(2), source.dim(3)])
         } else if let inpaint = conditioning.inpaint {
-            noise = SeededNoise.latent(seed: seed, height: inpaint.dim(2), width: inpaint.dim(3), channels: config.outChannels)
+            noise = random.initial([1, config.outChannels, inpaint.dim(2), inpaint.dim(3)])
         } else {
             let width = try inputs.int("width"), height = try inputs.int("height")
             guard width % 8 == 0, height % 8 == 0 else {
                 throw NodeError("width and height must be multiples of 8, found \(width)×\(height)")
             }
-            noise = SeededNoise.latent(seed: seed, height: height / 8, width: width / 8, channels: config.outChannels)
+            noise = random.initial([1, config.outChannels, height / 8, width / 8])
         }
         try WorkLimit.check(node: "Sample", guidedSteps: steps, batch: 2, gradientPasses: 0,
                             height: noise.dim(2), width: noise.dim(3))
@@ -109,19 +111,21 @@ struct Sample: Node, DefaultConstructible {
                 }
                 let latent = try blended(unet: unet, adapters: adapters, added: added, conditioning: conditioning, noise: noise,
                                          source: source, mask: mask, soft: try inputs.string("mask_mode") == "soft",
-                                         steps: steps, cfg: cfg, seed: seed, report: report)
+                                         steps: steps, cfg: cfg, random: random, preview: LatentPreview.hook(context, unet: unet.unet),
+                                         report: report)
                 return ["latent": .object(LatentPayload(latent), type: .latent)]
             case let (source, nil):
                 // Text to image, or image to image from the source at `strength`.
                 let firstStep = source == nil ? 0 : try DenoiseStrength.firstStep(steps: steps, strength: try inputs.float("strength"))
                 var scheduler = kind.scheduler(unet.schedule, steps: steps, eta: eta, sigmas: sigmas)
                 let shape = noise.shape
-                // DDIM's η and the ancestral samplers draw fresh noise every step, seeded per step.
+                // DDIM's η and the ancestral samplers draw fresh noise every step.
                 let stepNoise: ((Int) -> Tensor)? = eta > 0 || kind.isAncestral
-                    ? { i in SeededNoise.step(seed: seed, stream: SeededNoise.etaStream, step: i, shape: shape) }
+                    ? random.steps(stream: SeededNoise.etaStream, shape: shape)
                     : nil
                 let latent = try sample(&scheduler, unet: unet, adapters: adapters, added: added, conditioning: conditioning, noise: noise,
-                                        source: source, firstStep: firstStep, cfg: cfg, stepNoise: stepNoise, report: report)
+                                        source: source, firstStep: firstStep, cfg: cfg, stepNoise: stepNoise,
+                                        preview: LatentPreview.hook(context, unet: unet.unet), report: report)
                 return ["latent": .object(LatentPayload(latent), type: .latent)]
             default:
                 throw NodeError("a mask needs a 'source' to inpaint; none was given")
@@ -133,17 +137,18 @@ struct Sample: Node, DefaultConstructible {
 
     private func sample(_ scheduler: inout some Scheduler, unet: UNetPayload, adapters: AdapterStack?,
                         added: PromptPair<AddedConditioning>?, conditioning: ConditioningPayload, noise: Tensor,
-                        source: Tensor?, firstStep: Int, cfg: Float, stepNoise: ((Int) -> Tensor)?,
+                        source: Tensor?, firstStep: Int, cfg: Float, stepNoise: ((Int) -> Tensor)?, preview: SamplerPreview?,
                         report: @escaping (Int, Int) -> Bool) throws -> Tensor {
         var sampler = GuidedSampler(unet: unet.unet, guidanceScale: cfg, adapters: adapters, added: added)
         sampler.inpaintChannels = conditioning.inpaint
+        sampler.preview = preview
         return try sampler.run(scheduler: &scheduler, noise: noise, positive: conditioning.positive,
                                negative: conditioning.negative, source: source, firstStep: firstStep, stepNoise: stepNoise,
                                progress: { report($0.step, $0.total) })
     }
 
     private func blended(unet: UNetPayload, adapters: AdapterStack?, added: PromptPair<AddedConditioning>?, conditioning: ConditioningPayload, noise: Tensor,
-                         source: Tensor, mask: Mask, soft: Bool, steps: Int, cfg: Float, seed: Int,
+                         source: Tensor, mask: Mask, soft: Bool, steps: Int, cfg: Float, random: NoiseSource, preview: SamplerPreview?,
                          report: @escaping (Int, Int) -> Bool) throws -> Tensor {
         var parameters = PILOTParameters.blendedLatentDiffusion
         parameters.steps = steps
@@ -155,8 +160,8 @@ struct Sample: Node, DefaultConstructible {
         let masks = try PILOTNodeSupport.masks(mask, for: source, soft: soft)
         return try sampler.run(noise: noise, source: source, masks: masks, positive: conditioning.positive,
                                negative: conditioning.negative, wordTokens: conditioning.wordTokens,
-                               blendNoise: PILOTNodeSupport.blendNoise(seed: seed, shape: source.shape),
-                               progress: { report($0.step, $0.total) })
+                               blendNoise: random.steps(stream: SeededNoise.blendStream, shape: source.shape),
+                               progress: { report($0.step, $0.total) }, preview: preview)
     }
 }
 
@@ -221,12 +226,6 @@ enum PILOTNodeSupport {
         background loss weighs cells by it, and blending is differential: a cell is re-imposed from the \
         source until the step where the schedule passes its keep value, then left to the model.
         """)
-
-    /// Blend noise ε for step i: seeded per step, so it is the same whichever
-    /// stage or run asks for it.
-    static func blendNoise(seed: Int, shape: [Int]) -> (Int) -> Tensor {
-        { i in SeededNoise.step(seed: seed, stream: SeededNoise.blendStream, step: i, shape: shape) }
-    }
 
     /// Forwards PILOT progress (with losses) to the node context; false cancels.
     static func progress(_ context: NodeContext) -> (PILOTProgress) -> Bool {

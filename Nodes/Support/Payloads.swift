@@ -224,18 +224,18 @@ public final class LatentPayload: @unchecked Sendable, EstimatedByteSize, Conten
 }
 
 /// PILOT between its two stages: the state after optimisation, the sampler
-/// that made it (holding the UNet, read only) and the seed of the blend
-/// noise. `PILOTSampler.blend` does not change the state it is given, so
+/// that made it (holding the UNet, read only) and the noise source, in the
+/// state it was left in after the initial draw (the blend noise continues it). `PILOTSampler.blend` does not change the state it is given, so
 /// Blend may run again on a cached state.
 public final class PILOTStatePayload: @unchecked Sendable, EstimatedByteSize {
     public let state: PILOTState
     public let sampler: PILOTSampler
-    public let seed: Int
+    let random: NoiseSource
 
-    public init(state: PILOTState, sampler: PILOTSampler, seed: Int) {
+    init(state: PILOTState, sampler: PILOTSampler, random: NoiseSource) {
         self.state = state
         self.sampler = sampler
-        self.seed = seed
+        self.random = random
     }
 
     public var estimatedBytes: Int {

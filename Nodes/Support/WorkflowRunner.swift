@@ -106,11 +106,13 @@ public final class WorkflowRunner: Sendable {
     ///
     /// - `annotations`: written by SaveImage as `pilot:KEY` text chunks.
     ///
+    /// - `preview`: the previews samplers send as `.preview` events.
+    ///
     /// Throws ``BindingFailure`` or ``ExecutionError``.
     public func run(_ workflow: ValidatedWorkflow, file: URL, set: [String: String] = [:], inputs: [String: String] = [:],
                     inputBase: URL = URL(fileURLWithPath: FileManager.default.currentDirectoryPath, isDirectory: true),
                     outputDirectory: URL, allowedReadDirectories: [URL]? = nil, maxOutputPixels: Int? = nil,
-                    annotations: [String: String] = [:],
+                    annotations: [String: String] = [:], preview: PreviewRequest? = nil,
                     cancellation: CancellationToken = CancellationToken(),
                     onEvent: @escaping @Sendable (ExecutionEvent) -> Void = { _ in }) throws -> ExecutionResult {
         var text = set
@@ -124,7 +126,8 @@ public final class WorkflowRunner: Sendable {
             var paths = PathPolicy(workflowFile: file.standardizedFileURL, allowedReadDirectories: allowedReadDirectories,
                                    outputDirectory: outputDirectory)
             paths.maxOutputPixels = maxOutputPixels
-            return try executor.run(bound, paths: paths, cancellation: cancellation, annotations: annotations, onEvent: onEvent)
+            return try executor.run(bound, paths: paths, cancellation: cancellation, annotations: annotations,
+                                    preview: preview, onEvent: onEvent)
         }
     }
 }

@@ -451,6 +451,7 @@ public final class Daemon: @unchecked Sendable {
                               + "submit again when one has ended")
         }
         let client = try optionalString(content, "client").map { String($0.prefix(128)) }
+        let preview = try PreviewRequest(submitted: content["preview"])
         let parameters = content["parameters"] ?? .object([:])
         guard case let .object(given) = parameters else {
             throw DaemonError(.invalidRequest, "'parameters' must be an object of name → value, found \(parameters.typeName)")
@@ -591,7 +592,8 @@ public final class Daemon: @unchecked Sendable {
         let insertion = try storeCall {
             try store.insert(id: id, idempotencyKey: key, priority: priority, template: template, templateFile: templateFile?.path,
                              workflow: text, parameters: parameters, inputs: .object(storedInputs), client: client,
-                             owner: caller.name, templateVersion: templateVersion, nestedTemplates: nestedTemplates)
+                             owner: caller.name, templateVersion: templateVersion, nestedTemplates: nestedTemplates,
+                             preview: preview?.json)
         }
         switch insertion {
         case let .duplicate(existing):

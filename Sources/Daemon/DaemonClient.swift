@@ -147,10 +147,13 @@ extension DaemonClient {
     /// Follows `job` until it is finished, failed or cancelled: subscribes
     /// to its events, catches up with `status`, then hands each newer event
     /// to `onEvent`. Returns the final status (the `job` object).
+    /// `onSubscribed` sees the first status, once no later event can be missed.
     public func follow(job: String, timeout: TimeInterval = .infinity,
+                       onSubscribed: (JSONValue) -> Void = { _ in },
                        onEvent: (EventSubscriber.Event) -> Void = { _ in }) throws -> JSONValue {
         let subscriber = try EventSubscriber(connection: connection, topics: [job])
         var status = try request("status", ["job": .string(job)]).content["job"] ?? .null
+        onSubscribed(status)
         var seen = status["last_event"]?.intValue ?? 0
         let deadline = Date().addingTimeInterval(timeout)
         while true {

@@ -5,8 +5,15 @@ import Workflow
 /// Where a job's events go: the daemon's event socket, or (in a supervised
 /// `pilot worker` process) the pipe to the daemon that publishes them.
 protocol JobEventSink: AnyObject, Sendable {
-    func publish(job: String, type: String, content: [String: JSONValue])
+    /// Publishes event `type` of `job`; `frames` are its binary frames (a preview's PNG).
+    func publish(job: String, type: String, content: [String: JSONValue], frames: [Data])
     func forget(job: String)
+}
+
+extension JobEventSink {
+    func publish(job: String, type: String, content: [String: JSONValue]) {
+        publish(job: job, type: type, content: content, frames: [])
+    }
 }
 
 /// The event socket (XPUB): signed events whose first frame, the topic, is
@@ -81,14 +88,14 @@ public final class EventPublisher: JobEventSink, @unchecked Sendable {
 
     /// Publishes event `type` for `job`; `content` gains `job` and `seq`
     /// (1, 2, … per job, so a client can order and de-duplicate).
-    public func publish(job: String, type: String, content: [String: JSONValue] = [:]) {
+    public func publish(job: String, type: String, content: [String: JSONValue] = [:], frames: [Data] = []) {
         lock.withLock {
             let next = (sequence[job] ?? 0) + 1
             sequence[job] = next
             var body = content
             body["job"] = .string(job)
             body["seq"] = .int(next)
-            send(topic: job, WireMessage(type: type, content: .object(body)))
+            send(topic: job, WireMessage(type: type, content: .object(body), frames: frames))
         }
     }
 

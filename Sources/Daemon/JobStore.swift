@@ -46,6 +46,8 @@ public struct JobRecord: Sendable, Equatable {
     /// included (a ``TemplateSnapshot``'s JSON): it runs these, whatever is
     /// saved or edited later. Nil when it has no template nodes.
     public var nestedTemplates: JSONValue?
+    /// The previews it asked for (``PreviewRequest/json``), nil for none.
+    public var preview: JSONValue? = nil
 
     public var json: JSONValue {
         var object: [String: JSONValue] = [
@@ -67,6 +69,7 @@ public struct JobRecord: Sendable, Equatable {
         if let finished { object["finished"] = .string(WireTime.format(finished)) }
         if let error { object["error"] = error }
         if let outputs { object["outputs"] = outputs }
+        if let preview { object["preview"] = preview }
         return .object(object)
     }
 }
@@ -243,6 +246,9 @@ public final class JobStore: Sendable {
         migrator.registerMigration("v4: templates a job's template nodes resolved to") { db in
             try db.execute(sql: "ALTER TABLE job ADD COLUMN nested_templates TEXT")
         }
+        migrator.registerMigration("v5: the previews a job asked for") { db in
+            try db.execute(sql: "ALTER TABLE job ADD COLUMN preview TEXT")
+        }
         return migrator
     }
 
@@ -265,7 +271,7 @@ public final class JobStore: Sendable {
     public func insert(id: String, idempotencyKey: String?, priority: Int, template: String?, templateFile: String?,
                        workflow: String, parameters: JSONValue, inputs: JSONValue, client: String?,
                        owner: String = ClientRecord.ownerName, templateVersion: (number: Int, sha256: String)? = nil,
-                       nestedTemplates: JSONValue? = nil, now: Date = Date()) throws -> Insertion {
+                       nestedTemplates: JSONValue? = nil, preview: JSONValue? = nil, now: Date = Date()) throws -> Insertion {
         try database.write { db in
             if let idempotencyKey,
                let row = try Row.fetchOne(db, sql: "SELECT * FROM job WHERE owner = ? AND idempotency_key = ?",
@@ -274,11 +280,11 @@ public final class JobStore: Sendable {
             }
             try db.execute(sql: """
                 INSERT INTO job (id, owner, idempotency_key, state, priority, template, template_file, workflow, parameters,
-                                 inputs, client, created, template_version, template_sha256, nested_templates)
-                VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                 inputs, client, created, template_version, template_sha256, nested_templates, preview)
+                VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """, arguments: [id, owner, idempotencyKey, priority, template, templateFile, workflow, parameters.compact,
                                  inputs.compact, client, now.timeIntervalSince1970, templateVersion?.number, templateVersion?.sha256,
-                                 nestedTemplates?.compact])
+                                 nestedTemplates?.compact, preview?.compact])
             try Self.addTransition(db, job: id, state: "queued", time: now, note: nil)
             return .inserted(try Self.record(try Row.fetchOne(db, sql: "SELECT * FROM job WHERE id = ?", arguments: [id])!))
         }
@@ -716,7 +722,7 @@ public final class JobStore: Sendable {
             finished: (row["finished"] as Double?).map(Date.init(timeIntervalSince1970:)),
             attempts: row["attempts"], error: json(row["error"]), outputs: json(row["outputs"]),
             templateVersion: row["template_version"], templateSHA256: row["template_sha256"],
-            nestedTemplates: json(row["nested_templates"]))
+            nestedTemplates: json(row["nested_templates"]), preview: json(row["preview"]))
     }
 }
 

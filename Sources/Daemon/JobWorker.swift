@@ -134,7 +134,8 @@ final class JobWorker: @unchecked Sendable {
             let result = try runner.run(prepared.workflow, file: prepared.file, set: prepared.set, inputs: prepared.inputs,
                                         inputBase: paths.job(job.id), outputDirectory: output,
                                         allowedReadDirectories: paths.readable(job.id), maxOutputPixels: maxOutputPixels,
-                                        annotations: Self.annotations(job), cancellation: token,
+                                        annotations: Self.annotations(job), preview: Self.preview(job, models: paths.models),
+                                        cancellation: token,
                                         onEvent: { [self] event in handle(event, job: job.id) })
             let outputs = try Self.describeOutputs(in: output)
             try store.finish(job.id, state: .finished, outputs: .array(outputs))
@@ -206,12 +207,26 @@ final class JobWorker: @unchecked Sendable {
             ]
             if Self.isStepProgress(content) { condition.withLock { progress[job] = .object(content) } }
             publisher.publish(job: job, type: "progress", content: content)
+        case let .preview(p):
+            var content: [String: JSONValue] = [
+                "node": .string(p.nodeID), "type": .string(p.nodeType), "step": .int(p.step), "total": .int(p.total),
+                "width": .int(p.width), "height": .int(p.height), "method": .string(p.method),
+            ]
+            if let note = p.note { content["note"] = .string(note) }
+            publisher.publish(job: job, type: "preview", content: content, frames: [p.png])
         case let .nodeFinished(run):
             publisher.publish(job: job, type: "node_finished", content: [
                 "node": .string(run.nodeID), "type": .string(run.nodeType), "ms": .float(run.milliseconds),
                 "cached": .bool(run.cacheHit),
             ])
         }
+    }
+
+    /// The previews `job` asked for; taesd looks for its weights in the models folder.
+    static func preview(_ job: JobRecord, models: URL) -> PreviewRequest? {
+        guard var request = PreviewRequest(stored: job.preview) else { return nil }
+        request.decoderDirectory = models
+        return request
     }
 
     /// What a job's images record about it besides the workflow: the job id

@@ -37,7 +37,7 @@ extension JobWorker: JobRunning {
 /// type, content}`, `forget {job}` and `cache {bytes}`.
 enum WorkerPipe {
     /// Longest line either side accepts (an event is a few KB; outputs lists stay far below this).
-    static let maxLine = 4 << 20
+    static let maxLine = 8 << 20
 
     /// Writes `object` and a newline to `descriptor`; false if the other end is gone.
     @discardableResult
@@ -307,7 +307,15 @@ final class WorkerSupervisor: JobRunning, @unchecked Sendable {
                 default: break
                 }
             }
-            publisher.publish(job: job, type: type, content: content)
+            var frames: [Data] = []
+            for encoded in message["frames"]?.arrayValue ?? [] {
+                guard let text = encoded.stringValue, let data = Data(base64Encoded: text) else {
+                    logger.error("the worker process sent an event frame that is not base64")
+                    return
+                }
+                frames.append(data)
+            }
+            publisher.publish(job: job, type: type, content: content, frames: frames)
         case "forget":
             if let job = message["job"]?.stringValue { publisher.forget(job: job) }
         case "cache":
@@ -373,10 +381,13 @@ private final class PipeEventSink: JobEventSink, @unchecked Sendable {
         self.cacheBytes = cacheBytes
     }
 
-    func publish(job: String, type: String, content: [String: JSONValue]) {
+    func publish(job: String, type: String, content: [String: JSONValue], frames: [Data]) {
         lock.withLock {
-            WorkerPipe.send(["op": .string("event"), "job": .string(job), "type": .string(type), "content": .object(content)],
-                            to: descriptor)
+            var line: [String: JSONValue] = ["op": .string("event"), "job": .string(job), "type": .string(type),
+                                             "content": .object(content)]
+            // Binary frames (preview PNGs) cross the pipe as base64.
+            if !frames.isEmpty { line["frames"] = .array(frames.map { .string($0.base64EncodedString()) }) }
+            WorkerPipe.send(line, to: descriptor)
             if ["finished", "failed", "cancelled", "requeued"].contains(type) {
                 WorkerPipe.send(["op": .string("cache"), "bytes": .int(cacheBytes())], to: descriptor)
             }

@@ -70,7 +70,29 @@ struct Submit: ParsableCommand {
     @Option(help: "With --wait: write the job's output files here.")
     var output: String?
 
+    @Option(help: "Ask for a preview image every N sampler steps (and the last, and every PILOT optimisation step).")
+    var previewEvery: Int?
+
+    @Option(help: "Preview method: latent2rgb (default) or taesd (the daemon's models folder holds taesd/ and taesdxl/).")
+    var previewMethod: String?
+
+    @Option(help: "A preview's longer side, at most (default 256).")
+    var previewMaxSide: Int?
+
+    @Option(help: ArgumentHelp("With --wait: write the job's previews into this folder.", valueName: "dir"))
+    var previews: String?
+
     @OptionGroup var options: ClientOptions
+
+    /// The submit's `preview` field, nil when no preview option is given.
+    var previewField: JSONValue? {
+        guard previewEvery != nil || previewMethod != nil || previewMaxSide != nil || previews != nil else { return nil }
+        var field: [String: JSONValue] = [:]
+        if let previewEvery { field["every"] = .int(previewEvery) }
+        if let previewMethod { field["method"] = .string(previewMethod) }
+        if let previewMaxSide { field["max_side"] = .int(previewMaxSide) }
+        return .object(field)
+    }
 
     func run() throws {
         let client = try options.client()
@@ -91,13 +113,14 @@ struct Submit: ParsableCommand {
         }
         content["inputs"] = .object(references)
         if let key { content["idempotency_key"] = .string(key) }
+        if let previewField { content["preview"] = previewField }
         content["client"] = .string("pilot-cli/\(PilotVersion.string)")
         let reply = try clientCall { try client.request("submit", content, frames: frames) }
         guard let job = reply.content["job"]?.stringValue else { throw ExitCode(3) }
         print(job)
         if reply.content["duplicate"]?.boolValue == true { printError("pilot: (an earlier submit with this key made this job)") }
         guard wait else { return }
-        let final = try Watch.follow(client: client, job: job)
+        let final = try Watch.follow(client: client, job: job, previews: previews)
         if let output, final["state"]?.stringValue == "finished" {
             try ResultCommand.write(client: client, job: job, to: output)
         }
@@ -111,17 +134,28 @@ struct Watch: ParsableCommand {
     @Argument(help: "A job id.")
     var job: String
 
+    @Option(help: ArgumentHelp("Write the job's previews (if it asked for them) into this folder: SEQ-NODE-stepNNNN.png.",
+                               valueName: "dir"))
+    var previews: String?
+
     @OptionGroup var options: ClientOptions
 
     func run() throws {
-        let final = try Watch.follow(client: try options.client(), job: job)
+        let final = try Watch.follow(client: try options.client(), job: job, previews: previews)
         if final["state"]?.stringValue != "finished" { throw ExitCode(2) }
     }
 
-    static func follow(client: DaemonClient, job: String) throws -> JSONValue {
+    static func follow(client: DaemonClient, job: String, previews: String? = nil) throws -> JSONValue {
         let bar = ProgressBar()
+        let folder = previews.map { URL(fileURLWithPath: $0, isDirectory: true) }
+        if let folder { try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true) }
         let final = try clientCall {
-            try client.follow(job: job) { event in bar.show(event) }
+            try client.follow(job: job, onSubscribed: { status in
+                printError("pilot: following job \(job) (\(status["state"]?.stringValue ?? "unknown"))")
+            }) { event in
+                bar.show(event)
+                if let folder, event.type == "preview" { savePreview(event, in: folder) }
+            }
         }
         bar.finish()
         let state = final["state"]?.stringValue ?? "unknown"
@@ -131,6 +165,18 @@ struct Watch: ParsableCommand {
             printError("pilot: job \(job) \(state)")
         }
         return final
+    }
+
+    /// Writes a preview event's PNG frame as `SEQ-NODE-stepNNNN.png`.
+    static func savePreview(_ event: EventSubscriber.Event, in folder: URL) {
+        let content = event.content
+        guard let png = event.message.frames.first, png.starts(with: [0x89, 0x50, 0x4E, 0x47]),
+              let node = content["node"]?.stringValue, let step = content["step"]?.intValue else {
+            printError("pilot: a preview event without a PNG frame, node or step")
+            return
+        }
+        let file = folder.appendingPathComponent(NodePreview.fileName(node: node, step: step, sequence: content["seq"]?.intValue))
+        do { try png.write(to: file, options: .atomic) } catch { printError("pilot: cannot write \(file.path): \(error)") }
     }
 }
 

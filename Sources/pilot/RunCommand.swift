@@ -68,7 +68,38 @@ struct Run: ParsableCommand {
     @Flag(name: [.short, .long], help: "No progress lines.")
     var quiet = false
 
+    @Option(help: ArgumentHelp("Write step previews of the sampling nodes into this folder (NODE-stepNNNN.png).", valueName: "dir"))
+    var previews: String?
+
+    @Option(help: "Preview every N sampler steps (and the last, and every PILOT optimisation step).")
+    var previewEvery: Int = PreviewRequest.defaultEvery
+
+    @Option(help: "latent2rgb (no weights) or taesd (the tiny autoencoder: DIR/taesd or DIR/taesdxl of --preview-decoders).")
+    var previewMethod: String = PreviewRequest.Method.latent2rgb.rawValue
+
+    @Option(help: "The previews' longer side is at most this many pixels (16...1024).")
+    var previewMaxSide: Int = PreviewRequest.defaultMaxSide
+
+    @Option(help: ArgumentHelp("Folder holding the taesd/ and taesdxl/ diffusers folders.", valueName: "dir"))
+    var previewDecoders: String?
+
     @OptionGroup var deviceOptions: DeviceOptions
+
+    /// The previews asked for on the command line, nil for none.
+    func previewRequest() throws -> PreviewRequest? {
+        guard previews != nil else { return nil }
+        guard PreviewRequest.everyRange.contains(previewEvery) else {
+            throw ValidationError("--preview-every must be in \(PreviewRequest.everyRange), found \(previewEvery)")
+        }
+        guard PreviewRequest.maxSideRange.contains(previewMaxSide) else {
+            throw ValidationError("--preview-max-side must be in \(PreviewRequest.maxSideRange), found \(previewMaxSide)")
+        }
+        guard let method = PreviewRequest.Method(rawValue: previewMethod) else {
+            throw ValidationError("--preview-method must be latent2rgb or taesd, found '\(previewMethod)'")
+        }
+        return PreviewRequest(every: previewEvery, method: method, maxSide: previewMaxSide,
+                              decoderDirectory: previewDecoders.map { URL(fileURLWithPath: $0, isDirectory: true) })
+    }
 
     func run() throws {
         _ = try deviceOptions.apply(command: "run")
@@ -82,11 +113,14 @@ struct Run: ParsableCommand {
             throw ExitCode(1)
         }
         let set = try pairs(settings, option: "--set"), given = try pairs(inputs, option: "--input")
-        let progress = ProgressPrinter(enabled: !quiet)
+        let preview = try previewRequest()
+        let previewFolder = previews.map { URL(fileURLWithPath: $0, isDirectory: true) }
+        if let previewFolder { try FileManager.default.createDirectory(at: previewFolder, withIntermediateDirectories: true) }
+        let progress = ProgressPrinter(enabled: !quiet, previews: previewFolder)
         let result: ExecutionResult
         do {
             result = try runner.run(validated, file: file, set: set, inputs: given,
-                                    outputDirectory: URL(fileURLWithPath: output, isDirectory: true),
+                                    outputDirectory: URL(fileURLWithPath: output, isDirectory: true), preview: preview,
                                     onEvent: { progress.handle($0) })
         } catch let failure as BindingFailure {
             for problem in failure.problems { printError(problem.description) }
@@ -118,15 +152,26 @@ struct Run: ParsableCommand {
 /// Progress lines on standard error: node, step/total, ETA.
 final class ProgressPrinter: @unchecked Sendable {
     private let enabled: Bool
+    /// Where previews are written (nil: they are dropped).
+    private let previews: URL?
     private let lock = NSLock()
     private var started: [String: Date] = [:]
 
-    init(enabled: Bool) { self.enabled = enabled }
+    init(enabled: Bool, previews: URL? = nil) {
+        self.enabled = enabled
+        self.previews = previews
+    }
 
     func handle(_ event: ExecutionEvent) {
+        if case let .preview(p) = event, let previews {
+            let file = previews.appendingPathComponent(NodePreview.fileName(node: p.nodeID, step: p.step))
+            do { try p.png.write(to: file, options: .atomic) } catch { printError("pilot: cannot write \(file.path): \(error)") }
+            if let note = p.note, enabled { printError("  preview: \(note)") }
+        }
         guard enabled else { return }
         lock.withLock {
             switch event {
+            case .preview: break
             case let .nodeStarted(id, type):
                 started[id] = Date()
                 printError("▶ \(id) (\(type))")

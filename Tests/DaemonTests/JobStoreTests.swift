@@ -84,9 +84,9 @@ final class JobStoreTests: XCTestCase {
     func testSchemaIsMigratedFromTheFirstVersion() throws {
         XCTAssertEqual(try store.appliedMigrations(),
                        ["v1: jobs, transitions, blobs, model hashes", "v2: clients, job owners, secrets", "v3: saved templates",
-                        "v4: templates a job's template nodes resolved to"])
+                        "v4: templates a job's template nodes resolved to", "v5: the previews a job asked for"])
         // Opening again applies nothing twice.
-        XCTAssertEqual(try JobStore(path: store.path).appliedMigrations().count, 4)
+        XCTAssertEqual(try JobStore(path: store.path).appliedMigrations().count, 5)
     }
 
     func testAVersionOneStoreKeepsItsJobsAsTheOwnersWhenMigrated() throws {

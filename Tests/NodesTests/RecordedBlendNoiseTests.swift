@@ -10,27 +10,16 @@ import XCTest
 /// Blend's recorded-noise input: a run reproduced from the noise it drew.
 final class RecordedBlendNoiseTests: XCTestCase {
     private func run(noiseFile: String?) throws -> Tensor {
-        let folder = Fixture.temporaryFolder("blend-noise")
-        let examples = Fixture.repository.appendingPathComponent("Examples").path
-        let file = folder.appendingPathComponent("w.yaml")
-        try """
-            version: 1
-            nodes:
-              model:   {type: LoadCheckpoint, params: {path: "\(Fixture.tinyModel)"}}
-              text:    {type: TextEncode, inputs: {clip: model.clip}, params: {prompt: a ball}}
-              picture: {type: LoadImage, params: {path: "\(examples)/source.png"}}
-              hole:    {type: LoadMask, params: {path: "\(examples)/mask.png"}}
-              source:  {type: VAEEncode, inputs: {vae: model.vae, image: picture.image}}
+        try Fixture.runLatent("""
+            \(Fixture.workflowHead())
+            \(Fixture.exampleSourceNodes)
               pilot:   {type: PILOTOptimize, inputs: {unet: model.unet, conditioning: text.conditioning, source: source.latent, mask: hole.mask},
                         params: {steps: 6, interval: 2, inner_steps: 1, coherence: 0.5, seed: 3}}
             \(noiseFile.map { "  recorded: {type: LoadLatent, params: {path: \"\($0)\"}}\n" } ?? "")\
               blend:   {type: Blend, inputs: {state: pilot.state\(noiseFile == nil ? "" : ", noise: recorded.latent")}}
             outputs:
               latent: blend.latent
-            """.write(to: file, atomically: true, encoding: .utf8)
-        let runner = WorkflowRunner()
-        let result = try runner.run(runner.validate(file), file: file, outputDirectory: folder)
-        return try XCTUnwrap(result.outputs["latent"]).asObject(LatentPayload.self).latent
+            """)
     }
 
     /// Writes `steps` slices of noise to a LoadLatent file.
@@ -48,7 +37,7 @@ final class RecordedBlendNoiseTests: XCTestCase {
         let timesteps = DDIMScheduler(config: schedule, steps: 6).integerTimesteps
         let first = timesteps.filter { Float($0) >= 500 }.count  // the optimisation stage's steps
         let shape = [1, 4, seeded.dim(2), seeded.dim(3)]
-        let draw = PILOTNodeSupport.blendNoise(seed: 3, shape: shape)
+        let draw = NoiseSource(kind: .ours, seed: 3).steps(stream: SeededNoise.blendStream, shape: shape)
         let recorded = try noiseFile((first..<6).map(draw))
         XCTAssertEqual(try run(noiseFile: recorded).scalars, seeded.scalars, "expected the recorded noise to remake the run exactly")
         let zeros = try noiseFile((first..<6).map { _ in Tensor.zeros(shape) })

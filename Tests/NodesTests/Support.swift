@@ -2,6 +2,7 @@ import Diffusion
 import Foundation
 import Imaging
 import Nodes
+import Tensors
 import Workflow
 import XCTest
 
@@ -19,6 +20,43 @@ enum Fixture {
             .appendingPathComponent("pilot-\(label)-\(UUID().uuidString)", isDirectory: true)
         try! FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
         return url
+    }
+
+    /// `version: 1` and the nodes most tiny-model test workflows start with:
+    /// `model` (the tiny checkpoint) and `text` (the prompt's conditioning).
+    static func workflowHead(prompt: String = "a ball") -> String {
+        """
+        version: 1
+        nodes:
+          model:   {type: LoadCheckpoint, params: {path: "\(tinyModel)"}}
+          text:    {type: TextEncode, inputs: {clip: model.clip}, params: {prompt: \(prompt)}}
+        """
+    }
+
+    /// Nodes `picture`, `hole` (Examples/source.png and mask.png) and
+    /// `source` (the picture encoded by `model.vae`), for inpainting workflows.
+    static var exampleSourceNodes: String {
+        let examples = repository.appendingPathComponent("Examples").path
+        return """
+              picture: {type: LoadImage, params: {path: "\(examples)/source.png"}}
+              hole:    {type: LoadMask, params: {path: "\(examples)/mask.png"}}
+              source:  {type: VAEEncode, inputs: {vae: model.vae, image: picture.image}}
+            """
+    }
+
+    /// Runs workflow text (written to a temporary folder) and returns its
+    /// `latent` output.
+    static func runLatent(_ text: String, preview: PreviewRequest? = nil,
+                          onEvent: (@Sendable (ExecutionEvent) -> Void)? = nil) throws -> Tensor {
+        let folder = temporaryFolder("workflow")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let file = folder.appendingPathComponent("w.yaml")
+        try text.write(to: file, atomically: true, encoding: .utf8)
+        let runner = WorkflowRunner()
+        let result = try runner.run(runner.validate(file), file: file, outputDirectory: folder, preview: preview,
+                                    onEvent: onEvent ?? { _ in })
+        guard let latent = result.outputs["latent"] else { throw NodeError("the workflow has no output 'latent'") }
+        return try latent.asObject(LatentPayload.self).latent
     }
 
     /// A tiny random-weight model, made once per test process.

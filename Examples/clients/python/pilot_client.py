@@ -123,9 +123,13 @@ class PilotClient:
     def ping(self):
         return self.request("ping")[0]
 
-    def submit(self, workflow=None, template=None, parameters=None, inputs=None, priority=0, idempotency_key=None):
-        """inputs: name -> bytes (PNG/safetensors) or (filename, bytes). Returns the job id."""
+    def submit(self, workflow=None, template=None, parameters=None, inputs=None, priority=0, idempotency_key=None,
+               preview=None):
+        """inputs: name -> bytes (PNG/safetensors) or (filename, bytes); preview: e.g.
+        {"every": 5, "method": "latent2rgb", "max_side": 256} for step previews. Returns the job id."""
         content = {"parameters": parameters or {}, "priority": priority, "client": "pilot_client.py"}
+        if preview is not None:
+            content["preview"] = preview
         if workflow is not None:
             content["workflow"] = workflow
         if template is not None:
@@ -195,7 +199,9 @@ class PilotClient:
                 return socket
 
     def follow(self, job, timeout=600.0):
-        """Yields each event of job (header type merged into content as 'type') until it ends."""
+        """Yields each event of job (its content, with the header's event type as 'type' and a node
+        event's node type as 'node_type') until it ends;
+        a 'preview' event carries its PNG bytes as 'png'."""
         socket = self.subscribe([job])
         try:
             status = self.status(job)
@@ -206,11 +212,16 @@ class PilotClient:
                 if not socket.poll(int(timeout * 1000)):
                     raise TimeoutError(f"no event for job {job}")
                 parts = socket.recv_multipart()
-                header, content, _ = self.decode(parts[1:], key=self.event_key)
+                header, content, binaries = self.decode(parts[1:], key=self.event_key)
                 if content.get("seq", 0) <= seen:
                     continue
                 seen = content["seq"]
-                yield {"type": header["type"], **content}
+                event = {**content, "type": header["type"]}
+                if "type" in content:  # node events name the node's type; the event's own type wins the key
+                    event["node_type"] = content["type"]
+                if header["type"] == "preview" and binaries:
+                    event["png"] = binaries[0]
+                yield event
                 if header["type"] in FINAL:
                     return
         finally:

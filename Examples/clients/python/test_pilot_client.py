@@ -29,11 +29,18 @@ class PilotClientTest(unittest.TestCase):
         job = self.client.submit(
             template="text-inpaint",
             parameters={"checkpoint": TINY, "steps": 4, "interval": 2, "inner_steps": 1, "prompt": "a red ball"},
-            inputs={"image": ("source.png", read("source.png")), "mask": read("mask.png")})
+            inputs={"image": ("source.png", read("source.png")), "mask": read("mask.png")},
+            preview={"every": 2, "max_side": 32})
         events = list(self.client.follow(job, timeout=120))
         self.assertEqual(events[-1]["type"], "finished", f"expected the job to finish, got {events[-1]}")
         seqs = [e["seq"] for e in events]
         self.assertEqual(seqs, sorted(seqs), "expected events in sequence order")
+        previews = [e for e in events if e["type"] == "preview"]
+        self.assertTrue(previews, f"expected preview events for a job that asked for them; events: {[e['type'] for e in events]}")
+        for preview in previews:
+            self.assertTrue(preview["png"].startswith(b"\x89PNG\r\n\x1a\n"), f"expected a PNG frame with {preview}")
+            self.assertLessEqual(max(preview["width"], preview["height"]), 32, "expected max_side 32 to bound it")
+        self.assertEqual(self.client.status(job)["preview"], {"every": 2, "method": "latent2rgb", "max_side": 32})
         outputs = self.client.result(job)
         self.assertEqual(list(outputs), ["text-inpaint.png"])
         self.assertTrue(outputs["text-inpaint.png"].startswith(b"\x89PNG\r\n\x1a\n"), "expected PNG bytes")

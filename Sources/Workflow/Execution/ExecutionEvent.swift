@@ -7,6 +7,8 @@ public enum ExecutionEvent: Sendable {
     case progress(NodeProgress)
     /// A node ran or was served from the cache.
     case nodeFinished(NodeRun)
+    /// A node made a preview image (only when the run asked for previews).
+    case preview(NodePreview)
 }
 
 /// Progress within one node.

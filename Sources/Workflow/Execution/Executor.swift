@@ -20,6 +20,7 @@ public final class Executor: Sendable {
     /// or at which the run was cancelled.
     public func run(_ workflow: BoundWorkflow, paths: PathPolicy,
                     cancellation: CancellationToken = CancellationToken(), annotations: [String: String] = [:],
+                    preview: PreviewRequest? = nil,
                     onEvent: @escaping @Sendable (ExecutionEvent) -> Void = { _ in }) throws(ExecutionError) -> ExecutionResult {
         let start = DispatchTime.now()
         let plan = ExecutionPlan(workflow.workflow)
@@ -70,7 +71,7 @@ public final class Executor: Sendable {
             if let bytes = keyBuilder.fileBytes[id], bytes > 0 { cache.makeRoom(for: Int(clamping: bytes)) }
             onEvent(.nodeStarted(nodeID: id, nodeType: entry.type))
             let context = NodeContext(nodeID: id, nodeType: entry.type, paths: paths, record: record,
-                                      cancellation: cancellation, written: written, emit: onEvent)
+                                      cancellation: cancellation, written: written, preview: preview, emit: onEvent)
             let nodeStart = DispatchTime.now()
             let outputs = try runNode(id, workflow, values: values, context: context)
             let run = NodeRun(nodeID: id, nodeType: entry.type, milliseconds: Self.milliseconds(since: nodeStart),

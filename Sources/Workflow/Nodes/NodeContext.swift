@@ -15,10 +15,14 @@ public final class NodeContext: Sendable {
     let emit: @Sendable (ExecutionEvent) -> Void
     /// The run's output allowance (``PathPolicy/maxOutputPixels``), shared by its nodes.
     let written: OutputAllowance
+    /// What previews the run asked for; nil: none.
+    public let preview: PreviewRequest?
 
     init(nodeID: String, nodeType: String, paths: PathPolicy, record: RunRecord,
-         cancellation: CancellationToken, written: OutputAllowance? = nil, emit: @escaping @Sendable (ExecutionEvent) -> Void) {
+         cancellation: CancellationToken, written: OutputAllowance? = nil, preview: PreviewRequest? = nil,
+         emit: @escaping @Sendable (ExecutionEvent) -> Void) {
         self.written = written ?? OutputAllowance(maxPixels: paths.maxOutputPixels)
+        self.preview = preview
         self.nodeID = nodeID
         self.nodeType = nodeType
         self.paths = paths
@@ -31,15 +35,22 @@ public final class NodeContext: Sendable {
     public static func standalone(nodeID: String = "node", nodeType: String = "Node",
                                   paths: PathPolicy = .currentDirectory,
                                   cancellation: CancellationToken = CancellationToken(),
+                                  preview: PreviewRequest? = nil,
                                   onEvent: @escaping @Sendable (ExecutionEvent) -> Void = { _ in }) -> NodeContext {
         NodeContext(nodeID: nodeID, nodeType: nodeType, paths: paths, record: RunRecord(),
-                    cancellation: cancellation, emit: onEvent)
+                    cancellation: cancellation, preview: preview, emit: onEvent)
     }
 
     /// Reports progress within this node: sampler step `step` of `total`,
     /// with optional named numbers (losses, learning rate).
     public func report(step: Int, total: Int, extra: [String: Double] = [:]) {
         emit(.progress(NodeProgress(nodeID: nodeID, nodeType: nodeType, step: step, total: total, extra: extra)))
+    }
+
+    /// Sends a preview image of step `step` of `total` (see ``preview``).
+    public func emitPreview(step: Int, total: Int, png: Data, width: Int, height: Int, method: String, note: String? = nil) {
+        emit(.preview(NodePreview(nodeID: nodeID, nodeType: nodeType, step: step, total: total, png: png,
+                                  width: width, height: height, method: method, note: note)))
     }
 
     /// True once the run was asked to stop.
