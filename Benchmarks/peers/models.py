@@ -265,6 +265,41 @@ def case_text(m):
     return no_phases(lambda: m.text(ids).last_hidden_state)
 
 
+# The SD 1.x latent-to-RGB factors ours uses for latent2rgb previews (Nodes/Support/LatentPreview.swift).
+SD_LATENT_RGB = torch.tensor([[0.3512, 0.2297, 0.3227], [0.3250, 0.4974, 0.2350],
+                              [-0.2829, 0.1762, 0.2721], [-0.2120, -0.2616, -0.7177]])
+
+
+def png_bytes(rgb) -> bytes:
+    """[3, H, W] in [0, 1] as PNG bytes (8-bit RGB), as a preview event carries them."""
+    from io import BytesIO
+
+    from PIL import Image
+    pixels = (rgb.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).contiguous().numpy()
+    buffer = BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def case_preview_latent2rgb(m):
+    """A latent2rgb preview: the linear map, then a 64x64 PNG."""
+    z = torch.randn(1, 4, 64, 64)
+    return no_phases(lambda: png_bytes((torch.einsum("kc,khw->chw", SD_LATENT_RGB, z[0]) + 1) / 2))
+
+
+def case_preview_taesd(m):
+    """A taesd preview: the folder's taesd/ (make_random_taesd.py) decodes
+    to 512x512, scaled bilinearly to 256x256, then the PNG."""
+    from diffusers import AutoencoderTiny
+    taesd = AutoencoderTiny.from_pretrained(m.root / "taesd", torch_dtype=torch.float32).eval()
+    z = torch.randn(1, 4, 64, 64)
+
+    def call():
+        image = (taesd.decode(z).sample + 1) / 2
+        return png_bytes(F.interpolate(image, size=(256, 256), mode="bilinear", align_corners=False)[0])
+    return no_phases(call)
+
+
 def inner_call(m, side: int, ctx, added, layers: int):
     """One PILOT inner iteration on a side x side latent (the inner cases)."""
     pilot = Pilot(m, side)
@@ -368,6 +403,8 @@ CASES = {
     "text": ("ids[2,77] -> [2,77,768]", 1, None, case_text),
     "pilot_inner": ("x[1,4,64,64] t=451 SBC, 11 loss layers, dL/dx", 1, None, case_pilot_inner),
     "pilot_run_256": ("256x256, 20 steps, tau 2, 10 inner, gamma 1, CFG 7.5", 0, 1, case_pilot_run_256),
+    "preview_latent2rgb": ("latent[1,4,64,64] -> 64x64 PNG", 1, None, case_preview_latent2rgb),
+    "preview_taesd": ("latent[1,4,64,64] -> TAESD 512x512 -> 256x256 PNG", 1, None, case_preview_taesd),
     "sdxl_unet": ("x[2,4,128,128] t=500 context[2,77,2048] pooled[2,1280]", 1, None, case_sdxl_unet),
     "sdxl_pilot_inner": ("x[1,4,128,128] t=451 SBC, 70 loss layers, dL/dx", 1, None, case_sdxl_pilot_inner),
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Workflow
 
 /// Rounds of our model records, and optionally the peer's, merged into
 /// tables. A case's time is the median over rounds of each round's median,
@@ -62,6 +63,12 @@ struct ModelReport {
                       + "added cost ÷ the second case's time. CPU s: the same difference of CPU "
                       + "time per call (the CPU table below), less moved by neighbours on shared cores."]
             if let warning = derivedNoiseWarning() { lines.append(warning) }
+        }
+        if let previews = previewTable(withPeer: withPeer) {
+            lines += ["", previews, "",
+                      "at every N: one preview ÷ N guided steps (the unet case, batch 2): what previews add to a "
+                      + "Sample run asking for one every N steps (\(PreviewOverhead.defaultEvery) is the default); "
+                      + "a PILOT step, with its gradient passes, costs more, so less there."]
         }
         lines += ["", cpuTable(withPeer: withPeer), "",
                   "CPU s: user + system time of the process per call (all threads; spin-waiting thread pools "
@@ -136,6 +143,34 @@ struct ModelReport {
         let header = ["derived", "ours s", "ours % of base"]
             + (withPeer ? ["PyTorch s", "PyTorch % of base", "ours/PyTorch"] : [])
             + ["ours CPU s"] + (withPeer ? ["PyTorch CPU s", "CPU ours/PyTorch"] : [])
+        return MarkdownTable(header: header, rows: rows, leftAligned: [0]).text
+    }
+
+    /// Each preview case against the UNet step it accompanies; nil unless
+    /// `unet` and a preview case ran.
+    private func previewTable(withPeer: Bool) -> String? {
+        guard let step = ModelReport.median(ours, "unet", { $0.medianMs }) else { return nil }
+        let theirStep = ModelReport.median(peer, "unet", { $0.medianMs })
+        func share(_ preview: Double, _ step: Double?, every: Int) -> String {
+            step.map { String(format: "%.2f%%", 100 * preview / (Double(every) * $0)) } ?? "—"
+        }
+        var rows: [[String]] = []
+        for name in PreviewOverhead.cases {
+            guard let ms = ModelReport.median(ours, name, { $0.medianMs }) else { continue }
+            var row = [name, String(format: "%.1f", ms), share(ms, step, every: PreviewOverhead.defaultEvery),
+                       share(ms, step, every: 1)]
+            if withPeer {
+                let theirs = ModelReport.median(peer, name, { $0.medianMs })
+                row += [theirs.map { String(format: "%.1f", $0) } ?? "—",
+                        theirs.map { share($0, theirStep, every: PreviewOverhead.defaultEvery) } ?? "—", ratio(ms, theirs)]
+            }
+            row.append(ms / (Double(PreviewOverhead.defaultEvery) * step) <= PreviewOverhead.limit ? "≤ 5% pass" : "> 5% FAIL")
+            rows.append(row)
+        }
+        guard !rows.isEmpty else { return nil }
+        let header = ["preview", "ours ms", "ours at every \(PreviewOverhead.defaultEvery)", "ours at every 1"]
+            + (withPeer ? ["PyTorch ms", "PyTorch at every \(PreviewOverhead.defaultEvery)", "ours/PyTorch"] : [])
+            + ["target"]
         return MarkdownTable(header: header, rows: rows, leftAligned: [0]).text
     }
 
@@ -243,4 +278,12 @@ struct ModelReport {
         guard let b, b > 0 else { return "—" }
         return String(format: "%.2f", a / b)
     }
+}
+
+/// The preview cases and the bound: previews at their default
+/// interval slow a run by at most 5%.
+enum PreviewOverhead {
+    static let cases = ["preview_latent2rgb", "preview_taesd"]
+    static let defaultEvery = PreviewRequest.defaultEvery
+    static let limit = 0.05
 }
