@@ -20,8 +20,8 @@ final class PILOTAdapterParityTests: XCTestCase {
         let lora = try LoRA.load(path: adapterFolder.appendingPathComponent("lora_kohya.safetensors").path)
         let model = try StableDiffusionModel.load(path: SDFixture("sd1").folder, loras: [(lora, 1)])
         let tok = try model.tokenizer()
-        let positive = model.encode(prompt: "a red fox in the snow", tokenizer: tok)
-        let negative = model.encode(prompt: "", tokenizer: tok).embedding
+        let positive = try model.encode(prompt: "a red fox in the snow", tokenizer: tok)
+        let negative = try model.encode(prompt: "", tokenizer: tok).embedding
         assertClose(positive.embedding, try Tensor(ref, "prompt_embeds"), tolerance: 1e-4, "LoRA-merged prompt embedding")
         assertClose(negative, try Tensor(ref, "negative_prompt_embeds"), tolerance: 1e-4, "LoRA-merged negative embedding")
 

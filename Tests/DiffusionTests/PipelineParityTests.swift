@@ -11,8 +11,8 @@ final class PipelineParityTests: XCTestCase {
         let fx = try SDFixture(v)
         let model = try fx.loadFolder()
         let tokenizer = try model.tokenizer()
-        let positive = model.encode(prompt: "a red fox in the snow", tokenizer: tokenizer).embedding
-        let negative = model.encode(prompt: "", tokenizer: tokenizer).embedding
+        let positive = try model.encode(prompt: "a red fox in the snow", tokenizer: tokenizer).embedding
+        let negative = try model.encode(prompt: "", tokenizer: tokenizer).embedding
         assertClose(positive, try fx.tensor("pipeline.prompt_embeds"), tolerance: 1e-4, "\(v) prompt embedding")
         assertClose(negative, try fx.tensor("pipeline.negative_prompt_embeds"), tolerance: 1e-4, "\(v) negative embedding")
 

@@ -73,7 +73,7 @@ final class SDXLParityTests: XCTestCase {
         XCTAssertEqual(model.textEncoders.count, 2, "text_encoder and text_encoder_2")
         XCTAssertEqual(model.vae.config.scalingFactor, 0.13025, "SDXL's VAE scaling factor")
         let encoder = try model.promptEncoder()
-        let prompts = encoder.encode(prompt: "a red fox in the snow", negative: "")
+        let prompts = try encoder.encode(prompt: "a red fox in the snow", negative: "")
         XCTAssertEqual(prompts.positive.tokens.ids.map(Float.init), try ref("ids.prompt").scalars, "tokenizer ids")
         assertClose(prompts.positive.embedding, try ref("prompt_embeds"), tolerance: 1e-4, "prompt embeddings")
         assertClose(try XCTUnwrap(prompts.positive.pooled), try ref("pooled_prompt_embeds"), tolerance: 1e-4, "pooled embedding")

@@ -18,7 +18,7 @@ final class EncoderOptionTests: XCTestCase {
                                              "negative": .string(""), "clip_skip": .int(skip)], paths: .currentDirectory),
                                  .standalone())["conditioning"]!.asObject(ConditioningPayload.self)
         }
-        let expected = clip.encoder.encode(prompt: "a red ball", negative: "", skipLastLayers: 1)
+        let expected = try clip.encoder.encode(prompt: "a red ball", negative: "", skipLastLayers: 1)
         XCTAssertEqual(try encode(1).positive.scalars, expected.positive.embedding.scalars, "clip_skip 1 = one final layer left out")
         XCTAssertNotEqual(try encode(1).positive.scalars, try encode(0).positive.scalars)
     }

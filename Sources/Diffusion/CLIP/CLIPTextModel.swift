@@ -121,13 +121,26 @@ public final class CLIPTextModel {
     /// (SDXL reads `hidden_states[-2]` raw), and, when `pooled` and the model
     /// has a projection, the projected final-norm state at each row's end
     /// token `[B, projectionDim]` (transformers' `text_embeds`).
+    ///
+    /// `injected` replaces the token vectors at those positions, in every
+    /// row, with the given `hiddenSize` vectors (textual inversion).
     public func encode(ids: [[Int32]], skipLastLayers: Int = 0, normalised: Bool = true,
-                       pooled: Bool = false) -> (hidden: Tensor, pooled: Tensor?) {
+                       pooled: Bool = false, injected: [Int: [Float]] = [:]) -> (hidden: Tensor, pooled: Tensor?) {
         precondition(!ids.isEmpty, "no prompts to encode")
         let length = ids[0].count
         precondition(ids.allSatisfy { $0.count == length } && length <= config.maxPositions,
                      "every row must have the same length ≤ \(config.maxPositions)")
         var x = embedding(tokenEmbedding, ids: ids.flatMap { $0 }, shape: [ids.count, length])
+        if !injected.isEmpty {
+            let d = config.hiddenSize
+            var values = x.scalars
+            for (position, vector) in injected {
+                precondition(position >= 0 && position < length && vector.count == d,
+                             "an injected vector needs a position in 0..<\(length) and \(d) values")
+                for b in 0..<ids.count { values.replaceSubrange(((b * length + position) * d)..<((b * length + position + 1) * d), with: vector) }
+            }
+            x = Tensor(shape: x.shape, values: values)
+        }
         x = x + positionEmbedding.sliced(axis: 0, 0..<length)
         let kept = layers.count - max(0, min(skipLastLayers, layers.count - 1))
         var hidden: Tensor?
