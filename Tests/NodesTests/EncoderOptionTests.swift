@@ -53,29 +53,28 @@ final class EncoderOptionTests: XCTestCase {
         }
     }
 
-    func testSigmaSpacingsRunOnEulerAndAreRefusedElsewhere() throws {
-        func sample(_ scheduler: String, sigmas: String) throws -> Tensor {
-            let folder = Fixture.temporaryFolder("karras")
-            let file = folder.appendingPathComponent("w.yaml")
-            try """
-                version: 1
-                nodes:
-                  model:  {type: LoadCheckpoint, params: {path: "\(Fixture.tinyModel)"}}
-                  text:   {type: TextEncode, inputs: {clip: model.clip}, params: {prompt: a ball}}
+    func testSigmaSpacingsRunOnTheSigmaSamplersAndAreRefusedOnDDIM() throws {
+        func sample(_ scheduler: String, sigmas: String, seed: Int = 0) throws -> Tensor {
+            try Fixture.runLatent("""
+                \(Fixture.workflowHead())
                   sample: {type: Sample, inputs: {unet: model.unet, conditioning: text.conditioning},
-                           params: {steps: 3, width: 64, height: 64, scheduler: \(scheduler), sigmas: \(sigmas)}}
+                           params: {steps: 3, width: 64, height: 64, scheduler: \(scheduler), sigmas: \(sigmas), seed: \(seed)}}
                 outputs:
                   latent: sample.latent
-                """.write(to: file, atomically: true, encoding: .utf8)
-            let runner = WorkflowRunner()
-            let result = try runner.run(runner.validate(file), file: file, outputDirectory: folder)
-            return try XCTUnwrap(result.outputs["latent"]).asObject(LatentPayload.self).latent
+                """)
         }
         XCTAssertNotEqual(try sample("euler", sigmas: "karras").scalars, try sample("euler", sigmas: "schedule").scalars,
                           "expected the Karras ramp to change the run")
         XCTAssertNoThrow(try sample("euler_a", sigmas: "exponential"))
+        XCTAssertNotEqual(try sample("dpmpp_2m", sigmas: "karras").scalars, try sample("dpmpp_2m", sigmas: "schedule").scalars,
+                          "expected DPM++ 2M Karras to differ from DPM++ 2M")
+        let sde = try sample("dpmpp_2m_sde", sigmas: "karras", seed: 4)
+        XCTAssertEqual(sde.scalars, try sample("dpmpp_2m_sde", sigmas: "karras", seed: 4).scalars,
+                       "expected DPM++ 2M SDE to be reproducible from its seed")
+        XCTAssertTrue(sde.scalars.allSatisfy(\.isFinite), "expected a finite latent")
         XCTAssertThrowsError(try sample("ddim", sigmas: "karras")) { error in
-            XCTAssertTrue("\(error)".contains("sigmas karras applies to the euler and euler_a schedulers, found ddim"), "\(error)")
+            XCTAssertTrue("\(error)".contains("sigmas karras applies to the euler, euler_a, dpmpp_2m and dpmpp_2m_sde schedulers, found ddim"),
+                          "\(error)")
         }
     }
 }

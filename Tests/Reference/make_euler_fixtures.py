@@ -17,33 +17,22 @@ Each holds prompt_embeds, negative_prompt_embeds, noise, timesteps, latents_out.
 
     ~/venvs/pilot-sd-reference/bin/python Tests/Reference/make_euler_fixtures.py
 """
-import json
+import sys
 from pathlib import Path
 
 import diffusers
 import diffusers.schedulers.scheduling_euler_ancestral_discrete as ancestral
 import torch
-from diffusers import EulerAncestralDiscreteScheduler, EulerDiscreteScheduler, StableDiffusionPipeline
+from diffusers import EulerAncestralDiscreteScheduler, EulerDiscreteScheduler
 from safetensors.torch import save_file
 
-ROOT = Path(__file__).resolve().parents[1] / "Fixtures" / "sd"
-folder = ROOT / "sd1"
-pipe = StableDiffusionPipeline.from_pretrained(str(folder), tokenizer=None, safety_checker=None, feature_extractor=None,
-                                               requires_safety_checker=False)
-pipe.set_progress_bar_config(disable=True)
-base = dict(pipe.scheduler.config)
-hidden = json.loads((folder / "unet" / "config.json").read_text())["cross_attention_dim"]
-size = json.loads((folder / "unet" / "config.json").read_text())["sample_size"]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from sd1_pipeline import ROOT, base, hidden, pipe, recording_noise, run, size  # noqa: E402
 
 
 def inputs(seed):
     g = torch.Generator().manual_seed(seed)
     return torch.randn(1, 77, hidden, generator=g), torch.randn(1, 77, hidden, generator=g), torch.randn(1, 4, size, size, generator=g)
-
-
-def run(positive, negative, noise, steps, **kwargs):
-    return pipe(prompt_embeds=positive, negative_prompt_embeds=negative, latents=noise.clone(), num_inference_steps=steps,
-                guidance_scale=7.5, output_type="latent", **kwargs).images
 
 
 def save(name, out):
@@ -55,18 +44,8 @@ def save(name, out):
 # Euler ancestral, its step noise recorded.
 positive, negative, noise = inputs(23)
 pipe.scheduler = EulerAncestralDiscreteScheduler.from_config(base)
-drawn, original = [], ancestral.randn_tensor
-
-
-def recording(*args, **kwargs):
-    sample = original(*args, **kwargs)
-    drawn.append(sample.clone())
-    return sample
-
-
-ancestral.randn_tensor = recording
-latents = run(positive, negative, noise, 5, generator=torch.Generator().manual_seed(29))
-ancestral.randn_tensor = original
+with recording_noise(ancestral) as drawn:
+    latents = run(positive, negative, noise, 5, generator=torch.Generator().manual_seed(29))
 assert len(drawn) == 5, len(drawn)
 save("sd1_ancestral.safetensors", {"prompt_embeds": positive, "negative_prompt_embeds": negative, "noise": noise,
                                    "step_noise": torch.stack(drawn), "timesteps": pipe.scheduler.timesteps.to(torch.float32),

@@ -17,12 +17,13 @@ public enum SamplerKind: String, Sendable, CaseIterable {
     case euler
     case eulerAncestral = "euler_a"
     case dpmpp2m = "dpmpp_2m"
+    case dpmpp2mSDE = "dpmpp_2m_sde"
 
     /// Adds fresh noise at every step (so it needs a noise source per step).
-    public var isAncestral: Bool { self == .eulerAncestral }
+    public var isAncestral: Bool { self == .eulerAncestral || self == .dpmpp2mSDE }
 
     /// Whether its steps can be placed by σ (`SigmaSpacing` other than the schedule's).
-    public var takesSigmaSpacing: Bool { self == .euler || self == .eulerAncestral }
+    public var takesSigmaSpacing: Bool { self != .ddim }
 
     /// A fresh scheduler over `schedule` for `steps` steps (`sigmas`: where
     /// the σ lie, for the kinds that take it).
@@ -32,7 +33,8 @@ public enum SamplerKind: String, Sendable, CaseIterable {
         case .ddim: return DDIMScheduler(config: schedule, steps: steps, eta: eta)
         case .euler: return EulerScheduler(config: schedule, steps: steps, spacing: sigmas)
         case .eulerAncestral: return EulerAncestralScheduler(config: schedule, steps: steps, spacing: sigmas)
-        case .dpmpp2m: return DPMSolverScheduler(config: schedule, steps: steps)
+        case .dpmpp2m: return DPMSolverScheduler(config: schedule, steps: steps, spacing: sigmas)
+        case .dpmpp2mSDE: return DPMSolverScheduler(config: schedule, steps: steps, spacing: sigmas, stochastic: true)
         }
     }
 }

@@ -17,7 +17,13 @@ enum SigmaSchedule {
     /// diffusers' `use_exponential_sigmas`.
     static func exponential(_ sigmas: [Double]) -> [Double] {
         guard sigmas.count > 1, let high = sigmas.first, let low = sigmas.last else { return sigmas }
-        let n = sigmas.count, (a, b) = (log(high), log(low))
+        return exponential(from: high, to: low, count: sigmas.count)
+    }
+
+    /// `n` σ evenly spaced in log σ from `high` down to `low`.
+    static func exponential(from high: Double, to low: Double, count n: Int) -> [Double] {
+        guard n > 1 else { return [high] }
+        let (a, b) = (log(high), log(low))
         return (0..<n).map { i in exp(a + Double(i) / Double(n - 1) * (b - a)) }
     }
 
@@ -25,7 +31,13 @@ enum SigmaSchedule {
     /// as diffusers' `use_karras_sigmas`.
     static func karras(_ sigmas: [Double]) -> [Double] {
         guard sigmas.count > 1, let high = sigmas.first, let low = sigmas.last else { return sigmas }
-        let rho = 7.0, n = sigmas.count
+        return karras(from: high, to: low, count: sigmas.count)
+    }
+
+    /// `n` σ on Karras's ρ = 7 ramp from `high` down to `low`.
+    static func karras(from high: Double, to low: Double, count n: Int) -> [Double] {
+        guard n > 1 else { return [high] }
+        let rho = 7.0
         let (maxInv, minInv) = (pow(high, 1 / rho), pow(low, 1 / rho))
         return (0..<n).map { i in pow(maxInv + Double(i) / Double(n - 1) * (minInv - maxInv), rho) }
     }

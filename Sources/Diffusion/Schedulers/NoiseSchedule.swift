@@ -61,7 +61,8 @@ public struct NoiseScheduleConfig: Equatable, Sendable {
     }
 
     /// ᾱ_t for t = 0 ..< trainSteps. Betas are formed as diffusers does in
-    /// float32 (`linspace(√β₀, √β₁)²`), the cumulative product in float32.
+    /// float32 (`linspace(√β₀, √β₁)²`), the cumulative product accumulated in
+    /// double and rounded to float32 (as torch's CPU `cumprod` does).
     public var alphasCumprod: [Float] {
         let n = trainSteps
         var betas = [Float](repeating: 0, count: n)
@@ -74,8 +75,9 @@ public struct NoiseScheduleConfig: Equatable, Sendable {
                 betas[i] = Float(betaStart + (betaEnd - betaStart) * f)
             }
         }
-        var acc: Float = 1
-        return betas.map { b in acc *= (1 - b); return acc }
+        // torch's CPU cumprod accumulates float32 input in double.
+        var acc: Double = 1
+        return betas.map { b in acc *= Double(1 - b); return Float(acc) }
     }
 
     /// Integer timesteps for `steps` inference steps, descending, per `spacing`.
