@@ -11,8 +11,8 @@ struct Sample: Node, DefaultConstructible {
     static let nodeDescription = NodeDescription(
         type: "Sample", category: "sampling",
         doc: """
-            Denoises a latent with classifier-free guidance (DDIM, Euler, Euler ancestral, DPM++ 2M or DPM++ 2M \
-            SDE; the last four on the schedule's, Karras or exponential σ), as diffusers' \
+            Denoises a latent with classifier-free guidance (DDIM, Euler, Euler ancestral, DPM++ 2M, DPM++ 2M \
+            SDE or UniPC; all but DDIM on the schedule's, Karras or exponential σ), as diffusers' \
             StableDiffusionPipeline does. The initial noise is `latent` when given, else seeded noise of \
             width/8 × height/8 (the size of `source` when that is given). With `source` and `mask` it does \
             blended latent diffusion (ddim only): before every step the masked-out background is replaced by \
@@ -41,7 +41,7 @@ struct Sample: Node, DefaultConstructible {
             .parameter("eta", .float, default: .float(0), min: 0, max: 1, doc: "DDIM η (0 = deterministic)."),
             .parameter("sigmas", .enumeration(name: "Sigmas", cases: SigmaSpacing.allCases.map(\.rawValue)), default: .string("schedule"),
                        doc: """
-                           Where the σ-space samplers (euler, euler_a, dpmpp_2m, dpmpp_2m_sde) place their steps: schedule \
+                           Where the σ-space samplers (euler, euler_a, dpmpp_2m, dpmpp_2m_sde, unipc) place their steps: schedule \
                            (the checkpoint's timestep spacing), karras (Karras et al.'s ramp, ρ 7: diffusers' \
                            use_karras_sigmas; "DPM++ 2M Karras") or exponential (even in log σ). ddim takes only schedule.
                            """),
@@ -64,7 +64,7 @@ struct Sample: Node, DefaultConstructible {
         }
         let sigmas = SigmaSpacing(rawValue: try inputs.string("sigmas")) ?? .schedule
         guard sigmas == .schedule || kind.takesSigmaSpacing else {
-            throw NodeError("sigmas \(sigmas.rawValue) applies to the euler, euler_a, dpmpp_2m and dpmpp_2m_sde schedulers, found \(kind.rawValue)")
+            throw NodeError("sigmas \(sigmas.rawValue) applies to the euler, euler_a, dpmpp_2m, dpmpp_2m_sde and unipc schedulers, found \(kind.rawValue)")
         }
         let config = unet.unet.config
         if config.inChannels != config.outChannels, conditioning.inpaint == nil {

@@ -4,21 +4,25 @@ import SafeTensors
 import Tensors
 import XCTest
 
-/// DPM++ 2M on Karras and exponential σ and DPM++ 2M SDE against diffusers'
-/// DPMSolverMultistepScheduler on the tiny SD1 model, the SDE cases with the
+/// DPM++ 2M on Karras and exponential σ, DPM++ 2M SDE and UniPC against
+/// diffusers' DPMSolverMultistepScheduler and UniPCMultistepScheduler on the
+/// tiny SD1 model, the SDE cases with the
 /// noise diffusers drew at each step (Tests/Reference/make_dpm_fixtures.py).
 final class DPMVariantParityTests: XCTestCase {
-    private func check(_ name: String, steps: Int, spacing: SigmaSpacing, stochastic: Bool) throws {
+    private func check(_ name: String, steps: Int, spacing: SigmaSpacing, stochastic: Bool, unipc: Bool = false) throws {
         let reference = try SafeTensorsFile(path: SDFixture.root.appendingPathComponent("sd1_dpm.safetensors").path)
         func tensor(_ key: String) throws -> Tensor { try Tensor(reference, key) }
         let model = try SDFixture("sd1").loadFolder()
-        var scheduler = DPMSolverScheduler(config: model.schedule, steps: steps, spacing: spacing, stochastic: stochastic)
+        let unipcScheduler = UniPCScheduler(config: model.schedule, steps: steps, spacing: spacing)
+        let dpm = DPMSolverScheduler(config: model.schedule, steps: steps, spacing: spacing, stochastic: stochastic)
+        let (sigmaValues, timesteps) = unipc ? (unipcScheduler.sigmaValues, unipcScheduler.timesteps) : (dpm.sigmaValues, dpm.timesteps)
+        var scheduler: any Scheduler = unipc ? unipcScheduler : dpm
         let sigmas = try reference.floats("\(name).sigmas")
-        XCTAssertEqual(scheduler.sigmaValues.count, sigmas.count, "\(name): expected \(sigmas.count) σ (the last 0)")
-        for (ours, theirs) in zip(scheduler.sigmaValues, sigmas) {
+        XCTAssertEqual(sigmaValues.count, sigmas.count, "\(name): expected \(sigmas.count) σ (the last 0)")
+        for (ours, theirs) in zip(sigmaValues, sigmas) {
             XCTAssertEqual(ours, theirs, accuracy: 1e-5 * max(1, theirs), "\(name): expected diffusers' σ")
         }
-        XCTAssertEqual(scheduler.timesteps, try reference.floats("\(name).timesteps"), "\(name): expected diffusers' timesteps")
+        XCTAssertEqual(timesteps, try reference.floats("\(name).timesteps"), "\(name): expected diffusers' timesteps")
         var stepNoise: ((Int) -> Tensor)?
         if stochastic {
             let drawn = try tensor("\(name).step_noise"), plane = drawn.count / steps
@@ -44,5 +48,13 @@ final class DPMVariantParityTests: XCTestCase {
 
     func testDPMPlusPlus2MSDEKarrasMatchesDiffusersWithItsStepNoise() throws {
         try check("sde_karras", steps: 6, spacing: .karras, stochastic: true)
+    }
+
+    func testUniPCMatchesDiffusers() throws {
+        try check("unipc", steps: 7, spacing: .schedule, stochastic: false, unipc: true)
+    }
+
+    func testUniPCKarrasMatchesDiffusers() throws {
+        try check("unipc_karras", steps: 7, spacing: .karras, stochastic: false, unipc: true)
     }
 }

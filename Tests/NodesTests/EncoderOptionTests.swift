@@ -72,8 +72,10 @@ final class EncoderOptionTests: XCTestCase {
         XCTAssertEqual(sde.scalars, try sample("dpmpp_2m_sde", sigmas: "karras", seed: 4).scalars,
                        "expected DPM++ 2M SDE to be reproducible from its seed")
         XCTAssertTrue(sde.scalars.allSatisfy(\.isFinite), "expected a finite latent")
+        XCTAssertNotEqual(try sample("unipc", sigmas: "karras").scalars, try sample("dpmpp_2m", sigmas: "karras").scalars,
+                          "expected UniPC's corrector to give another result than DPM++ 2M")
         XCTAssertThrowsError(try sample("ddim", sigmas: "karras")) { error in
-            XCTAssertTrue("\(error)".contains("sigmas karras applies to the euler, euler_a, dpmpp_2m and dpmpp_2m_sde schedulers, found ddim"),
+            XCTAssertTrue("\(error)".contains("sigmas karras applies to the euler, euler_a, dpmpp_2m, dpmpp_2m_sde and unipc schedulers, found ddim"),
                           "\(error)")
         }
     }

@@ -18,6 +18,7 @@ public enum SamplerKind: String, Sendable, CaseIterable {
     case eulerAncestral = "euler_a"
     case dpmpp2m = "dpmpp_2m"
     case dpmpp2mSDE = "dpmpp_2m_sde"
+    case unipc
 
     /// Adds fresh noise at every step (so it needs a noise source per step).
     public var isAncestral: Bool { self == .eulerAncestral || self == .dpmpp2mSDE }
@@ -35,6 +36,7 @@ public enum SamplerKind: String, Sendable, CaseIterable {
         case .eulerAncestral: return EulerAncestralScheduler(config: schedule, steps: steps, spacing: sigmas)
         case .dpmpp2m: return DPMSolverScheduler(config: schedule, steps: steps, spacing: sigmas)
         case .dpmpp2mSDE: return DPMSolverScheduler(config: schedule, steps: steps, spacing: sigmas, stochastic: true)
+        case .unipc: return UniPCScheduler(config: schedule, steps: steps, spacing: sigmas)
         }
     }
 }

@@ -59,7 +59,7 @@ public struct DPMSolverScheduler: Scheduler {
     public func scaleModelInput(_ sample: Tensor, step i: Int) -> Tensor { sample }
 
     /// (α_t, σ_t) of the variance-preserving process for Karras σ.
-    private func alphaSigma(_ s: Double) -> (Double, Double) {
+    func alphaSigma(_ s: Double) -> (Double, Double) {
         let a = 1 / (s * s + 1).squareRoot()
         return (a, s * a)
     }
