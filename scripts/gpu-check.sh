@@ -32,7 +32,7 @@
 #       pack, then the device command to run; exit 0 when the pack fits.
 #
 #   scripts/gpu-check.sh remote [DIR] [--rounds N] [--pilot-rounds N] [--skip-bench]
-#                                     [--only parity,e2e,unet,pilot] [--budget S]
+#                                     [--only parity,e2e,noise,unet,pilot] [--budget S]
 #       On the GPU machine, from the repository root (no Swift, no network).
 #       Writes log.txt, parity.json, e2e.json, bench.jsonl and table.md to
 #       ${OUT:-/tmp/gpu-check-out}:
@@ -49,13 +49,15 @@
 #            nvidia-smi -L; pilot info
 #            pilot-bench gpu parity --json $OUT/parity.json          (120 s)
 #            pilot-bench gpu e2e --json $OUT/e2e.json                (120 s)
+#            python3 Tests/Reference/make_torch_noise_fixtures.py --out $OUT/torch_randn.json
+#                                                                    (60 s; torch.randn on the GPU)
 #            python3 Benchmarks/peers/gpu.py make-model /tmp/sd15    (180 s; kept if there)
 #            --rounds R (default 3) of, alternately,                 (60 s each)
 #              pilot-bench gpu unet --model /tmp/sd15 --precision fp16 --json
 #              python3 Benchmarks/peers/gpu.py unet --model /tmp/sd15 --precision fp16 --json
 #            pilot-bench gpu pilot ... and gpu.py pilot ..., once each (150 s each)
 #          collecting the benchmarks' JSON records into bench.jsonl
-#          (--skip-bench: parity and e2e only; --only: the steps named);
+#          (--skip-bench: parity, e2e and noise only; --only: the steps named);
 #       4. prints a markdown table (per case: median seconds ours and PyTorch,
 #          ours/PyTorch, peak device memory of both, the device) with the
 #          parity/e2e verdicts and each step's outcome, and writes it to
@@ -71,7 +73,7 @@
 #
 # Environment: PILOT_GPU_UNPACK (where remote unpacks, /tmp/pilot-gpu-pack),
 # PILOT_GPU_MODEL (/tmp/sd15), PYTHON (python3), GPU_CHECK_T_INFO, _PARITY,
-# _E2E, _MODEL, _UNET, _PILOT (per-step limits in seconds).
+# _E2E, _NOISE, _MODEL, _UNET, _PILOT (per-step limits in seconds).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -83,7 +85,8 @@ PRODUCTS=(pilot pilot-bench)
 # Files the remote run reads from the working tree; the Python modules they
 # import from the repository are added to this list by find_python_imports.
 REMOTE_FILES=(Benchmarks/peers/gpu.py Benchmarks/models/make_random_sd15.py
-              Tests/Reference/pilot_reference.py Sources/Tensors/CUDA/Kernels/pilot_kernels.cu)
+              Tests/Reference/pilot_reference.py Tests/Reference/make_torch_noise_fixtures.py
+              Sources/Tensors/CUDA/Kernels/pilot_kernels.cu)
 # glibc's own libraries: every Linux has them, and they must match its ld.so.
 GLIBC_LIBS='^(linux-vdso|linux-gate|ld-linux[^ ]*|libc|libm|libmvec|libdl|libpthread|librt|libresolv|libutil|libanl)\.so'
 
@@ -91,6 +94,7 @@ GLIBC_LIBS='^(linux-vdso|linux-gate|ld-linux[^ ]*|libc|libm|libmvec|libdl|libpth
 # GPU_CHECK_T_<NAME>; the total budget (--budget) caps them all.
 T_INFO=${GPU_CHECK_T_INFO:-45} T_PARITY=${GPU_CHECK_T_PARITY:-120} T_E2E=${GPU_CHECK_T_E2E:-120}
 T_MODEL=${GPU_CHECK_T_MODEL:-180} T_UNET=${GPU_CHECK_T_UNET:-60} T_PILOT=${GPU_CHECK_T_PILOT:-150}
+T_NOISE=${GPU_CHECK_T_NOISE:-60}
 MIN_STEP=15   # a step that would get less than this is skipped
 RESERVE=15    # seconds kept back for the table
 
@@ -574,6 +578,11 @@ except ImportError as e:
     if want e2e; then
         run_step e2e "$T_E2E" "" env "LD_LIBRARY_PATH=$OURS_LD" "$BENCH" gpu e2e --json "$OUT/e2e.json" || true
     fi
+    if want noise; then
+        # torch.randn on the CUDA device (and the CPU kernels again), for TorchNoiseTests'
+        # torch-cuda entries: copy $OUT/torch_randn.json to Tests/Fixtures/noise/ afterwards.
+        run_step noise "$T_NOISE" "" "$PYTHON" Tests/Reference/make_torch_noise_fixtures.py --out "$OUT/torch_randn.json" || true
+    fi
     if ! want unet && ! want pilot; then return 0; fi
 
     if [[ -f $model/model_index.json ]]; then
@@ -784,7 +793,7 @@ CALLER_DIR=$PWD
 MODE=""
 PACK_DIR=""
 SKIP_BUILD=0 NO_COMPRESS=0 MAX_MIB=60
-ROUNDS=3 PILOT_ROUNDS=1 BUDGET=470 ONLY=parity,e2e,unet,pilot
+ROUNDS=3 PILOT_ROUNDS=1 BUDGET=470 ONLY=parity,e2e,noise,unet,pilot
 
 while (($#)); do
     case $1 in
@@ -797,8 +806,8 @@ while (($#)); do
         --rounds) ROUNDS=${2:?--rounds N}; shift ;;
         --pilot-rounds) PILOT_ROUNDS=${2:?--pilot-rounds N}; shift ;;
         --budget) BUDGET=${2:?--budget SECONDS}; shift ;;
-        --skip-bench) ONLY=parity,e2e ;;
-        --only) ONLY=${2:?--only parity,e2e,unet,pilot}; shift ;;
+        --skip-bench) ONLY=parity,e2e,noise ;;
+        --only) ONLY=${2:?--only parity,e2e,noise,unet,pilot}; shift ;;
         -*) die "unknown option $1 (see --help)" ;;
         *) [[ -z $PACK_DIR ]] || die "unexpected argument $1"; PACK_DIR=$1 ;;
     esac
@@ -807,7 +816,7 @@ done
 [[ -n $MODE ]] || { usage; exit 2; }
 [[ $ROUNDS =~ ^[0-9]+$ && $BUDGET =~ ^[0-9]+$ && $MAX_MIB =~ ^[0-9]+$ ]] || die "--rounds, --budget and --max-mib take whole numbers"
 for step in ${ONLY//,/ }; do
-    [[ $step =~ ^(parity|e2e|unet|pilot)$ ]] || die "--only: unknown step $step (parity, e2e, unet, pilot)"
+    [[ $step =~ ^(parity|e2e|noise|unet|pilot)$ ]] || die "--only: unknown step $step (parity, e2e, noise, unet, pilot)"
 done
 if [[ -z $PACK_DIR ]]; then PACK_DIR=$ROOT/.gpu-pack; else PACK_DIR=$(absolute "$PACK_DIR"); fi
 OUT=$(absolute "${OUT:-/tmp/gpu-check-out}")

@@ -167,9 +167,15 @@ def run_child(mode, capability):
 
 
 def main():
+    global OUT
     if len(sys.argv) == 3 and sys.argv[1] == "--child":
         child(sys.argv[2])
         return
+    if len(sys.argv) == 3 and sys.argv[1] == "--out":
+        # Elsewhere than the fixture: scripts/gpu-check.sh records the GPU's noise into its $OUT.
+        OUT = Path(sys.argv[2]).resolve()
+    elif len(sys.argv) != 1:
+        sys.exit("usage: make_torch_noise_fixtures.py [--out PATH]")
     import torch
     if torch.__version__.split("+")[0] != "2.13.0" or np.__version__ != "2.4.6":
         print(f"warning: pinned torch 2.13.0 / numpy 2.4.6, running torch {torch.__version__} numpy {np.__version__}",
