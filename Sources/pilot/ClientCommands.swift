@@ -147,14 +147,13 @@ struct Watch: ParsableCommand {
 
     static func follow(client: DaemonClient, job: String, previews: String? = nil) throws -> JSONValue {
         let bar = ProgressBar()
-        let folder = previews.map { URL(fileURLWithPath: $0, isDirectory: true) }
-        if let folder { try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true) }
+        let folder = try previews.map(PreviewFolder.init(path:))
         let final = try clientCall {
             try client.follow(job: job, onSubscribed: { status in
                 printError("pilot: following job \(job) (\(status["state"]?.stringValue ?? "unknown"))")
             }) { event in
                 bar.show(event)
-                if let folder, event.type == "preview" { savePreview(event, in: folder) }
+                if let folder, event.type == "preview" { save(preview: event, in: folder) }
             }
         }
         bar.finish()
@@ -168,14 +167,30 @@ struct Watch: ParsableCommand {
     }
 
     /// Writes a preview event's PNG frame as `SEQ-NODE-stepNNNN.png`.
-    static func savePreview(_ event: EventSubscriber.Event, in folder: URL) {
+    static func save(preview event: EventSubscriber.Event, in folder: PreviewFolder) {
         let content = event.content
         guard let png = event.message.frames.first, png.starts(with: [0x89, 0x50, 0x4E, 0x47]),
               let node = content["node"]?.stringValue, let step = content["step"]?.intValue else {
             printError("pilot: a preview event without a PNG frame, node or step")
             return
         }
-        let file = folder.appendingPathComponent(NodePreview.fileName(node: node, step: step, sequence: content["seq"]?.intValue))
+        folder.write(png, node: node, step: step, sequence: content["seq"]?.intValue)
+    }
+}
+
+/// The folder `--previews` names, created on first use: previews are
+/// written as `[SEQ-]NODE-stepNNNN.png` (``NodePreview/fileName``); a file
+/// that cannot be written is reported, never fatal to the run.
+struct PreviewFolder: Sendable {
+    let url: URL
+
+    init(path: String) throws {
+        url = URL(fileURLWithPath: path, isDirectory: true)
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    }
+
+    func write(_ png: Data, node: String, step: Int, sequence: Int? = nil) {
+        let file = url.appendingPathComponent(NodePreview.fileName(node: node, step: step, sequence: sequence))
         do { try png.write(to: file, options: .atomic) } catch { printError("pilot: cannot write \(file.path): \(error)") }
     }
 }

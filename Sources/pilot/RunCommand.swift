@@ -114,9 +114,7 @@ struct Run: ParsableCommand {
         }
         let set = try pairs(settings, option: "--set"), given = try pairs(inputs, option: "--input")
         let preview = try previewRequest()
-        let previewFolder = previews.map { URL(fileURLWithPath: $0, isDirectory: true) }
-        if let previewFolder { try FileManager.default.createDirectory(at: previewFolder, withIntermediateDirectories: true) }
-        let progress = ProgressPrinter(enabled: !quiet, previews: previewFolder)
+        let progress = ProgressPrinter(enabled: !quiet, previews: try previews.map(PreviewFolder.init(path:)))
         let result: ExecutionResult
         do {
             result = try runner.run(validated, file: file, set: set, inputs: given,
@@ -153,19 +151,18 @@ struct Run: ParsableCommand {
 final class ProgressPrinter: @unchecked Sendable {
     private let enabled: Bool
     /// Where previews are written (nil: they are dropped).
-    private let previews: URL?
+    private let previews: PreviewFolder?
     private let lock = NSLock()
     private var started: [String: Date] = [:]
 
-    init(enabled: Bool, previews: URL? = nil) {
+    init(enabled: Bool, previews: PreviewFolder? = nil) {
         self.enabled = enabled
         self.previews = previews
     }
 
     func handle(_ event: ExecutionEvent) {
         if case let .preview(p) = event, let previews {
-            let file = previews.appendingPathComponent(NodePreview.fileName(node: p.nodeID, step: p.step))
-            do { try p.png.write(to: file, options: .atomic) } catch { printError("pilot: cannot write \(file.path): \(error)") }
+            previews.write(p.png, node: p.nodeID, step: p.step)
             if let note = p.note, enabled { printError("  preview: \(note)") }
         }
         guard enabled else { return }

@@ -51,7 +51,7 @@ public struct UniPCScheduler: Scheduler {
         let x0 = denoised(modelOutput, step: i, sample: sample)
         var x = sample
         if i > 0, let last = lastSample, let previous = predictions.last {
-            x = corrected(x0, previous: previous, last: last, current: sample, step: i)
+            x = corrected(x0, previous: previous, last: last, step: i)
         }
         predictions.append(x0)
         if predictions.count > 2 { predictions.removeFirst() }
@@ -76,9 +76,10 @@ public struct UniPCScheduler: Scheduler {
         return base - d1 * Float(aT * phi1 * 0.5)
     }
 
-    /// UniC: corrects the sample the last predictor made (`current`, at step
-    /// i) with the new x0, from the sample that predictor started at (`last`).
-    private func corrected(_ x0: Tensor, previous m0: Tensor, last: Tensor, current: Tensor, step i: Int) -> Tensor {
+    /// UniC: the sample at step i again, from the sample the last predictor
+    /// started at (`last`) with the new x0 (the predictor's own result is not
+    /// needed: x0-predicting UniC replaces it).
+    private func corrected(_ x0: Tensor, previous m0: Tensor, last: Tensor, step i: Int) -> Tensor {
         let (aT, sT) = grid.alphaSigma(grid.sigmas[i]), (_, sS) = grid.alphaSigma(grid.sigmas[i - 1])
         let h = lambda(i) - lambda(i - 1)
         let (phi1, b) = coefficients(h)
