@@ -119,6 +119,7 @@ for r in $(seq "$max_rounds"); do
         case_args=("${args[@]}")
         case "$c" in sdxl_*) case_args+=(--model "$sdxl_model") ;; esac
         echo "$c, round $r/$n: pilot-bench (load $(cut -d' ' -f1 /proc/loadavg))" >&2
+        export PILOT_BENCH_ROUND=$r   # pilot_batch_256 alternates its two halves' order by round
         "${run[@]}" "$bench" models "$c" "${case_args[@]}" --json >"$records/ours-$c-$r.json"
         if [ -n "$with_peer" ]; then
             echo "$c, round $r/$n: PyTorch peer (load $(cut -d' ' -f1 /proc/loadavg))" >&2

@@ -28,7 +28,7 @@ struct ApplyControlNet: Node, DefaultConstructible {
     func run(_ inputs: NodeInputs, _ context: NodeContext) throws -> [String: Value] {
         let unet = try inputs.object("unet", as: UNetPayload.self)
         let controlNet = try inputs.object("control_net", as: ControlNetPayload.self).model
-        let hint = try inputs.object("hint", as: Image.self)
+        let hint = try inputs.image("hint")
         let start = Float(try inputs.float("start")), end = Float(try inputs.float("end"))
         guard start <= end else { throw NodeError("start (\(start)) is after end (\(end))") }
         try controlNet.checkCompatible(with: unet.unet, unetSource: unet.sourceDescription)

@@ -25,7 +25,7 @@ struct ApplyIPAdapter: Node, DefaultConstructible {
     func run(_ inputs: NodeInputs, _ context: NodeContext) throws -> [String: Value] {
         let unet = try inputs.object("unet", as: UNetPayload.self)
         let payload = try inputs.object("ip_adapter", as: IPAdapterPayload.self)
-        let image = try inputs.object("image", as: Image.self)
+        let image = try inputs.image("image")
         if unet.adapters.contains(where: { if case .imagePrompt = $0 { true } else { false } }) {
             throw NodeError("this UNet already has an IP-Adapter; a UNet takes one")
         }

@@ -25,7 +25,7 @@ struct ApplyT2IAdapter: Node, DefaultConstructible {
     func run(_ inputs: NodeInputs, _ context: NodeContext) throws -> [String: Value] {
         let unet = try inputs.object("unet", as: UNetPayload.self)
         let adapter = try inputs.object("t2i_adapter", as: T2IAdapterPayload.self).model
-        let hint = try inputs.object("hint", as: Image.self)
+        let hint = try inputs.image("hint")
         let scale = Float(try inputs.float("scale"))
         // Check the features against the UNet now, at the hint's own size, so a
         // mismatch names this node rather than the sampler.

@@ -25,7 +25,7 @@ struct CannyEdges: Node, DefaultConstructible {
         outputs: [.output("image", .image, doc: "The edges, white on black; connect it to a `hint`.")])
 
     func run(_ inputs: NodeInputs, _ context: NodeContext) throws -> [String: Value] {
-        let image = try inputs.object("image", as: Image.self)
+        let image = try inputs.image("image")
         let low = Float(try inputs.float("low")), high = Float(try inputs.float("high"))
         guard low <= high else { throw NodeError("low (\(low)) is above high (\(high))") }
         let edges = Imaging.CannyEdges.detect(image, low: low, high: high, sigma: Float(try inputs.float("blur")),

@@ -44,7 +44,7 @@ struct CropToMask: Node, DefaultConstructible {
         ])
 
     func run(_ inputs: NodeInputs, _ context: NodeContext) throws -> [String: Value] {
-        let image = try inputs.object("image", as: Image.self)
+        let image = try inputs.image("image")
         let mask = try inputs.object("mask", as: Mask.self)
         guard image.width == mask.width, image.height == mask.height else {
             throw NodeError("image \(image.width)×\(image.height) and mask \(mask.width)×\(mask.height) differ in size")
@@ -124,7 +124,7 @@ struct CropLike: Node, DefaultConstructible {
 
     func run(_ inputs: NodeInputs, _ context: NodeContext) throws -> [String: Value] {
         let record = try inputs.object("stitch", as: StitchRecord.self)
-        let image = try inputs.object("image", as: Image.self)
+        let image = try inputs.image("image")
         let sx = Double(image.width) / Double(record.image.width), sy = Double(image.height) / Double(record.image.height)
         let x = min(Int((Double(record.x) * sx).rounded(.down)), image.width - 1)
         let y = min(Int((Double(record.y) * sy).rounded(.down)), image.height - 1)
@@ -147,16 +147,20 @@ struct Stitch: Node, DefaultConstructible {
             """,
         inputs: [
             .connection("stitch", .stitch, doc: "CropToMask's record."),
-            .connection("image", .image, doc: "The processed crop (any size; resized back)."),
+            .connection("image", .image, doc: "The processed crop (any size; resized back), or a batch of them (each stitched)."),
             .parameter("grow", .int, default: .int(4), min: 0, max: 512, doc: "Grow the hole before feathering, in pixels."),
             .parameter("feather", .float, default: .float(4), min: 0, max: 128, doc: "The blend band's Gaussian σ, in pixels."),
         ],
-        outputs: [.output("image", .image, doc: "The full image with the crop pasted back.")])
+        outputs: [.output("image", .image, doc: "The full image with the crop pasted back (a batch for a batch).")])
 
     func run(_ inputs: NodeInputs, _ context: NodeContext) throws -> [String: Value] {
         let record = try inputs.object("stitch", as: StitchRecord.self)
-        let processed = try inputs.object("image", as: Image.self)
         let band = try Self.band(record, grow: inputs.int("grow"), feather: inputs.float("feather"))
+        return ["image": ImageBatch.value(try inputs.images("image").map { try Self.paste($0, record: record, band: band) })]
+    }
+
+    /// `processed` pasted into the record's image through `band`.
+    static func paste(_ processed: Image, record: StitchRecord, band: Mask) throws -> Image {
         let (w, h) = (record.width, record.height)
         let patch = processed.width == w && processed.height == h ? processed.planes
             : ResizeImage.bilinear(processed.planes, channels: 3, fromWidth: processed.width, fromHeight: processed.height,
@@ -173,7 +177,7 @@ struct Stitch: Node, DefaultConstructible {
                 }
             }
         }
-        return ["image": .object(try Image(width: record.image.width, height: record.image.height, planes: planes), type: .image)]
+        return try Image(width: record.image.width, height: record.image.height, planes: planes)
     }
 
     /// The blend weights over the crop: the full mask grown and feathered,

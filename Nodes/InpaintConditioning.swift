@@ -27,7 +27,7 @@ struct InpaintConditioning: Node, DefaultConstructible {
     func run(_ inputs: NodeInputs, _ context: NodeContext) throws -> [String: Value] {
         let conditioning = try inputs.object("conditioning", as: ConditioningPayload.self)
         let vae = try inputs.object("vae", as: VAEPayload.self).vae
-        let image = try inputs.object("image", as: Image.self)
+        let image = try inputs.image("image")
         let mask = try inputs.object("mask", as: Mask.self)
         let factor = vae.config.downscale
         guard image.width % factor == 0, image.height % factor == 0 else {

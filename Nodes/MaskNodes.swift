@@ -135,7 +135,7 @@ struct MaskFromColor: Node, DefaultConstructible {
     }
 
     func run(_ inputs: NodeInputs, _ context: NodeContext) throws -> [String: Value] {
-        let image = try inputs.object("image", as: Image.self)
+        let image = try inputs.image("image")
         let text = try inputs.string("color")
         guard let color = Self.parse(text) else {
             throw NodeError("color: expected #rrggbb or r,g,b (0…255 each), found \"\(text.prefix(32))\"")

@@ -15,14 +15,16 @@ struct PILOTOptimize: Node, DefaultConstructible {
             cross-attention layer. Its `state` goes to Blend, which finishes the remaining steps. Adapters \
             attached to the UNet (ApplyControlNet, ApplyT2IAdapter, ApplyIPAdapter) act in every UNet call, the \
             gradient pass included (ControlNet residuals are differentiated through); PILOT's reference settings \
-            with a ControlNet are coherence 0.8, lr 0.03, lr_warmup 0.01.
+            with a ControlNet are coherence 0.8, lr 0.03, lr_warmup 0.01. With `batch` N it optimises N \
+            candidates at once (seeds seed … seed + N − 1), each against its own losses, so candidate i is the \
+            run of seed + i; Blend finishes them all.
             """,
         inputs: [
             .connection("unet", .unet, doc: "The UNet (LoadCheckpoint.unet, or an Apply* or LoadLoRA node's, carrying its adapters)."),
             .connection("conditioning", .conditioning, doc: "Prompt embeddings with word tokens (TextEncode)."),
             .connection("source", .latent, doc: "The encoded source image (VAEEncode)."),
             .connection("mask", .mask, doc: "White = inpaint; the same size as the source image."),
-            .connection("noise", .latent, optional: true, doc: "Initial noise (standard normal); seeded noise when absent."),
+            .connection("noise", .latent, optional: true, doc: "Initial noise [1, C, h, w] (standard normal); seeded noise when absent."),
             .parameter("steps", .int, default: .int(100), min: 1, max: 1000, doc: "DDIM steps in all (both stages)."),
             .parameter("cfg", .float, default: .float(7.5), min: 0, max: 100, doc: "Classifier-free guidance scale."),
             .parameter("strength", .float, default: .float(1), min: 0, max: 1,
@@ -42,9 +44,10 @@ struct PILOTOptimize: Node, DefaultConstructible {
             .parameter("sbc", .bool, default: .bool(true), doc: "Semantic-based conditioning: mask cross-attention to the hole."),
             PILOTNodeSupport.maskModeInput,
             .parameter("seed", .int, default: .int(0), doc: "Seed of the initial noise (when `noise` is absent) and of the blend noise."),
+            PILOTNodeSupport.batchInput,
             NoiseSourceKind.input,
         ] + PILOTNodeSupport.sizeConditioningInputs,
-        outputs: [.output("state", .samplerState, doc: "The optimised state; Blend finishes it.")])
+        outputs: [.output("state", .samplerState, doc: "The optimised state (every candidate's); Blend finishes it.")])
 
     func run(_ inputs: NodeInputs, _ context: NodeContext) throws -> [String: Value] {
         let unet = try inputs.object("unet", as: UNetPayload.self)
@@ -65,12 +68,22 @@ struct PILOTOptimize: Node, DefaultConstructible {
         parameters.sbc = try inputs.bool("sbc")
         let soft = try inputs.string("mask_mode") == "soft"
         parameters.differential = soft
-        let noise = try inputs.singleLatent("noise") ?? random.initial([1, source.dim(1), source.dim(2), source.dim(3)])
+        let noise: Tensor
+        if let given = try inputs.singleLatent("noise") {
+            try PILOTNodeSupport.checkGivenNoise(random, port: "noise")
+            noise = given
+        } else {
+            noise = random.initial([1, source.dim(1), source.dim(2), source.dim(3)])
+        }
+        let candidates = noise.dim(0)
         let optimisedSteps = (parameters.steps + parameters.interval - 1) / parameters.interval
-        try WorkLimit.check(node: "PILOTOptimize", guidedSteps: parameters.steps, batch: 2,
-                            gradientPasses: optimisedSteps * parameters.innerSteps, height: source.dim(2), width: source.dim(3))
+        try WorkLimit.check(node: "PILOTOptimize", guidedSteps: parameters.steps, batch: 2 * candidates,
+                            gradientPasses: candidates * optimisedSteps * parameters.innerSteps,
+                            height: source.dim(2), width: source.dim(3))
         let masks = try PILOTNodeSupport.masks(mask, for: source, soft: soft)
         let sampler = PILOTSampler(unet: unet.unet, schedule: unet.schedule, parameters: parameters)
+        sampler.candidatesPerCall = BatchMemory.candidatesPerCall(unet: unet.unet, latentHeight: source.dim(2),
+                                                                  latentWidth: source.dim(3), gradient: parameters.innerSteps > 0)
         sampler.adapters = try unet.adapterStack(latentHeight: source.dim(2), latentWidth: source.dim(3))
         sampler.added = try PILOTNodeSupport.addedConditioning(inputs, unet: unet, conditioning: conditioning,
                                                                latentHeight: source.dim(2), latentWidth: source.dim(3))

@@ -31,7 +31,7 @@ struct PadImage: Node, DefaultConstructible {
     enum PadFill: String, CaseIterable { case edge, mirror, color, telea }
 
     func run(_ inputs: NodeInputs, _ context: NodeContext) throws -> [String: Value] {
-        let image = try inputs.object("image", as: Image.self)
+        let image = try inputs.image("image")
         let multiple = try inputs.int("multiple")
         let left = try inputs.int("left"), top = try inputs.int("top")
         var right = try inputs.int("right"), bottom = try inputs.int("bottom")

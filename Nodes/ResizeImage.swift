@@ -10,18 +10,19 @@ struct ResizeImage: Node, DefaultConstructible {
             align_corners=False, no antialiasing). Use it to bring inputs to multiples of 8 (64 for PILOT).
             """,
         inputs: [
-            .connection("image", .image, doc: "The image."),
+            .connection("image", .image, doc: "The image, or a batch of them (each resized)."),
             .parameter("width", .int, min: 1, max: 8192, doc: "New width in pixels."),
             .parameter("height", .int, min: 1, max: 8192, doc: "New height in pixels."),
         ],
         outputs: [.output("image", .image, doc: "The resized image.")])
 
     func run(_ inputs: NodeInputs, _ context: NodeContext) throws -> [String: Value] {
-        let image = try inputs.object("image", as: Image.self)
         let width = try inputs.int("width"), height = try inputs.int("height")
-        let planes = Self.bilinear(image.planes, channels: 3, fromWidth: image.width, fromHeight: image.height,
-                                   toWidth: width, toHeight: height)
-        return ["image": .object(try Image(width: width, height: height, planes: planes), type: .image)]
+        let resized = try inputs.images("image").map { image in
+            try Image(width: width, height: height, planes: Self.bilinear(image.planes, channels: 3, fromWidth: image.width,
+                                                                         fromHeight: image.height, toWidth: width, toHeight: height))
+        }
+        return ["image": ImageBatch.value(resized)]
     }
 
     /// Planar bilinear resize, align_corners=False.

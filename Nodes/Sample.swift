@@ -19,12 +19,14 @@ struct Sample: Node, DefaultConstructible {
             the source re-noised to that step, so only the white region of the mask is generated. Adapters \
             attached to the UNet (ApplyControlNet, ApplyT2IAdapter, ApplyIPAdapter) act at every step. An \
             inpainting checkpoint (9-channel UNet) runs on the channels InpaintConditioning attached to the \
-            conditioning, at their size.
+            conditioning, at their size. With `batch` N it makes N candidates at once (seeds seed … seed + N − 1, \
+            one UNet call for all where memory allows), each the image a run of its own seed makes.
             """,
         inputs: [
             .connection("unet", .unet, doc: "The UNet (LoadCheckpoint.unet, or an Apply* or LoadLoRA node's, carrying its adapters)."),
             .connection("conditioning", .conditioning, doc: "Prompt embeddings (TextEncode)."),
-            .connection("latent", .latent, optional: true, doc: "Initial noise (unscaled standard normal); seeded noise when absent."),
+            .connection("latent", .latent, optional: true,
+                        doc: "Initial noise [1, C, h, w] (unscaled standard normal); seeded noise when absent."),
             .connection("source", .latent, optional: true,
                         doc: "The encoded source image (VAEEncode): with a mask, blended inpainting; alone, image to image at `strength`."),
             .connection("mask", .mask, optional: true, doc: "Blended inpainting: white = generate, black = keep the source."),
@@ -46,11 +48,12 @@ struct Sample: Node, DefaultConstructible {
                            use_karras_sigmas; "DPM++ 2M Karras") or exponential (even in log σ). ddim takes only schedule.
                            """),
             .parameter("seed", .int, default: .int(0), doc: "Seed of the initial noise (and of η and blend noise)."),
+            PILOTNodeSupport.batchInput,
             NoiseSourceKind.input,
             .parameter("width", .int, default: .int(512), min: 8, max: 4096, doc: "Image width in pixels (multiple of 8) when no latent or source is given."),
             .parameter("height", .int, default: .int(512), min: 8, max: 4096, doc: "Image height in pixels (multiple of 8) when no latent or source is given."),
         ] + PILOTNodeSupport.sizeConditioningInputs,
-        outputs: [.output("latent", .latent, doc: "The denoised (scaled) latent; VAEDecode makes it an image.")])
+        outputs: [.output("latent", .latent, doc: "The denoised (scaled) latent, N rows for a batch; VAEDecode makes it an image.")])
 
     func run(_ inputs: NodeInputs, _ context: NodeContext) throws -> [String: Value] {
         let unet = try inputs.object("unet", as: UNetPayload.self)
@@ -78,6 +81,7 @@ struct Sample: Node, DefaultConstructible {
         var random = try NoiseSource(inputs)
         let noise: Tensor
         if let given = try inputs.singleLatent("latent") {
+            try PILOTNodeSupport.checkGivenNoise(random, port: "latent")
             noise = given
         } else if let source {
             noise = random.initial([1, source.dim(1), source.dim(2), source.dim(3)])
@@ -90,8 +94,10 @@ struct Sample: Node, DefaultConstructible {
             }
             noise = random.initial([1, config.outChannels, height / 8, width / 8])
         }
-        try WorkLimit.check(node: "Sample", guidedSteps: steps, batch: 2, gradientPasses: 0,
+        try WorkLimit.check(node: "Sample", guidedSteps: steps, batch: 2 * noise.dim(0), gradientPasses: 0,
                             height: noise.dim(2), width: noise.dim(3))
+        let perCall = BatchMemory.candidatesPerCall(unet: unet.unet, latentHeight: noise.dim(2), latentWidth: noise.dim(3),
+                                                    gradient: false)
         let adapters = try unet.adapterStack(latentHeight: noise.dim(2), latentWidth: noise.dim(3))
         let added = try PILOTNodeSupport.addedConditioning(inputs, unet: unet, conditioning: conditioning,
                                                            latentHeight: noise.dim(2), latentWidth: noise.dim(3))
@@ -113,20 +119,20 @@ struct Sample: Node, DefaultConstructible {
                 }
                 let latent = try blended(unet: unet, adapters: adapters, added: added, conditioning: conditioning, noise: noise,
                                          source: source, mask: mask, soft: try inputs.string("mask_mode") == "soft",
-                                         steps: steps, cfg: cfg, random: random, preview: LatentPreview.hook(context, unet: unet.unet),
-                                         report: report)
+                                         steps: steps, cfg: cfg, random: random, perCall: perCall,
+                                         preview: LatentPreview.hook(context, unet: unet.unet), report: report)
                 return ["latent": .object(LatentPayload(latent), type: .latent)]
             case let (source, nil):
                 // Text to image, or image to image from the source at `strength`.
                 let firstStep = source == nil ? 0 : try DenoiseStrength.firstStep(steps: steps, strength: try inputs.float("strength"))
                 var scheduler = kind.scheduler(unet.schedule, steps: steps, eta: eta, sigmas: sigmas)
-                let shape = noise.shape
+                let shape = [1] + noise.shape.dropFirst()    // one candidate's
                 // DDIM's η and the ancestral samplers draw fresh noise every step.
                 let stepNoise: ((Int) -> Tensor)? = eta > 0 || kind.isAncestral
                     ? random.steps(stream: SeededNoise.etaStream, shape: shape)
                     : nil
                 let latent = try sample(&scheduler, unet: unet, adapters: adapters, added: added, conditioning: conditioning, noise: noise,
-                                        source: source, firstStep: firstStep, cfg: cfg, stepNoise: stepNoise,
+                                        source: source, firstStep: firstStep, cfg: cfg, stepNoise: stepNoise, perCall: perCall,
                                         preview: LatentPreview.hook(context, unet: unet.unet), report: report)
                 return ["latent": .object(LatentPayload(latent), type: .latent)]
             default:
@@ -139,9 +145,10 @@ struct Sample: Node, DefaultConstructible {
 
     private func sample(_ scheduler: inout some Scheduler, unet: UNetPayload, adapters: AdapterStack?,
                         added: PromptPair<AddedConditioning>?, conditioning: ConditioningPayload, noise: Tensor,
-                        source: Tensor?, firstStep: Int, cfg: Float, stepNoise: ((Int) -> Tensor)?, preview: SamplerPreview?,
-                        report: @escaping (Int, Int) -> Bool) throws -> Tensor {
+                        source: Tensor?, firstStep: Int, cfg: Float, stepNoise: ((Int) -> Tensor)?, perCall: Int,
+                        preview: SamplerPreview?, report: @escaping (Int, Int) -> Bool) throws -> Tensor {
         var sampler = GuidedSampler(unet: unet.unet, guidanceScale: cfg, adapters: adapters, added: added)
+        sampler.candidatesPerCall = perCall
         sampler.inpaintChannels = conditioning.inpaint
         sampler.preview = preview
         return try sampler.run(scheduler: &scheduler, noise: noise, positive: conditioning.positive,
@@ -150,8 +157,8 @@ struct Sample: Node, DefaultConstructible {
     }
 
     private func blended(unet: UNetPayload, adapters: AdapterStack?, added: PromptPair<AddedConditioning>?, conditioning: ConditioningPayload, noise: Tensor,
-                         source: Tensor, mask: Mask, soft: Bool, steps: Int, cfg: Float, random: NoiseSource, preview: SamplerPreview?,
-                         report: @escaping (Int, Int) -> Bool) throws -> Tensor {
+                         source: Tensor, mask: Mask, soft: Bool, steps: Int, cfg: Float, random: NoiseSource, perCall: Int,
+                         preview: SamplerPreview?, report: @escaping (Int, Int) -> Bool) throws -> Tensor {
         var parameters = PILOTParameters.blendedLatentDiffusion
         parameters.steps = steps
         parameters.guidanceScale = cfg
@@ -159,6 +166,7 @@ struct Sample: Node, DefaultConstructible {
         let sampler = PILOTSampler(unet: unet.unet, schedule: unet.schedule, parameters: parameters)
         sampler.adapters = adapters
         sampler.added = added
+        sampler.candidatesPerCall = perCall
         let masks = try PILOTNodeSupport.masks(mask, for: source, soft: soft)
         return try sampler.run(noise: noise, source: source, masks: masks, positive: conditioning.positive,
                                negative: conditioning.negative, wordTokens: conditioning.wordTokens,
@@ -169,6 +177,24 @@ struct Sample: Node, DefaultConstructible {
 
 /// Shared by Sample, PILOTOptimize and Blend.
 enum PILOTNodeSupport {
+    /// `batch` on Sample and PILOTOptimize.
+    static let batchInput: PortSpec = .parameter(
+        "batch", .int, default: .int(1), min: 1, max: Double(LatentPayload.maxBatch), doc: """
+            Candidates to make at once, with seeds seed … seed + batch − 1 (each with its own generator, as \
+            AUTOMATIC1111 seeds a batch), so candidate i is the image of a run with seed + i. They share the UNet \
+            calls (one call for all where memory allows: PILOT_BATCH_PER_CALL caps it) and PILOT's losses and \
+            gradients stay each candidate's own. The latent has a row per candidate; VAEDecode makes a batch of \
+            images and SaveImage writes NAME-0 … NAME-(batch−1).
+            """)
+
+    /// Given initial noise is one candidate's: a batch draws its own from the seeds.
+    static func checkGivenNoise(_ random: NoiseSource, port: String) throws {
+        guard random.candidates == 1 else {
+            throw NodeError("'\(port)' gives the initial noise of one candidate, but batch is \(random.candidates): a batch "
+                            + "draws each candidate's noise from seed + i; give no '\(port)' or set batch to 1")
+        }
+    }
+
     /// SDXL's size conditioning, optional parameters of the sampling nodes
     /// (ignored by families without it).
     static let sizeConditioningInputs: [PortSpec] = [

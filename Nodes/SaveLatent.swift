@@ -5,7 +5,7 @@ import Workflow
 struct SaveLatent: Node, DefaultConstructible {
     static let nodeDescription = NodeDescription(
         type: "SaveLatent", category: "latent",
-        doc: "Writes a latent to NAME.safetensors under the output folder: the tensor `latent`, [1, 4, h, w], F32.",
+        doc: "Writes a latent to NAME.safetensors under the output folder: the tensor `latent`, [N, C, h, w] (N candidates of a batch), F32.",
         inputs: [
             .connection("latent", .latent, doc: "The latent to write."),
             .parameter("name", .string, default: .string("latent"), doc: "File name without extension (no '/')."),

@@ -24,7 +24,7 @@ struct Scribble: Node, DefaultConstructible {
         outputs: [.output("image", .image, doc: "The scribble, white on black; connect it to a `hint`.")])
 
     func run(_ inputs: NodeInputs, _ context: NodeContext) throws -> [String: Value] {
-        let image = try inputs.object("image", as: Image.self)
+        let image = try inputs.image("image")
         guard let strokes = Imaging.Scribble.Strokes(rawValue: try inputs.string("strokes")) else {
             throw NodeError("unknown strokes value")
         }

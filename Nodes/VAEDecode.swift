@@ -10,23 +10,28 @@ struct VAEDecode: Node, DefaultConstructible {
         doc: """
             Decodes a scaled latent to an RGB image (divides by the VAE's scaling factor first; values clamped to \
             [0, 1]). Above `tile_above` pixels (either side) it decodes in overlapping tiles blended together, \
-            so a large image fits in memory.
+            so a large image fits in memory. A batch of latents (Sample or PILOTOptimize with `batch`) decodes \
+            one by one into a batch of images.
             """,
         inputs: [
             .connection("vae", .vae, doc: "The autoencoder (LoadCheckpoint.vae)."),
-            .connection("latent", .latent, doc: "The scaled latent."),
+            .connection("latent", .latent, doc: "The scaled latent, or a batch of them."),
         ] + VAETiling.inputs(tile: 512, overlap: 128),
-        outputs: [.output("image", .image, doc: "The decoded image, 8× the latent's size.")])
+        outputs: [.output("image", .image, doc: "The decoded image, 8× the latent's size (a batch for a batch).")])
 
     func run(_ inputs: NodeInputs, _ context: NodeContext) throws -> [String: Value] {
         let vae = try inputs.object("vae", as: VAEPayload.self).vae
-        guard let latent = try inputs.singleLatent("latent") else { throw NodeError("missing input latent") }
+        guard let batch = try inputs.latentBatch("latent") else { throw NodeError("missing input latent") }
         let d = vae.config.downscale
-        guard let (tile, overlap) = try VAETiling.choice(inputs, width: latent.dim(3) * d, height: latent.dim(2) * d, multiple: d) else {
-            return ["image": .object(try Image(tensor: vae.decodeToImage(scaledLatent: latent)), type: .image)]
+        let tiling = try VAETiling.choice(inputs, width: batch.dim(3) * d, height: batch.dim(2) * d, multiple: d)
+        // One candidate at a time: the decoder's peak memory stays that of one image.
+        let images = try (0..<batch.dim(0)).map { k in
+            let latent = batch.dim(0) == 1 ? batch : batch.sliced(axis: 0, k..<(k + 1))
+            guard let (tile, overlap) = tiling else { return try Image(tensor: vae.decodeToImage(scaledLatent: latent)) }
+            let decoded = try vae.decodeTiled(latent * (1 / vae.config.scalingFactor), tile: tile / d, overlap: overlap / d)
+            return try Image(tensor: (decoded * 0.5 + 0.5).clamped(0, 1))
         }
-        let decoded = try vae.decodeTiled(latent * (1 / vae.config.scalingFactor), tile: tile / d, overlap: overlap / d)
-        return ["image": .object(try Image(tensor: (decoded * 0.5 + 0.5).clamped(0, 1)), type: .image)]
+        return ["image": ImageBatch.value(images)]
     }
 }
 

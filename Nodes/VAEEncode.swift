@@ -19,7 +19,7 @@ struct VAEEncode: Node, DefaultConstructible {
 
     func run(_ inputs: NodeInputs, _ context: NodeContext) throws -> [String: Value] {
         let vae = try inputs.object("vae", as: VAEPayload.self).vae
-        let image = try inputs.object("image", as: Image.self)
+        let image = try inputs.image("image")
         guard image.width % 8 == 0, image.height % 8 == 0 else {
             throw NodeError("image is \(image.width)×\(image.height); VAEEncode needs sides that are multiples of 8 (use ResizeImage)")
         }

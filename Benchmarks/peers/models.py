@@ -145,15 +145,16 @@ def install(unet: UNet2DConditionModel, control: PilotControl) -> None:
 
 
 def centralisation_term(p: torch.Tensor, f: torch.Tensor):
-    """L_l = out_l - in_l for probabilities p [1, heads, N, L]: attention mass on
+    """L_l = out_l - in_l for probabilities p [B, heads, N, L]: attention mass on
     the word tokens over background queries minus that over hole queries, each
-    normalised by heads x cells; None when F_s is all hole or all background."""
+    normalised by heads x cells (summed over the B candidates); None when F_s
+    is all hole or all background."""
     heads, n = p.shape[1], p.shape[2]
     hole = float(f.sum())
     bg = n - hole
     if hole == 0 or bg == 0:
         return None
-    mass = p[0][:, :, WORD_TOKENS].sum(dim=-1)  # [heads, N]
+    mass = p[:, :, :, WORD_TOKENS].sum(dim=-1)  # [B, heads, N]
     inside = (mass * f).sum() / (heads * hole)
     outside = (mass * (1 - f)).sum() / (heads * bg)
     return outside - inside
@@ -179,12 +180,14 @@ class Pilot:
         self.final_alpha = sched.final_alpha_cumprod
 
     def gradient(self, x, t: int, source, positive, lam: float, added=None):
-        """∂(L_bg + λ L_sc)/∂x through the conditional UNet (batch 1), SBC on;
-        `added`: SDXL's added_cond_kwargs (pooled text, time ids)."""
+        """∂(L_bg + λ L_sc)/∂x through the conditional UNet (a row per
+        candidate; the candidates' losses summed, so each gradient is its
+        own), SBC on; `added`: SDXL's added_cond_kwargs (pooled text, time ids)."""
         a = self.alphas[t]
+        b = x.shape[0]
         xg = x.detach().requires_grad_(True)
         self.control.captured, self.control.capture = [], True
-        eps = self.m.unet(xg, torch.tensor([float(t)]), encoder_hidden_states=positive,
+        eps = self.m.unet(xg, torch.tensor([float(t)] * b), encoder_hidden_states=positive.expand(b, -1, -1),
                           added_cond_kwargs=added).sample
         self.control.capture = False
         x0 = (xg - (1 - a).sqrt() * eps) / a.sqrt()
@@ -195,12 +198,37 @@ class Pilot:
         (g,) = torch.autograd.grad(loss, xg)
         return g
 
+    def run(self, x, source, positive, negative):
+        """The whole schedule from x (gamma = 1: every step optimises, every
+        tau-th): the latent, the gradient passes run, and the milliseconds of
+        gradient passes and of guided steps."""
+        gradient_ms = guided_ms = 0.0
+        passes = 0
+        for i, t in enumerate(self.timesteps):
+            start = now()
+            if i % RUN["interval"] == 0:
+                lam = lambda_t(self.c, t)
+                eta = RUN["lr_warmup"] if i == 0 else RUN["lr"] * 1.002 ** (1000 - t)
+                mom = torch.zeros_like(x)
+                for _ in range(RUN["inner_steps"]):
+                    g = self.gradient(x, t, source, positive, lam)
+                    mom = RUN["momentum"] * mom - eta * g
+                    x = x + mom
+                    passes += 1
+                gradient_ms += (now() - start) * 1e3
+                start = now()
+            x = self.guided_step(x, i, positive, negative)
+            guided_ms += (now() - start) * 1e3
+        return x, passes, gradient_ms, guided_ms
+
     def guided_step(self, x, i: int, positive, negative):
-        """CFG 7.5 forward on [negative, positive] (SBC on both halves), then DDIM (eta 0)."""
+        """CFG 7.5 forward on [negative x B, positive x B] (SBC on both halves), then DDIM (eta 0)."""
         t = self.timesteps[i]
+        b = x.shape[0]
         with torch.no_grad():
-            eps = self.m.unet(torch.cat([x, x]), torch.tensor([float(t)] * 2),
-                              encoder_hidden_states=torch.cat([negative, positive])).sample
+            eps = self.m.unet(torch.cat([x, x]), torch.tensor([float(t)] * 2 * b),
+                              encoder_hidden_states=torch.cat([negative.expand(b, -1, -1),
+                                                               positive.expand(b, -1, -1)])).sample
             eps_u, eps_c = eps.chunk(2)
             eps = eps_u + RUN["guidance_scale"] * (eps_c - eps_u)
             a = self.alphas[t]
@@ -342,25 +370,7 @@ def case_pilot_run_256(m):
         with torch.no_grad():
             source = m.vae.encode(image * 2 - 1).latent_dist.mean * scale
         mark("vae_encode")
-        gradient_ms = guided_ms = 0.0
-        passes = 0
-        x = noise.clone()  # init_noise_sigma = 1
-        for i, t in enumerate(pilot.timesteps):
-            start = now()
-            # gamma = 1: every step is in the optimisation stage; optimise every tau-th.
-            if i % RUN["interval"] == 0:
-                lam = lambda_t(pilot.c, t)
-                eta = RUN["lr_warmup"] if i == 0 else RUN["lr"] * 1.002 ** (1000 - t)
-                mom = torch.zeros_like(x)
-                for _ in range(RUN["inner_steps"]):
-                    g = pilot.gradient(x, t, source, positive, lam)
-                    mom = RUN["momentum"] * mom - eta * g
-                    x = x + mom
-                    passes += 1
-                gradient_ms += (now() - start) * 1e3
-                start = now()
-            x = pilot.guided_step(x, i, positive, negative)
-            guided_ms += (now() - start) * 1e3
+        x, passes, gradient_ms, guided_ms = pilot.run(noise.clone(), source, positive, negative)  # init_noise_sigma = 1
         mark("sampler")
         assert passes == 100, passes
         with torch.no_grad():
@@ -368,6 +378,50 @@ def case_pilot_run_256(m):
         mark("vae_decode")
         phases[-1:-1] = [("sampler/gradient_passes", gradient_ms), ("sampler/guided_steps", guided_ms)]
         return phases
+    return call
+
+
+BATCH_RUN = dict(RUN, steps=6, inner_steps=2)
+BATCH_CANDIDATES = 3
+
+
+def case_pilot_batch_256(m):
+    """Three candidates at 256x256, 6 steps (tau 2, K 2), as three runs and as
+    one batch of 3, in the order of ours for the same round (PILOT_BENCH_ROUND)."""
+    global RUN
+    RUN = BATCH_RUN  # the Pilot helpers read the settings from RUN
+    pilot = Pilot(m, 32)
+    n = BATCH_CANDIDATES
+    noise = torch.randn(n, 4, 32, 32)
+    source = torch.randn(1, 4, 32, 32)
+    with torch.no_grad():
+        negative, positive = m.text(torch.tensor([NEGATIVE_IDS, PROMPT_IDS])).last_hidden_state.chunk(2)
+    round_ = int(os.environ.get("PILOT_BENCH_ROUND", "1"))
+
+    def run(x):
+        x, passes, _, _ = pilot.run(x, source, positive, negative)
+        assert passes == 6, passes
+        return x
+
+    def singles():
+        start = now()
+        for k in range(n):
+            run(noise[k:k + 1])
+        return (now() - start) * 1e3
+
+    def batch():
+        start = now()
+        run(noise)
+        return (now() - start) * 1e3
+
+    def call():
+        if round_ % 2 == 1:
+            three = singles()
+            together = batch()
+        else:
+            together = batch()
+            three = singles()
+        return [("three_runs", three), ("batch_of_3", together)]
     return call
 
 
@@ -403,12 +457,13 @@ CASES = {
     "text": ("ids[2,77] -> [2,77,768]", 1, None, case_text),
     "pilot_inner": ("x[1,4,64,64] t=451 SBC, 11 loss layers, dL/dx", 1, None, case_pilot_inner),
     "pilot_run_256": ("256x256, 20 steps, tau 2, 10 inner, gamma 1, CFG 7.5", 0, 1, case_pilot_run_256),
+    "pilot_batch_256": ("3 candidates, 256x256, 6 steps, tau 2, 2 inner, gamma 1, CFG 7.5", 0, 1, case_pilot_batch_256),
     "preview_latent2rgb": ("latent[1,4,64,64] -> 64x64 PNG", 1, None, case_preview_latent2rgb),
     "preview_taesd": ("latent[1,4,64,64] -> TAESD 512x512 -> 256x256 PNG", 1, None, case_preview_taesd),
     "sdxl_unet": ("x[2,4,128,128] t=500 context[2,77,2048] pooled[2,1280]", 1, None, case_sdxl_unet),
     "sdxl_pilot_inner": ("x[1,4,128,128] t=451 SBC, 70 loss layers, dL/dx", 1, None, case_sdxl_pilot_inner),
 }
-GRADIENT_CASES = {"pilot_inner", "pilot_run_256", "sdxl_pilot_inner"}  # manage autograd themselves
+GRADIENT_CASES = {"pilot_inner", "pilot_run_256", "pilot_batch_256", "sdxl_pilot_inner"}  # manage autograd themselves
 
 
 # --------------------------------------------------------------------------- memory

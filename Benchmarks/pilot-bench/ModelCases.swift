@@ -27,7 +27,7 @@ struct ModelCase {
 enum ModelCases {
     static var all: [ModelCase] {
         [unet(), controlNetStep(), vaeDecode(), vaeEncode(), text(), PILOTCases.innerIteration(),
-         PILOTCases.run256(), PreviewCases.latent2rgb(), PreviewCases.taesd(), SDXLCases.unet(), SDXLCases.pilotInner()]
+         PILOTCases.run256(), PILOTCases.batch256(), PreviewCases.latent2rgb(), PreviewCases.taesd(), SDXLCases.unet(), SDXLCases.pilotInner()]
     }
 
     static func named(_ name: String) -> ModelCase? { all.first { $0.name == name } }

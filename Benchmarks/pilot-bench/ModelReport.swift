@@ -70,6 +70,12 @@ struct ModelReport {
                       + "Sample run asking for one every N steps (\(PreviewOverhead.defaultEvery) is the default); "
                       + "a PILOT step, with its gradient passes, costs more, so less there."]
         }
+        if let batches = batchTable(withPeer: withPeer) {
+            lines += ["", batches, "",
+                      "batch ÷ three runs: the pilot_batch_256 case's two sub-steps (the same three candidates as "
+                      + "three runs of batch 1 and as one batch of 3, in one process, their order alternating "
+                      + "by round), median over rounds; below 1 the batch is faster."]
+        }
         lines += ["", cpuTable(withPeer: withPeer), "",
                   "CPU s: user + system time of the process per call (all threads; spin-waiting thread pools "
                   + "count too), median over rounds of each round's median. Neighbours on shared cores move "
@@ -172,6 +178,28 @@ struct ModelReport {
             + (withPeer ? ["PyTorch ms", "PyTorch at every \(PreviewOverhead.defaultEvery)", "ours/PyTorch"] : [])
             + ["target"]
         return MarkdownTable(header: header, rows: rows, leftAligned: [0]).text
+    }
+
+    /// The batch case's comparison (three runs against one batch of three);
+    /// nil unless pilot_batch_256 ran.
+    private func batchTable(withPeer: Bool) -> String? {
+        let name = "pilot_batch_256"
+        func phase(_ records: [ModelRecord], _ phase: String) -> Double? {
+            ModelReport.median(records, name) { r in r.phases?.first { $0.name == phase }?.ms }
+        }
+        guard let three = phase(ours, "three_runs"), let batch = phase(ours, "batch_of_3") else { return nil }
+        var row = [name, seconds(three), seconds(batch), String(format: "%.2f", batch / three)]
+        if withPeer {
+            let theirThree = phase(peer, "three_runs"), theirBatch = phase(peer, "batch_of_3")
+            row += [theirThree.map(seconds) ?? "—", theirBatch.map(seconds) ?? "—",
+                    theirThree.flatMap { t in theirBatch.map { String(format: "%.2f", $0 / t) } } ?? "—",
+                    ratio(batch, theirBatch)]
+        }
+        row.append(batch < three ? "batch < three runs: pass" : "batch ≥ three runs: FAIL")
+        let header = ["case", "ours three runs s", "ours batch of 3 s", "ours batch ÷ three runs"]
+            + (withPeer ? ["PyTorch three runs s", "PyTorch batch of 3 s", "PyTorch batch ÷ three runs", "batch ours/PyTorch"] : [])
+            + ["target"]
+        return MarkdownTable(header: header, rows: [row], leftAligned: [0]).text
     }
 
     /// A difference at or below zero means a neighbour slowed the case

@@ -1,3 +1,4 @@
+import Foundation
 import Diffusion
 import Tensors
 
@@ -149,6 +150,66 @@ enum PILOTCases {
                                            Phase(name: "sampler/guided_steps", ms: guidedMs)],
                               at: phases.count - 1)
                 return phases
+            }
+        }
+    }
+
+    /// The batch case's settings: the text configuration shortened to 6
+    /// steps (τ 2, K 2: 3 optimisation steps, 6 gradient passes a candidate).
+    static var batchParameters: PILOTParameters {
+        var p = runParameters
+        p.steps = 6
+        p.innerSteps = 2
+        return p
+    }
+
+    /// Candidates in the batch case.
+    static let batchCandidates = 3
+
+    /// Three PILOT candidates at 256×256 (latent 32×32), as three runs one
+    /// after the other (batch 1 each) and as one batch of 3 (every UNet call
+    /// takes the three: guided calls of 6 rows, gradient passes of 3), both
+    /// in each call, in alternating order from round to round so a slow
+    /// spell does not fall on one of them only. Timed once a round; the sub-steps
+    /// `three_runs` and `batch_of_3` are the comparison (the report's batch table).
+    static func batch256() -> ModelCase {
+        ModelCase(name: "pilot_batch_256", shape: "3 candidates, 256x256, 6 steps, tau 2, 2 inner, gamma 1, CFG 7.5",
+                  warmups: 0, fixedReps: 1) { model in
+            let n = batchCandidates
+            let noise = ModelCases.normal([n, 4, 32, 32], seed: 9)
+            let source = ModelCases.normal([1, 4, 32, 32], seed: 6)
+            let masks = masks(side: 32)
+            let embeddings = model.textEncoder(ids: [negativeIDs, promptIDs]).chunked(2, axis: 0)
+            // Odd rounds (models.sh sets PILOT_BENCH_ROUND) run the three runs first, even rounds the batch.
+            let round = ProcessInfo.processInfo.environment["PILOT_BENCH_ROUND"].flatMap(Int.init) ?? 1
+            return {
+                func run(_ x: Tensor) throws -> Tensor {
+                    let sampler = PILOTSampler(unet: model.unet, schedule: model.schedule, parameters: batchParameters)
+                    let latent = try sampler.run(noise: x, source: source, masks: masks, positive: embeddings[1],
+                                                 negative: embeddings[0], wordTokens: wordTokens,
+                                                 blendNoise: { _ in Tensor.zeros(x.shape) })
+                    precondition(sampler.records.count == 6, "ran \(sampler.records.count) gradient iterations, expected 6")
+                    return latent
+                }
+                func singles() throws -> Double {
+                    let start = Stopwatch.now()
+                    for k in 0..<n { _ = try run(noise.sliced(axis: 0, k..<(k + 1))) }
+                    return (Stopwatch.now() - start) * 1e3
+                }
+                func batch() throws -> Double {
+                    let start = Stopwatch.now()
+                    _ = try run(noise)
+                    return (Stopwatch.now() - start) * 1e3
+                }
+                var three = 0.0, together = 0.0
+                if round % 2 == 1 {
+                    three = try singles()
+                    together = try batch()
+                } else {
+                    together = try batch()
+                    three = try singles()
+                }
+                return [Phase(name: "three_runs", ms: three), Phase(name: "batch_of_3", ms: together)]
             }
         }
     }

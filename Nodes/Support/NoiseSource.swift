@@ -29,71 +29,97 @@ enum NoiseSourceKind: String, CaseIterable, Sendable {
 }
 
 /// The random numbers of one sampling run: the initial noise, then the
-/// per-step noise (DDIM η, ancestral samplers, PILOT's blend noise).
+/// per-step noise (DDIM η, ancestral samplers, PILOT's blend noise), for a
+/// batch of candidates: candidate k draws from seed + k with its own
+/// generator (as AUTOMATIC1111 seeds a batch), so candidate k of a batch is
+/// the single run of seed + k.
 ///
-/// A value type: a copy taken after the initial draw is the stream's state
+/// A value type: a copy taken after the initial draw is the streams' state
 /// at that point, so PILOTOptimize hands Blend a copy and Blend, run again
 /// on a cached state, draws the same numbers again.
 struct NoiseSource: Sendable {
     private enum Generator: Sendable {
-        case ours
+        case ours(seed: Int)
         case torchCPU(TorchCPUGenerator)
         case torchCUDA(TorchCUDAPhiloxGenerator)
     }
 
     let kind: NoiseSourceKind
+    /// The first candidate's seed.
     let seed: Int
-    private var generator: Generator
+    private var generators: [Generator]
 
-    init(kind: NoiseSourceKind, seed: Int) {
+    /// How many candidates it draws for.
+    var candidates: Int { generators.count }
+
+    init(kind: NoiseSourceKind, seed: Int, candidates: Int = 1) {
+        precondition(candidates >= 1, "a noise source for \(candidates) candidates")
         self.kind = kind
         self.seed = seed
-        let bits = UInt64(bitPattern: Int64(seed))
-        switch kind {
-        case .ours: generator = .ours
-        case .torchCPU: generator = .torchCPU(TorchCPUGenerator(seed: bits))
-        case .torchCUDA: generator = .torchCUDA(TorchCUDAPhiloxGenerator(seed: bits))
+        generators = (0..<candidates).map { k in
+            let candidateSeed = seed + k
+            let bits = UInt64(bitPattern: Int64(candidateSeed))
+            switch kind {
+            case .ours: return .ours(seed: candidateSeed)
+            case .torchCPU: return .torchCPU(TorchCPUGenerator(seed: bits))
+            case .torchCUDA: return .torchCUDA(TorchCUDAPhiloxGenerator(seed: bits))
+            }
         }
     }
 
-    /// The node's `noise_source` and `seed` parameters.
+    /// The node's `noise_source`, `seed` and (where it has one) `batch` parameters.
     init(_ inputs: NodeInputs) throws {
         let name = try inputs.string("noise_source")
         guard let kind = NoiseSourceKind(rawValue: name) else {
             throw NodeError("noise_source '\(name)' is not one of \(NoiseSourceKind.allCases.map(\.rawValue).joined(separator: ", "))")
         }
-        self.init(kind: kind, seed: try inputs.int("seed"))
+        let seed = try inputs.int("seed")
+        let batch = inputs.has("batch") ? try inputs.int("batch") : 1
+        guard batch >= 1, seed <= Int.max - (batch - 1) else {
+            throw NodeError("seed \(seed) with batch \(batch): the candidates' seeds seed … seed + \(batch - 1) pass the largest seed, \(Int.max)")
+        }
+        self.init(kind: kind, seed: seed, candidates: batch)
     }
 
-    /// Initial noise of `shape`; with a torch source it advances the stream.
+    /// Initial noise: `shape` is one candidate's `[1, C, h, w]`; the result
+    /// has a row per candidate. A torch source advances its streams.
     mutating func initial(_ shape: [Int]) -> Tensor {
-        switch generator {
-        case .ours:
-            return Tensor(shape: shape, values: SeededNoise.normals(seed: seed, count: shape.reduce(1, *)))
-        case .torchCPU(var g):
-            defer { generator = .torchCPU(g) }
-            return g.randnTensor(shape)
-        case .torchCUDA(var g):
-            defer { generator = .torchCUDA(g) }
-            return g.randnTensor(shape)
+        precondition(shape.first == 1, "one candidate's shape starts with 1, found \(shape)")
+        var rows: [Tensor] = []
+        for k in generators.indices {
+            switch generators[k] {
+            case let .ours(seed):
+                rows.append(Tensor(shape: shape, values: SeededNoise.normals(seed: seed, count: shape.reduce(1, *))))
+            case .torchCPU(var g):
+                rows.append(g.randnTensor(shape))
+                generators[k] = .torchCPU(g)
+            case .torchCUDA(var g):
+                rows.append(g.randnTensor(shape))
+                generators[k] = .torchCUDA(g)
+            }
         }
+        return rows.count == 1 ? rows[0] : concat(rows, axis: 0)
     }
 
-    /// Noise for each step, `shape` each: ours seeds every step of `stream`
-    /// on its own; a torch source continues from this value's state in the
-    /// order the steps ask (a step asked again gets the same tensor).
+    /// Noise for each step, one candidate's `shape` per row: ours seeds every
+    /// step of `stream` on its own; a torch source continues from this
+    /// value's state in the order the steps ask (a step asked again gets the
+    /// same tensor).
     func steps(stream: UInt64, shape: [Int]) -> (Int) -> Tensor {
-        switch generator {
-        case .ours:
-            let seed = seed
-            return { i in SeededNoise.step(seed: seed, stream: stream, step: i, shape: shape) }
-        case .torchCPU(let g):
-            let draws = StepDraws(g) { generator, shape in generator.randnTensor(shape) }
-            return { i in draws.noise(step: i, shape: shape) }
-        case .torchCUDA(let g):
-            let draws = StepDraws(g) { generator, shape in generator.randnTensor(shape) }
-            return { i in draws.noise(step: i, shape: shape) }
+        let draws: [(Int) -> Tensor] = generators.map { generator in
+            switch generator {
+            case let .ours(seed):
+                return { i in SeededNoise.step(seed: seed, stream: stream, step: i, shape: shape) }
+            case .torchCPU(let g):
+                let draws = StepDraws(g) { generator, shape in generator.randnTensor(shape) }
+                return { i in draws.noise(step: i, shape: shape) }
+            case .torchCUDA(let g):
+                let draws = StepDraws(g) { generator, shape in generator.randnTensor(shape) }
+                return { i in draws.noise(step: i, shape: shape) }
+            }
         }
+        if draws.count == 1 { return draws[0] }
+        return { i in concat(draws.map { $0(i) }, axis: 0) }
     }
 }
 

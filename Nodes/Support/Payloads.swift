@@ -178,7 +178,9 @@ public final class ConditioningPayload: @unchecked Sendable, EstimatedByteSize {
     }
 }
 
-/// A scaled latent `[1, 4, h, w]` (a tensor value, never written after creation).
+/// A scaled latent `[N, C, h, w]`, N candidates of a batch (1 for one
+/// image), or recorded per-step noise `[k, N, C, h, w]` (a tensor value,
+/// never written after creation).
 public final class LatentPayload: @unchecked Sendable, EstimatedByteSize, ContentFingerprinting {
     public let latent: Tensor
 
@@ -190,22 +192,24 @@ public final class LatentPayload: @unchecked Sendable, EstimatedByteSize, Conten
     public static let maxChannels = 16
     /// Most steps of recorded per-step noise in one file.
     public static let maxSteps = 1000
+    /// Most candidates in one latent (the sampling nodes' largest `batch`).
+    public static let maxBatch = 64
 
     /// The tensor `latent` of a safetensors file, checked before any model
-    /// sees it: `[1, C, h, w]` with every size at least 1 (a zero size once
-    /// reached the kernels), C ≤ 16, h and w ≤ 1024, finite values.
+    /// sees it: `[N, C, h, w]` with every size at least 1 (a zero size once
+    /// reached the kernels), N ≤ 64, C ≤ 16, h and w ≤ 1024, finite values.
     public static func read(path: String) throws -> LatentPayload {
         let file = try SafeTensorsFile(path: path)
         guard file.contains("latent") else {
             throw NodeError("\(path) has no tensor 'latent' (it has: \(file.names.prefix(20).joined(separator: ", ")))")
         }
         let shape = try file.info("latent").shape
-        // [1, C, h, w], or recorded per-step noise [k, 1, C, h, w] (Blend's `noise`).
+        // [N, C, h, w], or recorded per-step noise [k, N, C, h, w] (Blend's `noise`).
         let inner = shape.count == 5 && (1...maxSteps).contains(shape[0]) ? Array(shape.dropFirst()) : shape
-        guard inner.count == 4, inner[0] == 1, inner.allSatisfy({ $0 >= 1 }),
+        guard inner.count == 4, inner.allSatisfy({ $0 >= 1 }), inner[0] <= maxBatch,
               inner[1] <= maxChannels, inner[2] <= maxSide, inner[3] <= maxSide else {
-            throw NodeError("\(path): 'latent' has shape \(shape), expected [1, C, h, w] (or per-step noise [k, 1, C, h, w], "
-                            + "k ≤ \(maxSteps)) with 1 ≤ C ≤ \(maxChannels) and 1 ≤ h, w ≤ \(maxSide)")
+            throw NodeError("\(path): 'latent' has shape \(shape), expected [N, C, h, w] (or per-step noise [k, N, C, h, w], "
+                            + "k ≤ \(maxSteps)) with 1 ≤ N ≤ \(maxBatch), 1 ≤ C ≤ \(maxChannels) and 1 ≤ h, w ≤ \(maxSide)")
         }
         let values = try file.floats("latent")
         guard values.allSatisfy(\.isFinite) else {
@@ -300,16 +304,68 @@ extension Mask: EstimatedByteSize, ContentFingerprinting {
     }
 }
 
+/// Images of one size on an `image` port: the candidates of a batch
+/// (VAEDecode of a latent with N rows), in order. A batch of one travels as
+/// a plain ``Image``.
+public final class ImageBatch: @unchecked Sendable, EstimatedByteSize, ContentFingerprinting {
+    public let images: [Image]
+
+    public init(_ images: [Image]) {
+        precondition(images.count > 1, "a batch holds more than one image")
+        self.images = images
+    }
+
+    /// A plain image for one, a batch for more.
+    static func value(_ images: [Image]) -> Value {
+        images.count == 1 ? .object(images[0], type: .image) : .object(ImageBatch(images), type: .image)
+    }
+
+    public var estimatedBytes: Int { images.reduce(0) { $0 + $1.estimatedBytes } }
+
+    public var contentFingerprint: String {
+        Digest.sha256Hex(Data(images.map(\.contentFingerprint).joined(separator: "\n").utf8))
+    }
+}
+
 extension NodeInputs {
     /// Latent input `name` as one latent `[1, C, h, w]`, or nil when not
-    /// given; recorded per-step noise (`[k, 1, C, h, w]`) is refused here,
-    /// it belongs to Blend's `noise`.
+    /// given; a batch and recorded per-step noise (`[k, N, C, h, w]`) are
+    /// refused here (the noise belongs to Blend's `noise`).
     func singleLatent(_ name: String) throws -> Tensor? {
-        guard let latent = try optionalObject(name, as: LatentPayload.self)?.latent else { return nil }
-        guard latent.rank == 4 else {
-            throw NodeError("input '\(name)': expected one latent [1, C, h, w], found \(latent.shape) "
-                            + "(per-step noise [k, 1, C, h, w] goes to Blend's 'noise')")
+        guard let latent = try latentBatch(name) else { return nil }
+        guard latent.dim(0) == 1 else {
+            throw NodeError("input '\(name)': expected one latent [1, C, h, w], found a batch of \(latent.dim(0)) \(latent.shape); "
+                            + "this input takes one")
         }
         return latent
+    }
+
+    /// Latent input `name` as `[N, C, h, w]` (N candidates), or nil when not given.
+    func latentBatch(_ name: String) throws -> Tensor? {
+        guard let latent = try optionalObject(name, as: LatentPayload.self)?.latent else { return nil }
+        guard latent.rank == 4 else {
+            throw NodeError("input '\(name)': expected a latent [N, C, h, w], found \(latent.shape) "
+                            + "(per-step noise [k, N, C, h, w] goes to Blend's 'noise')")
+        }
+        return latent
+    }
+
+    /// Image input `name`: the one image, or each image of a batch, in order.
+    func images(_ name: String) throws -> [Image] {
+        guard let value = values[name], case let .object(payload, _) = value else {
+            return [try object(name, as: Image.self)]
+        }
+        if let batch = payload as? ImageBatch { return batch.images }
+        return [try object(name, as: Image.self)]
+    }
+
+    /// Image input `name` where the node takes one image (a batch is refused).
+    func image(_ name: String) throws -> Image {
+        let images = try images(name)
+        guard images.count == 1 else {
+            throw NodeError("input '\(name)': expected one image, found a batch of \(images.count) "
+                            + "(this node takes one; SaveImage, CompositeMasked, ResizeImage and Stitch take batches)")
+        }
+        return images[0]
     }
 }

@@ -1,3 +1,5 @@
+import Diffusion
+import Tensors
 import Foundation
 
 /// A bound on how much UNet work one sampling node may start, so a job that
@@ -31,5 +33,41 @@ public enum WorkLimit {
                         + "\(8 * width)×\(8 * height) image: \(shown) UNet cell passes, over the limit of \(limit) "
                         + "(about \(limit / 2_000_000)× PILOT's 512×512 paper configuration); lower the steps or the size, "
                         + "or raise PILOT_MAX_UNET_WORK")
+    }
+}
+
+/// How many candidates of a batch one UNet call takes: all of them unless
+/// the call's working memory would pass half the memory of the device the
+/// UNet computes on (the machine's RAM, or the GPU's memory), the other half
+/// being left to the weights and the rest of the run.
+///
+/// The working memory grows about linearly in latent cells and alike across
+/// families (measured peak resident set above the weights, Benchmarks/
+/// README.md): a gradient pass, whose activations stay for the backward
+/// pass, about 640 KiB per cell per candidate (SD 1.5 at 64×64: 2.4 GiB;
+/// SDXL at 128×128: 10.5 GiB); a guided forward about 160 KiB per cell per
+/// candidate (its two rows). `PILOT_BATCH_PER_CALL` sets the figure instead.
+enum BatchMemory {
+    static let gradientBytesPerCell = 640 << 10
+    static let guidedBytesPerCell = 160 << 10
+
+    static func candidatesPerCall(unet: UNet2DConditionModel, latentHeight: Int, latentWidth: Int, gradient: Bool) -> Int {
+        if let text = ProcessInfo.processInfo.environment["PILOT_BATCH_PER_CALL"], let n = Int(text), n > 0 { return n }
+        return candidatesPerCall(memory: memory(of: unet.device), cells: latentHeight * latentWidth, gradient: gradient)
+    }
+
+    /// Candidates whose working memory fits half of `memory` bytes (at least one).
+    static func candidatesPerCall(memory: Int, cells: Int, gradient: Bool) -> Int {
+        let perCandidate = max(1, cells) * (gradient ? gradientBytesPerCell : guidedBytesPerCell)
+        return max(1, memory / 2 / perCandidate)
+    }
+
+    /// The memory of `device` in bytes.
+    static func memory(of device: Device) -> Int {
+        if case let .cuda(ordinal) = device, case let .success(runtime) = CUDARuntime.shared(),
+           let info = runtime.probe.devices.first(where: { $0.ordinal == ordinal }) {
+            return info.totalMemory
+        }
+        return Int(clamping: ProcessInfo.processInfo.physicalMemory)
     }
 }

@@ -111,6 +111,19 @@ final class PILOTMaskTests: XCTestCase {
         XCTAssertEqual(term.item, -0.4, accuracy: 1e-6)
     }
 
+    func testCentralisationTermOfABatchIsTheSumOfEachCandidatesTerm() throws {
+        // Two candidates, two heads, 4 queries, 3 keys: each row keeps its own normalisation.
+        let f = Tensor(shape: [4], values: [1, 0, 1, 0])
+        let values = (0..<48).map { Float(($0 * 7) % 11) / 10 }
+        let batch = Tensor(shape: [2, 2, 4, 3], values: values)
+        let rows = batch.chunked(2, axis: 0)
+        let each = try rows.map { try XCTUnwrap(PILOTLoss.centralisationTerm(probabilities: $0, hole: f, wordTokens: [1, 2])).item }
+        let together = try XCTUnwrap(PILOTLoss.centralisationTerm(probabilities: batch, hole: f, wordTokens: [1, 2])).item
+        XCTAssertEqual(together, each[0] + each[1], accuracy: 1e-6,
+                       "expected the batch's term to be the sum of the candidates' terms, so each gradient is its own")
+        XCTAssertNotEqual(each[0], each[1], accuracy: 1e-3, "the two candidates' terms must differ for the test to mean anything")
+    }
+
     func testSBCMaskKeepsBOSAndMasksWordsOutsideTheHole() throws {
         var holes: [(Int, Int)] = []
         for y in 0..<64 { for x in 0..<32 { holes.append((y, x)) } }

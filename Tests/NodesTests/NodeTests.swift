@@ -234,7 +234,7 @@ final class LatentInputTests: XCTestCase {
 
     func testOversizedNonFiniteAndMisshapenLatentsAreRefused() throws {
         let loader = NodeLibrary.objectLoader(base: URL(fileURLWithPath: "/"))
-        for shape in [[1, 4, 2048, 8], [2, 4, 8, 8], [4, 8, 8], [1, 64, 8, 8]] {
+        for shape in [[1, 4, 2048, 8], [65, 4, 8, 8], [4, 8, 8], [1, 64, 8, 8]] {
             XCTAssertThrowsError(try loader(.latent, try latentFile(shape: shape)), "shape \(shape) must be refused")
         }
         var values = [Float](repeating: 0, count: 4 * 8 * 8)
@@ -243,6 +243,7 @@ final class LatentInputTests: XCTestCase {
             XCTAssertTrue("\(error)".contains("NaN"), "\(error)")
         }
         XCTAssertNoThrow(try loader(.latent, try latentFile(shape: [1, 4, 8, 8])), "a good latent loads")
+        XCTAssertNoThrow(try loader(.latent, try latentFile(shape: [2, 4, 8, 8])), "a batch of two latents loads")
     }
 }
 

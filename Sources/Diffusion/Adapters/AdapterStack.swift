@@ -2,9 +2,9 @@ import Tensors
 
 /// The adapters conditioning a run, and how each UNet call gets them.
 ///
-/// A UNet call is either a guidance pass (batch 2: unconditional row, then
-/// conditional) or PILOT's gradient pass (batch 1, conditional only, the
-/// latent traced). ControlNets run inside the call, so in the gradient pass
+/// A UNet call is either a guidance pass (2N rows: the N candidates'
+/// unconditional rows, then their conditional rows) or PILOT's gradient
+/// pass (N conditional rows, the latent traced). ControlNets run inside the call, so in the gradient pass
 /// their residuals are traced and gradients flow through them (as the PILOT
 /// reference does); T2I-Adapter features are constants computed once and
 /// repeated to the call's batch; IP-Adapter tokens use the zero image
@@ -51,28 +51,49 @@ public final class AdapterStack {
         }
     }
 
-    /// Conditioning for one UNet call on `x` with `context` (batch 1 or 2)
-    /// at `timestep`, step `step` of `steps`.
+    /// Conditioning for one UNet call on `x` with `context` (one row per
+    /// row of `x`) at `timestep`, step `step` of `steps`. `guided`: the
+    /// rows are a guidance pass (the first half unconditional); when nil,
+    /// a call of 2 rows is taken for one (a single candidate).
     public func conditioning(x: Tensor, timestep: Float, step: Int, steps: Int, context: Tensor,
-                             attentionControl: AttentionControl?, added: AddedConditioning? = nil) throws -> UNetConditioning {
+                             attentionControl: AttentionControl?, added: AddedConditioning? = nil,
+                             guided: Bool? = nil) throws -> UNetConditioning {
         let b = x.dim(0)
+        let guided = guided ?? (b == 2)
+        precondition(!guided || b % 2 == 0, "a guidance pass has an even number of rows, found \(b)")
         var cond = UNetConditioning(context: context, attentionControl: attentionControl, added: added)
         let (lo, hi) = (Float(step) / Float(max(steps, 1)), Float(step + 1) / Float(max(steps, 1)))
         for use in controlNets where !(lo < use.start || hi > use.end) {
-            let hint = b == 1 ? use.hint : concat(Array(repeating: use.hint, count: b), axis: 0)
+            let hint = use.hint.repeatingRows(b)
             let (down, mid) = try use.model(x, timesteps: Array(repeating: timestep, count: b), context: context,
                                             hint: hint, scale: use.scale, added: added)
             cond.controlDown = cond.controlDown.map { zip($0, down).map { $0 + $1 } } ?? down
             cond.controlMid = cond.controlMid.map { $0 + mid } ?? mid
         }
         if let f = adapterFeatures {
-            cond.adapterFeatures = b == 1 ? f : f.map { concat(Array(repeating: $0, count: b), axis: 0) }
+            cond.adapterFeatures = f.map { $0.repeatingRows(b) }
         }
         if let ip = imagePrompt {
-            let tokens = b == 1 ? ip.adapter.tokens(imageEmbeds: ip.imageEmbeds)
-                                : ip.adapter.guidanceTokens(imageEmbeds: ip.imageEmbeds)
+            let tokens = guided ? ip.adapter.guidanceTokens(imageEmbeds: ip.imageEmbeds).repeatingHalves(b / 2)
+                                : ip.adapter.tokens(imageEmbeds: ip.imageEmbeds).repeatingRows(b)
             cond.imagePrompt = ImagePromptConditioning(tokens: tokens, scale: ip.scale, adapter: ip.adapter)
         }
         return cond
+    }
+}
+
+extension Tensor {
+    /// A one-row tensor `[1, …]` repeated to `n` rows (itself when n is 1).
+    func repeatingRows(_ n: Int) -> Tensor {
+        precondition(dim(0) == 1, "repeating rows of a tensor with \(dim(0)) rows")
+        return n == 1 ? self : concat(Array(repeating: self, count: n), axis: 0)
+    }
+
+    /// A two-row tensor `[a, b]` as `[a × n, b × n]` (a guidance pass of n candidates).
+    func repeatingHalves(_ n: Int) -> Tensor {
+        precondition(dim(0) == 2, "repeating the halves of a tensor with \(dim(0)) rows")
+        if n == 1 { return self }
+        let halves = chunked(2, axis: 0)
+        return concat(Array(repeating: halves[0], count: n) + Array(repeating: halves[1], count: n), axis: 0)
     }
 }

@@ -84,9 +84,12 @@ public struct PILOTState {
     /// SBC and capture for the whole run (its per-resolution masks are built once).
     public let control: PILOTAttentionControl
     public var isFinished: Bool { nextStep >= scheduler.integerTimesteps.count }
+    /// How many candidates run together (the latent's rows).
+    public var candidates: Int { latent.dim(0) }
 }
 
-/// The losses of one inner iteration (for tests and progress).
+/// The losses of one inner iteration (for tests and progress); with a
+/// batch, each is the mean over the candidates.
 public struct PILOTIterationRecord {
     public let step: Int, inner: Int, timestep: Int
     public let background: Float, centralisation: Float, lambda: Float, learningRate: Float, total: Float
@@ -112,6 +115,10 @@ public final class PILOTSampler {
     public private(set) var optimisedLatents: [Tensor] = []
     /// Called with (step index, latent) after every denoising step.
     public var onStep: ((Int, Tensor) -> Void)?
+    /// The most candidates one UNet call takes, in the guided pass (2 rows
+    /// each) and the gradient pass (1 row each, kept for the backward pass);
+    /// a larger batch runs in groups.
+    public var candidatesPerCall = Int.max
 
     public init(unet: UNet2DConditionModel, schedule: NoiseScheduleConfig, parameters: PILOTParameters = PILOTParameters()) {
         self.unet = unet
@@ -119,17 +126,22 @@ public final class PILOTSampler {
         self.parameters = parameters
     }
 
-    /// Starts a run: the state before step 0 from the initial noise `noise` `[1, 4, h, w]`.
+    /// Starts a run: the state before step 0 from the initial noise `noise`
+    /// `[N, 4, h, w]`, one row per candidate (the candidates share the
+    /// source, mask and prompts; their losses, gradients and steps are each
+    /// their own, so a batch gives what N separate runs give).
     /// `firstStep` > 0 (a denoise strength below 1, ``DenoiseStrength``)
     /// starts from the source noised to that step, as image to image does,
     /// so the hole keeps the source's layout; the optimisation and blend
     /// stages run on the steps that remain.
     public func start(noise: Tensor, source: Tensor, masks: InpaintingMasks, positive: Tensor, negative: Tensor,
                       wordTokens: [Int], firstStep: Int = 0) throws -> PILOTState {
-        guard noise.shape == source.shape, noise.dim(2) == masks.latentHeight, noise.dim(3) == masks.latentWidth else {
+        guard noise.rank == 4, source.rank == 4, source.dim(0) == 1, noise.dim(0) >= 1,
+              noise.shape.dropFirst() == source.shape.dropFirst(),
+              noise.dim(2) == masks.latentHeight, noise.dim(3) == masks.latentWidth else {
             throw ModelInputError.shape(what: "PILOT noise/source latents",
-                                        expected: "equal shapes [1, C, \(masks.latentHeight), \(masks.latentWidth)]",
-                                        found: noise.shape)
+                                        expected: "noise [N, C, \(masks.latentHeight), \(masks.latentWidth)] over a source [1, C, \(masks.latentHeight), \(masks.latentWidth)]",
+                                        found: noise.shape + source.shape)
         }
         try adapters?.checkCompatible(with: unet, height: masks.latentHeight, width: masks.latentWidth)
         let scheduler = DDIMScheduler(config: schedule, steps: parameters.steps)
@@ -158,7 +170,7 @@ public final class PILOTSampler {
     }
 
     /// Stage 2: the remaining steps, blending the re-noised source background
-    /// in before each (`noise(i)` supplies ε for step i).
+    /// in before each (`noise(i)` supplies ε for step i, a row per candidate).
     public func blend(_ state: PILOTState, noise: @escaping (Int) -> Tensor, progress: ((PILOTProgress) -> Bool)? = nil,
                       preview: SamplerPreview? = nil) throws -> Tensor {
         var s = state
@@ -204,7 +216,8 @@ public final class PILOTSampler {
             s.latent = try optimiseLatent(s, step: i, timestep: t, control: control, progress: progress)
             optimisedLatents.append(s.latent)
         }
-        let sampler = GuidedSampler(unet: unet, guidanceScale: parameters.guidanceScale, adapters: adapters, added: added)
+        var sampler = GuidedSampler(unet: unet, guidanceScale: parameters.guidanceScale, adapters: adapters, added: added)
+        sampler.candidatesPerCall = candidatesPerCall
         let out = try sampler.guidedOutput(s.latent, timestep: Float(t), positive: s.positive, negative: s.negative,
                                            control: control, step: i, steps: total)
         // Every optimisation step is previewed, the others as asked.
@@ -223,25 +236,38 @@ public final class PILOTSampler {
     }
 
     /// K_opt heavy-ball steps on x (momentum reset at each optimisation step).
+    /// Each candidate's gradient is that of its own objective: the batch's
+    /// objective is the sum of the candidates', which share no term.
     private func optimiseLatent(_ s: PILOTState, step i: Int, timestep t: Int, control: PILOTAttentionControl,
                                 progress: ((PILOTProgress) -> Bool)?) throws -> Tensor {
         let p = parameters
         let c = p.coef * s.masks.keepMass / p.coefNormaliser
         let lambda = PILOTLoss.lambda(timestep: t, scale: c)
         let eta = i == 0 ? p.warmupLearningRate : PILOTLoss.learningRate(timestep: t, base: p.learningRate)
+        let n = s.candidates, group = max(1, candidatesPerCall)
         var x = s.latent
         var m = Tensor.zeros(x.shape)
         for j in 0..<p.innerSteps {
-            let tape = Tape()
-            let xw = tape.watch(x)
-            let objective = try self.objective(xw, state: s, step: i, timestep: t, lambda: lambda, control: control)
-            let (lbg, lscMean, terms, loss) = (objective.background, objective.centralisation, objective.layerTerms, objective.total)
-            let g = try tape.gradient(of: loss, wrt: [xw])[0]
+            var gradients: [Tensor] = []
+            var background: Float = 0, centralisation: Float = 0, total: Float = 0
+            var terms: [Float] = []
+            for start in stride(from: 0, to: n, by: group) {
+                let tape = Tape()
+                let xw = tape.watch(n <= group ? x : x.sliced(axis: 0, start..<min(n, start + group)).detached)
+                let objective = try self.objective(xw, state: s, step: i, timestep: t, lambda: lambda, control: control)
+                gradients.append(try tape.gradient(of: objective.total, wrt: [xw])[0])
+                background += objective.background.item
+                centralisation += objective.centralisation?.item ?? 0
+                total += objective.total.item
+                terms = terms.isEmpty ? objective.layerTerms : zip(terms, objective.layerTerms).map { $0 + $1 }
+            }
+            let g = gradients.count == 1 ? gradients[0] : concat(gradients, axis: 0)
             m = m * p.momentum - g * eta
             x = x + m
-            let record = PILOTIterationRecord(step: i, inner: j, timestep: t, background: lbg.item,
-                                              centralisation: lscMean?.item ?? 0, lambda: lambda, learningRate: eta,
-                                              total: loss.item, layerTerms: terms)
+            let mean = 1 / Float(n)
+            let record = PILOTIterationRecord(step: i, inner: j, timestep: t, background: background * mean,
+                                              centralisation: centralisation * mean, lambda: lambda, learningRate: eta,
+                                              total: total * mean, layerTerms: terms.map { $0 * mean })
             records.append(record)
             if let progress, !progress(PILOTProgress(phase: .optimise, step: i + 1, total: s.scheduler.integerTimesteps.count,
                                                      timestep: t, inner: j + 1, innerTotal: p.innerSteps,
@@ -254,18 +280,20 @@ public final class PILOTSampler {
         return x.detached
     }
 
-    /// PILOT's objective at latent `x` (watched on a tape for the gradient):
-    /// one conditional UNet pass (adapters and added conditioning included)
-    /// capturing the selected layers' attention, L_bg on the scheduler's x̂₀,
-    /// and the mean centralisation term weighted by λ.
+    /// PILOT's objective at latents `x` `[n, C, h, w]` (watched on a tape for
+    /// the gradient): one conditional UNet pass (adapters and added
+    /// conditioning included) capturing the selected layers' attention, L_bg
+    /// on the scheduler's x̂₀, and the mean centralisation term weighted by λ;
+    /// for n candidates, the sum of their objectives.
     func objective(_ x: Tensor, state s: PILOTState, step i: Int, timestep t: Int, lambda: Float,
                    control: PILOTAttentionControl) throws -> PILOTObjective {
         control.reset()
         control.capturing = true
         let gradientSampler = GuidedSampler(unet: unet, guidanceScale: 1, adapters: adapters, added: added)
+        let rows = x.dim(0)
         let cond = try gradientSampler.conditioning(x, timestep: Float(t), step: i, steps: s.scheduler.integerTimesteps.count,
-                                                    context: s.positive, control: control)
-        let output = try unet(x, timesteps: [Float(t)], conditioning: cond)
+                                                    context: s.positive.repeatingRows(rows), control: control, guided: false)
+        let output = try unet(x, timesteps: Array(repeating: Float(t), count: rows), conditioning: cond)
         control.capturing = false
         // x̂₀ as the model's parameterisation defines it (ε, v or x₀ prediction).
         let x0 = s.scheduler.predictOriginal(output, step: i, sample: x).x0

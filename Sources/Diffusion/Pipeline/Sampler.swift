@@ -71,8 +71,11 @@ public struct GuidedSampler {
     /// step as diffusers' StableDiffusionInpaintPipeline does (adapters see
     /// the 4-channel latent).
     public var inpaintChannels: Tensor?
-    /// Previews of x̂₀ at the steps it asks for.
+    /// Previews of x̂₀ at the steps it asks for (the first candidate's).
     public var preview: SamplerPreview?
+    /// The most candidates one UNet call takes (a batch beyond it runs in
+    /// groups; ``BatchMemory`` chooses it for the memory at hand).
+    public var candidatesPerCall = Int.max
 
     public init(unet: UNet2DConditionModel, guidanceScale: Float = 7.5, adapters: AdapterStack? = nil,
                 added: PromptPair<AddedConditioning>? = nil) {
@@ -82,29 +85,57 @@ public struct GuidedSampler {
         self.added = added
     }
 
-    /// UNet conditioning for `x` (batch 1: positive, or 2: negative and positive) with `context`.
+    /// UNet conditioning for `x` with `context` (one row per row of `x`):
+    /// a guidance pass (`guided`: N unconditional rows, then N conditional)
+    /// or N conditional rows.
     func conditioning(_ x: Tensor, timestep: Float, step: Int, steps: Int, context: Tensor,
-                      control: AttentionControl?) throws -> UNetConditioning {
-        let added = self.added.map { x.dim(0) == 1 ? $0.positive : AddedConditioning.batched([$0.negative, $0.positive]) }
+                      control: AttentionControl?, guided: Bool) throws -> UNetConditioning {
+        let rows = x.dim(0), n = guided ? rows / 2 : rows
+        let added = self.added.map { pair in
+            guided ? AddedConditioning.batched(Array(repeating: pair.negative, count: n) + Array(repeating: pair.positive, count: n))
+                : n == 1 ? pair.positive : AddedConditioning.batched(Array(repeating: pair.positive, count: n))
+        }
         guard let adapters, !adapters.isEmpty else {
             return UNetConditioning(context: context, attentionControl: control, added: added)
         }
         return try adapters.conditioning(x: x, timestep: timestep, step: step, steps: steps, context: context,
-                                         attentionControl: control, added: added)
+                                         attentionControl: control, added: added, guided: guided)
     }
 
-    /// The guided model output at step `step` of `steps` for latent `x [1, C, h, w]`
-    /// (the step position gates ControlNets).
+    /// The guided model output at step `step` of `steps` for latents
+    /// `x [N, C, h, w]`, N candidates under the same prompts (the step
+    /// position gates ControlNets). The candidates go through the UNet
+    /// together, `candidatesPerCall` at a time (2 rows each with guidance);
+    /// no row depends on another, so each candidate's output is what it
+    /// would be alone.
     public func guidedOutput(_ x: Tensor, timestep: Float, positive: Tensor, negative: Tensor,
                              control: AttentionControl? = nil, step: Int = 0, steps: Int = 1) throws -> Tensor {
+        let n = x.dim(0), group = max(1, candidatesPerCall)
+        guard n > group else {
+            return try guidedCall(x, timestep: timestep, positive: positive, negative: negative, control: control, step: step, steps: steps)
+        }
+        let parts = try stride(from: 0, to: n, by: group).map { start in
+            try guidedCall(x.sliced(axis: 0, start..<min(n, start + group)), timestep: timestep, positive: positive,
+                           negative: negative, control: control, step: step, steps: steps)
+        }
+        return concat(parts, axis: 0)
+    }
+
+    /// One UNet call for the candidates `x [n, C, h, w]`.
+    private func guidedCall(_ x: Tensor, timestep: Float, positive: Tensor, negative: Tensor,
+                            control: AttentionControl?, step: Int, steps: Int) throws -> Tensor {
+        let n = x.dim(0)
         if guidanceScale == 1 {
-            return try unet(withInpaintChannels(x), timesteps: [timestep],
-                            conditioning: conditioning(x, timestep: timestep, step: step, steps: steps, context: positive, control: control))
+            let context = positive.repeatingRows(n)
+            return try unet(withInpaintChannels(x), timesteps: Array(repeating: timestep, count: n),
+                            conditioning: conditioning(x, timestep: timestep, step: step, steps: steps, context: context,
+                                                       control: control, guided: false))
         }
         let batch = concat([x, x], axis: 0)
-        let context = concat([negative, positive], axis: 0)
-        let out = try unet(withInpaintChannels(batch), timesteps: [timestep, timestep],
-                           conditioning: conditioning(batch, timestep: timestep, step: step, steps: steps, context: context, control: control))
+        let context = concat([negative.repeatingRows(n), positive.repeatingRows(n)], axis: 0)
+        let out = try unet(withInpaintChannels(batch), timesteps: Array(repeating: timestep, count: 2 * n),
+                           conditioning: conditioning(batch, timestep: timestep, step: step, steps: steps, context: context,
+                                                      control: control, guided: true))
         let parts = out.chunked(2, axis: 0)
         return parts[0] + (parts[1] - parts[0]) * guidanceScale
     }
@@ -113,8 +144,7 @@ public struct GuidedSampler {
     /// the B rows), or `x` itself without them.
     func withInpaintChannels(_ x: Tensor) -> Tensor {
         guard let inpaintChannels else { return x }
-        let rows = Array(repeating: inpaintChannels, count: x.dim(0))
-        return concat([x, rows.count == 1 ? inpaintChannels : concat(rows, axis: 0)], axis: 1)
+        return concat([x, inpaintChannels.repeatingRows(x.dim(0))], axis: 1)
     }
 
     /// An inpainting UNet has its channels, any other none, and their size is the latent's.
@@ -133,8 +163,9 @@ public struct GuidedSampler {
         }
     }
 
-    /// Runs every step of `scheduler` from `noise` (already the initial latent
-    /// before scaling by `initNoiseSigma`). `stepNoise` supplies DDIM-η noise.
+    /// Runs every step of `scheduler` from `noise` `[N, C, h, w]` (N
+    /// candidates; the initial latent before scaling by `initNoiseSigma`).
+    /// `stepNoise` supplies the per-step noise (DDIM η, ancestral samplers), N rows.
     ///
     /// Image to image: with `source` (a clean scaled latent) the run starts
     /// at step `firstStep` (``DenoiseStrength/firstStep(steps:strength:)``)

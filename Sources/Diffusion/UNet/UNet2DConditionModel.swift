@@ -20,6 +20,9 @@ public final class UNet2DConditionModel {
     public let config: UNetConfig
     let timeEmbedding: TimeEmbedding
     let convIn, convOut: Conv2d
+
+    /// Where the weights live (and so where the UNet computes).
+    public var device: Device { convIn.weight.device }
     let normOut: GroupNorm
     let down: [DownBlock]
     let mid: MidBlock
