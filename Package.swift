@@ -58,13 +58,15 @@ let package = Package(
             resources: [.copy("Resources")],
             swiftSettings: hotSettings),
         // The workflow engine: knows graphs, not models (Nodes → Workflow, Nodes → Diffusion).
-        .target(name: "Workflow", dependencies: ["Yams", .product(name: "Crypto", package: "swift-crypto")]),
+        // SafeTensors for ReadConfinement (a run's file reads kept inside the allowed folders).
+        .target(name: "Workflow", dependencies: ["Yams", "SafeTensors", .product(name: "Crypto", package: "swift-crypto")]),
         // The node library: one file per workflow node, over the models and imaging.
         .target(name: "Nodes", dependencies: ["Workflow", "Diffusion", "Imaging", "Tensors", "SafeTensors"],
                 path: "Nodes", exclude: ["README.md"], swiftSettings: hotSettings),
-        // The daemon: ZeroMQ protocol, job store (SQLite through GRDB), events, clients.
+        // The daemon: ZeroMQ protocol, job store (SQLite through GRDB), events, clients. It runs
+        // workflows through the engine and knows no node: `pilot` hands it the node library.
         .target(name: "Daemon", dependencies: [
-            "CZeroMQ", "Workflow", "Nodes", "SafeTensors", "Imaging",
+            "CZeroMQ", "Workflow", "SafeTensors", "Imaging",
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Crypto", package: "swift-crypto"),
@@ -108,7 +110,7 @@ if ProcessInfo.processInfo.environment["PILOT_FUZZ"] != nil {
         ("safetensors", ["SafeTensors"]),
         ("png", ["Imaging"]),
         ("image", ["Imaging"]),
-        ("wire", ["Daemon", "Workflow", .product(name: "Logging", package: "swift-log")]),
+        ("wire", ["Daemon", "Workflow", "Nodes", .product(name: "Logging", package: "swift-log")]),
         ("tokenizer", ["Diffusion"]),
         ("json", ["Daemon", "Workflow"]),
     ]

@@ -1,6 +1,7 @@
 import Daemon
 import Foundation
 import Logging
+import Nodes
 import Workflow
 
 /// `pilot-bench daemon`: requests per second for `ping` and `status`, and
@@ -36,7 +37,7 @@ enum DaemonBench {
         configuration.eventEndpoint = "tcp://127.0.0.1:*"
         var logger = Logger(label: "bench")
         logger.logLevel = .error
-        let daemon = try Daemon(configuration: configuration, logger: logger)
+        let daemon = try Daemon(configuration: configuration, nodes: .standard, logger: logger)
         let done = DispatchSemaphore(value: 0)
         Thread.detachNewThread { daemon.run(); done.signal() }
         let echo = try EchoServer()

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Nodes
 @testable import Daemon
 import Workflow
 
@@ -27,7 +28,7 @@ private let daemon: Daemon = {
     configuration.maxMessageBytes = 4 << 20
     var logger = Logger(label: "fuzz.daemon")
     logger.logLevel = .critical
-    return try! Daemon(configuration: configuration, logger: logger)
+    return try! Daemon(configuration: configuration, nodes: .standard, logger: logger)
 }()
 let signer = MessageSigner(hexKey: daemon.connection.key)!
 private let separator = Data("\n--\n".utf8)

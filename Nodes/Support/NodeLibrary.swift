@@ -46,6 +46,19 @@ extension NodeRegistry {
     }()
 }
 
+extension NodeProvider {
+    /// This program's nodes, file loaders and version, for the runner and the daemon.
+    public static let standard = NodeProvider(registry: .standard, programVersion: NodeLibrary.programVersion,
+                                              objectLoader: { NodeLibrary.objectLoader(base: $0) })
+}
+
+extension WorkflowRunner {
+    /// A runner over this program's nodes.
+    public convenience init(executor: Executor = Executor(), templates: (any TemplateSource)? = nil) {
+        self.init(nodes: .standard, executor: executor, templates: templates)
+    }
+}
+
 /// What the node library offers the CLI and the daemon besides the nodes.
 public enum NodeLibrary {
     /// Recorded in saved images (`pilot:version`).

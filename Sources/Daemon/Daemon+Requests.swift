@@ -132,7 +132,7 @@ extension Daemon {
         let counts = (try? store.counts()) ?? [:]
         let (refusedNow, servedNow) = stateLock.withLock { (refused, served) }
         return [
-            "version": .string(Self.version), "protocol": .string(pilotProtocolID), "pid": .int(Int(getpid())),
+            "version": .string(version), "protocol": .string(pilotProtocolID), "pid": .int(Int(getpid())),
             "device": .string(configuration.device + " (\(ProcessInfo.processInfo.activeProcessorCount) CPU cores)"),
             "uptime_s": .float(Date().timeIntervalSince(started)),
             "queue": .object(Dictionary(uniqueKeysWithValues: JobState.allCases.map { ($0.rawValue, JSONValue.int(counts[$0] ?? 0)) })),

@@ -1,7 +1,6 @@
 import Foundation
 import Imaging
 import Logging
-import Nodes
 import Workflow
 
 // `submit`: validation of the content, input blobs, the disk quota, the job row.
@@ -155,7 +154,7 @@ extension Daemon {
                                                       validated: validated)
             var bindText = prepared.set
             for (name, path) in prepared.inputs { bindText[name] = path }
-            _ = try prepared.workflow.bind(text: bindText, loader: NodeLibrary.objectLoader(base: paths.inputs(id)))
+            _ = try prepared.workflow.bind(text: bindText, loader: runner.nodes.objectLoader(paths.inputs(id)))
         } catch let failure as BindingFailure {
             try? FileManager.default.removeItem(at: paths.job(id))
             throw DaemonError(.invalidParameters, failure.description,

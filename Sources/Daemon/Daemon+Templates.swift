@@ -1,5 +1,4 @@
 import Foundation
-import Nodes
 import Workflow
 
 // `templates`, `template`, `template_save`, `template_history`, `template_delete`.

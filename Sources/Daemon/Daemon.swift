@@ -1,7 +1,6 @@
 import CZeroMQ
 import Foundation
 import Logging
-import Nodes
 import Workflow
 
 /// The long-lived daemon: a ROUTER socket for signed requests, an XPUB
@@ -13,7 +12,8 @@ public final class Daemon: @unchecked Sendable {
     public let connection: ConnectionInfo
     public let store: JobStore
     public let catalog: ModelCatalog
-    public static let version = NodeLibrary.programVersion
+    /// The program's version (its node library's), in `info` replies.
+    public var version: String { runner.nodes.programVersion }
 
     /// The daemon's own libzmq context (its ZAP handler is one per context).
     let context = ZMQContext()
@@ -42,9 +42,9 @@ public final class Daemon: @unchecked Sendable {
     var served: [String: Int] = [:]
 
     /// Opens the store (requeueing jobs a previous run left running), binds
-    /// the sockets and writes the connection file. Throws if another daemon
-    /// holds the state directory.
-    public init(configuration: DaemonConfiguration, logger: Logger = Logger(label: "pilot.daemon")) throws {
+    /// the sockets and writes the connection file; jobs run on `nodes` (the
+    /// program's node library). Throws if another daemon holds the state directory.
+    public init(configuration: DaemonConfiguration, nodes: NodeProvider, logger: Logger = Logger(label: "pilot.daemon")) throws {
         self.configuration = configuration
         self.logger = logger
         let manager = FileManager.default
@@ -74,7 +74,7 @@ public final class Daemon: @unchecked Sendable {
         paths = JobPaths(state: state, models: configuration.modelsDirectory.standardizedFileURL,
                          templates: configuration.templateDirectories.map(\.standardizedFileURL),
                          extraReadable: configuration.extraReadDirectories.map(\.standardizedFileURL))
-        runner = WorkflowRunner(registry: .standard, executor: Executor(cache: OutputCache(budgetBytes: configuration.memoryBudget)))
+        runner = WorkflowRunner(nodes: nodes, executor: Executor(cache: OutputCache(budgetBytes: configuration.memoryBudget)))
         // Nothing dated before this start is accepted; what a clean stop saved is remembered.
         replayGuard = ReplayGuard(window: configuration.replayWindow, notBefore: started)
         if let saved = try store.secret(Self.replayCacheSecret), let entries = (try? JSONValue(parsing: Data(saved.utf8)))?.arrayValue {

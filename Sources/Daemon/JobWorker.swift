@@ -1,6 +1,5 @@
 import Foundation
 import Logging
-import Nodes
 import Workflow
 
 /// Runs queued jobs one at a time on its own thread, in priority then

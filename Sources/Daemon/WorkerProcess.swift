@@ -1,7 +1,6 @@
 import CZeroMQ
 import Foundation
 import Logging
-import Nodes
 import Workflow
 
 /// What runs a daemon's jobs: a thread in the daemon (``JobWorker``, the
@@ -401,13 +400,13 @@ private final class PipeEventSink: JobEventSink, @unchecked Sendable {
 
 /// The child side: `pilot worker --supervised`.
 public enum SupervisedWorker {
-    /// Runs jobs for the daemon that started this process, talking over
+    /// Runs jobs (on `nodes`, the program's node library) for the daemon that started this process, talking over
     /// standard input and output, until it says `stop` (then a running job
     /// is requeued and this returns) or goes away (then the process exits
     /// at once, leaving the job for the next daemon's start-up to requeue).
     /// Standard output belongs to the pipe: anything else printed goes to
     /// standard error.
-    public static func run(logger: Logger) throws {
+    public static func run(nodes: NodeProvider, logger: Logger) throws {
         // Dies with the daemon even if the daemon is killed with SIGKILL.
         _ = pilot_die_with_parent()
         if getppid() == 1 { exit(1) }
@@ -427,7 +426,7 @@ public enum SupervisedWorker {
         let setup = try WorkerSetup(json: json)
         let store = try JobStore(path: setup.paths.state.appendingPathComponent("jobs.sqlite").path)
         let blobs = BlobStore(directory: setup.paths.state.appendingPathComponent("blobs", isDirectory: true))
-        let runner = WorkflowRunner(registry: .standard, executor: Executor(cache: OutputCache(budgetBytes: setup.memoryBudget)))
+        let runner = WorkflowRunner(nodes: nodes, executor: Executor(cache: OutputCache(budgetBytes: setup.memoryBudget)))
         let sink = PipeEventSink(descriptor: pipe) { runner.executor.cache.totalBytes }
         let worker = JobWorker(store: store, blobs: blobs, publisher: sink, runner: runner, paths: setup.paths, logger: logger,
                                device: setup.device, timeLimit: setup.jobTimeLimit, maxOutputPixels: setup.maxOutputPixels)

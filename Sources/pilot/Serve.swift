@@ -151,7 +151,7 @@ struct Serve: ParsableCommand {
 
         let daemon: Daemon
         do {
-            daemon = try Daemon(configuration: configuration)
+            daemon = try Daemon(configuration: configuration, nodes: .standard)
         } catch {
             printError("pilot serve: \(error)")
             throw ExitCode(1)
@@ -173,7 +173,7 @@ struct Serve: ParsableCommand {
         let connection = daemon.connection, configuration = daemon.configuration
         let models = daemon.catalog.entries()
         var lines = [
-            "pilot daemon \(Daemon.version): requests \(connection.requests), events \(connection.events)"
+            "pilot daemon \(daemon.version): requests \(connection.requests), events \(connection.events)"
                 + (connection.curveServerKey != nil ? " (CURVE encrypted)" : ""),
             "connection file (mode 0600; clients read it): \(configuration.stateDirectory.appendingPathComponent(ConnectionInfo.fileName).path)",
             "models: \(configuration.modelsDirectory.path): "

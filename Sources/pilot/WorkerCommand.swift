@@ -2,6 +2,8 @@ import ArgumentParser
 import Daemon
 import Foundation
 import Logging
+import Nodes
+import Workflow
 
 /// `pilot worker --supervised`: the process `pilot serve` runs jobs in.
 struct Worker: ParsableCommand {
@@ -34,7 +36,7 @@ struct Worker: ParsableCommand {
         }
         _ = try deviceOptions.apply(command: "worker", quiet: true)
         do {
-            try SupervisedWorker.run(logger: Logger(label: "pilot.worker"))
+            try SupervisedWorker.run(nodes: .standard, logger: Logger(label: "pilot.worker"))
         } catch {
             printError("pilot worker: \(error)")
             throw ExitCode(1)

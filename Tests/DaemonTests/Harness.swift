@@ -2,6 +2,7 @@ import Daemon
 import Diffusion
 import Foundation
 import Logging
+import Nodes
 import Workflow
 import XCTest
 
@@ -69,7 +70,7 @@ final class TestDaemon: @unchecked Sendable {
         configure(&configuration)
         var logger = Logger(label: "test.daemon")
         logger.logLevel = .error
-        daemon = try Daemon(configuration: configuration, logger: logger)
+        daemon = try Daemon(configuration: configuration, nodes: .standard, logger: logger)
         let thread = Thread { [daemon, done] in
             daemon.run()
             done.signal()

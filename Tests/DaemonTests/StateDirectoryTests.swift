@@ -1,6 +1,8 @@
 import Daemon
 import Foundation
 import Logging
+import Nodes
+import Workflow
 import XCTest
 
 /// A state directory someone else could have prepared is refused, and what
@@ -12,7 +14,7 @@ final class StateDirectoryTests: XCTestCase {
         configuration.eventEndpoint = "ipc://\(folder.path)/e"
         var logger = Logger(label: "test.state")
         logger.logLevel = .error
-        return try Daemon(configuration: configuration, logger: logger)
+        return try Daemon(configuration: configuration, nodes: .standard, logger: logger)
     }
 
     private func assertRefused(_ state: URL, _ folder: URL, mentioning part: String, file: StaticString = #filePath, line: UInt = #line) {

@@ -1,6 +1,24 @@
 import Foundation
 import SafeTensors
-import Workflow
+
+/// What a program built on the engine gives the parts that run workflows
+/// (the runner, the daemon, its worker processes): its node types, how
+/// object inputs load from files, and its version (recorded in saved
+/// images and `info`). The engine and the daemon know no node; the `pilot`
+/// executable hands them the node library's (`NodeProvider.standard`).
+public struct NodeProvider: Sendable {
+    public let registry: NodeRegistry
+    /// Loads object template inputs given as files (Image, Mask, Latent),
+    /// relative paths resolved against the URL.
+    public let objectLoader: @Sendable (URL) -> ObjectLoader
+    public let programVersion: String
+
+    public init(registry: NodeRegistry, programVersion: String, objectLoader: @escaping @Sendable (URL) -> ObjectLoader) {
+        self.registry = registry
+        self.programVersion = programVersion
+        self.objectLoader = objectLoader
+    }
+}
 
 /// Finds workflow templates: `NAME` is `DIR/NAME.yaml` in the templates
 /// folder; anything that names an existing file is that file.
@@ -64,17 +82,19 @@ public struct TemplateLibrary: Sendable {
 /// library so tests and the daemon share it. One runner keeps one output
 /// cache across runs.
 public final class WorkflowRunner: Sendable {
-    public let registry: NodeRegistry
+    public let nodes: NodeProvider
     public let executor: Executor
     /// Where template nodes find templates; nil: the folder of the file
     /// being validated (a workflow nests the templates beside it).
     public let templates: (any TemplateSource)?
 
-    public init(registry: NodeRegistry = .standard, executor: Executor = Executor(), templates: (any TemplateSource)? = nil) {
-        self.registry = registry
+    public init(nodes: NodeProvider, executor: Executor = Executor(), templates: (any TemplateSource)? = nil) {
+        self.nodes = nodes
         self.executor = executor
         self.templates = templates
     }
+
+    public var registry: NodeRegistry { nodes.registry }
 
     /// Reads and validates `file`; diagnostics name it as `displayName`.
     public func validate(_ file: URL, displayName: String? = nil) throws(ValidationFailure) -> ValidatedWorkflow {
@@ -121,7 +141,7 @@ public final class WorkflowRunner: Sendable {
         }
         // Every file a loader opens, not only the paths the workflow names, stays inside the allowed folders.
         return try ReadConfinement.confined(to: allowedReadDirectories) {
-            let bound = try workflow.bind(text: text, loader: NodeLibrary.objectLoader(base: inputBase))
+            let bound = try workflow.bind(text: text, loader: nodes.objectLoader(inputBase))
             try FileManager.default.createDirectory(at: outputDirectory, withIntermediateDirectories: true)
             var paths = PathPolicy(workflowFile: file.standardizedFileURL, allowedReadDirectories: allowedReadDirectories,
                                    outputDirectory: outputDirectory)
