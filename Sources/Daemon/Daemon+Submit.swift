@@ -152,9 +152,9 @@ extension Daemon {
         do {
             let prepared = try JobPreparation.prepare(job, paths: paths, blobs: blobs, registry: runner.registry,
                                                       validated: validated)
-            var bindText = prepared.set
-            for (name, path) in prepared.inputs { bindText[name] = path }
-            _ = try prepared.workflow.bind(text: bindText, loader: runner.nodes.objectLoader(paths.inputs(id)))
+            var given = prepared.parameters
+            for (name, path) in prepared.inputs { given[name] = .text(path) }
+            _ = try prepared.workflow.bind(given, loader: runner.nodes.objectLoader(paths.inputs(id)))
         } catch let failure as BindingFailure {
             try? FileManager.default.removeItem(at: paths.job(id))
             throw DaemonError(.invalidParameters, failure.description,

@@ -130,7 +130,7 @@ final class JobWorker: @unchecked Sendable {
             let output = paths.outputs(job.id)
             try? FileManager.default.removeItem(at: output)
             try FileManager.default.createDirectory(at: output, withIntermediateDirectories: true)
-            let result = try runner.run(prepared.workflow, file: prepared.file, set: prepared.set, inputs: prepared.inputs,
+            let result = try runner.run(prepared.workflow, file: prepared.file, parameters: prepared.parameters, inputs: prepared.inputs,
                                         inputBase: paths.job(job.id), outputDirectory: output,
                                         allowedReadDirectories: paths.readable(job.id), maxOutputPixels: maxOutputPixels,
                                         annotations: Self.annotations(job), preview: Self.preview(job, models: paths.models),
@@ -275,7 +275,8 @@ struct JobPreparation {
     var workflow: ValidatedWorkflow
     /// Relative paths resolve against this file's folder (a template's, or the models directory).
     var file: URL
-    var set: [String: String]
+    /// The submit's parameters as sent: numbers and booleans typed, strings as text (converted to the input's type).
+    var parameters: [String: ParameterValue]
     var inputs: [String: String]
 
     /// `validated`: the job's workflow when the caller has just validated it
@@ -299,9 +300,9 @@ struct JobPreparation {
         }
         let file = job.templateFile.map { URL(fileURLWithPath: $0) }
             ?? paths.models.appendingPathComponent("inline-workflow.yaml")
-        var set: [String: String] = [:]
+        var parameters: [String: ParameterValue] = [:]
         for (name, value) in job.parameters.objectValue ?? [:] {
-            set[name] = Self.text(value)
+            parameters[name] = Self.parameter(value)
         }
         var inputs: [String: String] = [:]
         let folder = paths.inputs(job.id)
@@ -319,18 +320,21 @@ struct JobPreparation {
             }
             inputs[name] = target.path
         }
-        return JobPreparation(workflow: workflow, file: file, set: set, inputs: inputs)
+        return JobPreparation(workflow: workflow, file: file, parameters: parameters, inputs: inputs)
     }
 
-    /// A JSON scalar as `--set` text.
-    static func text(_ value: JSONValue) -> String {
+    /// A JSON parameter as the binder takes it: a number or a boolean as
+    /// itself (an Int input takes an integer, a Float input any number, a
+    /// Bool input a boolean), a string as text read as the input's type (as
+    /// `pilot run --set` reads it).
+    static func parameter(_ value: JSONValue) -> ParameterValue {
         switch value {
-        case let .string(text): text
-        case let .int(number): String(number)
-        case let .float(number): String(number)
-        case let .bool(flag): flag ? "true" : "false"
-        case .null: ""
-        default: value.compact
+        case let .string(text): .text(text)
+        case let .int(number): .value(.int(number))
+        case let .float(number): .value(.float(number))
+        case let .bool(flag): .value(.bool(flag))
+        case .null: .text("")
+        default: .text(value.compact)
         }
     }
 }

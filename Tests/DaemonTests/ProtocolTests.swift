@@ -296,6 +296,40 @@ final class ProtocolTests: XCTestCase {
         }
     }
 
+    func testParametersBindAsTheirJSONTypesAndStringsAsText() throws {
+        let server = try TestDaemon(label: "typed")
+        defer { server.stop() }
+        let client = try server.client()
+        let workflow = """
+            version: 1
+            inputs:
+              width: {type: Int, default: 8, min: 1, max: 64}
+              scale: {type: Float, default: 1}
+              flip:  {type: Bool, default: false}
+            nodes:
+              shape: {type: LoadMask, params: {path: "\(DaemonFixture.examples.path)/mask.png", invert: $flip}}
+              grown: {type: GrowMask, inputs: {mask: shape.mask}, params: {pixels: $width}}
+              soft:  {type: FeatherMask, inputs: {mask: grown.mask}, params: {sigma: $scale}}
+            outputs: {mask: soft.mask}
+            """
+        func submit(_ parameters: [String: JSONValue]) throws -> String? {
+            try client.request("submit", ["workflow": .string(workflow), "parameters": .object(parameters)]).content["job"]?.stringValue
+        }
+        XCTAssertNotNil(try submit(["width": .int(16), "scale": .int(2), "flip": .bool(true)]),
+                        "expected an integer for Int and Float inputs and a boolean for Bool to bind")
+        XCTAssertNotNil(try submit(["width": .string("16"), "scale": .string("0.5"), "flip": .string("yes")]),
+                        "expected strings to be read as the inputs' types, as pilot run --set reads them")
+        for (name, value, found) in [("width", JSONValue.float(16.5), "Float 16.5"), ("flip", .int(1), "Int 1"),
+                                     ("width", .int(65), "65")] {
+            XCTAssertThrowsError(try submit([name: value]), "\(name) = \(value.compact) must be refused") { error in
+                let daemonError = error as? DaemonError
+                XCTAssertEqual(daemonError?.code, .invalidParameters, "expected invalid_parameters for \(name) = \(value.compact)")
+                XCTAssertTrue("\(daemonError?.message ?? "")".contains(name) && "\(daemonError?.message ?? "")".contains(found),
+                              "expected the error to name the parameter and what was found: \(error)")
+            }
+        }
+    }
+
     func testCurveIsRequiredOffLoopbackAndWorksWhenOn() throws {
         XCTAssertThrowsError(try TestDaemon(label: "nc") {
             $0.requestEndpoint = "tcp://0.0.0.0:*"

@@ -135,13 +135,26 @@ public final class WorkflowRunner: Sendable {
                     annotations: [String: String] = [:], preview: PreviewRequest? = nil,
                     cancellation: CancellationToken = CancellationToken(),
                     onEvent: @escaping @Sendable (ExecutionEvent) -> Void = { _ in }) throws -> ExecutionResult {
-        var text = set
+        try run(workflow, file: file, parameters: set.mapValues(ParameterValue.text), inputs: inputs, inputBase: inputBase,
+                outputDirectory: outputDirectory, allowedReadDirectories: allowedReadDirectories, maxOutputPixels: maxOutputPixels,
+                annotations: annotations, preview: preview, cancellation: cancellation, onEvent: onEvent)
+    }
+
+    /// Binds and runs `workflow` as ``run(_:file:set:inputs:inputBase:outputDirectory:allowedReadDirectories:maxOutputPixels:annotations:preview:cancellation:onEvent:)``,
+    /// with `parameters` typed (a JSON client's numbers and booleans) or text.
+    public func run(_ workflow: ValidatedWorkflow, file: URL, parameters: [String: ParameterValue], inputs: [String: String] = [:],
+                    inputBase: URL = URL(fileURLWithPath: FileManager.default.currentDirectoryPath, isDirectory: true),
+                    outputDirectory: URL, allowedReadDirectories: [URL]? = nil, maxOutputPixels: Int? = nil,
+                    annotations: [String: String] = [:], preview: PreviewRequest? = nil,
+                    cancellation: CancellationToken = CancellationToken(),
+                    onEvent: @escaping @Sendable (ExecutionEvent) -> Void = { _ in }) throws -> ExecutionResult {
+        var given = parameters
         for (name, path) in inputs {
-            text[name] = path.hasPrefix("/") ? path : inputBase.appendingPathComponent(path).standardizedFileURL.path
+            given[name] = .text(path.hasPrefix("/") ? path : inputBase.appendingPathComponent(path).standardizedFileURL.path)
         }
         // Every file a loader opens, not only the paths the workflow names, stays inside the allowed folders.
         return try ReadConfinement.confined(to: allowedReadDirectories) {
-            let bound = try workflow.bind(text: text, loader: nodes.objectLoader(inputBase))
+            let bound = try workflow.bind(given, loader: nodes.objectLoader(inputBase))
             try FileManager.default.createDirectory(at: outputDirectory, withIntermediateDirectories: true)
             var paths = PathPolicy(workflowFile: file.standardizedFileURL, allowedReadDirectories: allowedReadDirectories,
                                    outputDirectory: outputDirectory)
