@@ -47,17 +47,15 @@ struct SaveImage: Node, DefaultConstructible {
             let candidate = images.count == 1 ? nil : Candidate(index: index, count: images.count)
             let fileName = candidate.map { "\(name)-\($0.index)" } ?? name
             let text = Self.textEntries(context, candidate: candidate)
+            let (data, ext): (Data, String)
             switch format {
-            case "jpeg":
-                let url = try context.outputFile(named: fileName, extension: "jpg")
-                try ImageFile.write(image, to: url.path, as: .jpeg, quality: quality, text: text)
-            case "webp":
-                let url = try context.outputFile(named: fileName, extension: "webp")
-                try ImageFile.write(image, to: url.path, as: .webp, quality: quality, lossless: quality == 100, text: text)
-            default:
-                let url = try context.outputFile(named: fileName, extension: "png")
-                try PNG.write(image, to: url.path, text: text)
+            case "jpeg": (data, ext) = (try ImageFile.encode(image, as: .jpeg, quality: quality, text: text), "jpg")
+            case "webp": (data, ext) = (try ImageFile.encode(image, as: .webp, quality: quality, lossless: quality == 100, text: text), "webp")
+            default: (data, ext) = (try ImageFile.encode(image, as: .png, text: text), "png")
             }
+            let url = try context.outputFile(named: fileName, extension: ext)
+            try ImageFile.writeAtomically(data, to: url.path)
+            context.recordOutput(url, data: data)
         }
         return [:]
     }

@@ -17,10 +17,12 @@ struct SaveLatent: Node, DefaultConstructible {
         // Counted as the image it stands for: 8× its height and width.
         let shape = latent.shape
         try context.reserveOutput(pixels: shape.count == 4 ? shape[0] * 64 * shape[2] * shape[3] : shape.reduce(1, *))
-        let url = try context.outputFile(named: inputs.string("name"), extension: "safetensors")
         var writer = SafeTensorsWriter()
         try writer.add("latent", shape: latent.shape, floats: latent.scalars)
-        try writer.write(to: url.path)
+        let url = try context.outputFile(named: inputs.string("name"), extension: "safetensors")
+        let data = writer.serialized()
+        try AtomicFile.write(data, to: url.path)
+        context.recordOutput(url, data: data)
         return [:]
     }
 }

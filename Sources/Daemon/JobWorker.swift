@@ -136,7 +136,7 @@ final class JobWorker: @unchecked Sendable {
                                         annotations: Self.annotations(job), preview: Self.preview(job, models: paths.models),
                                         cancellation: token,
                                         onEvent: { [self] event in handle(event, job: job.id) })
-            let outputs = try Self.describeOutputs(in: output)
+            let outputs = Self.describe(result.files)
             try store.finish(job.id, state: .finished, outputs: .array(outputs))
             let ms = Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1e6
             logger.info("finished in \(String(format: "%.0f", ms)) ms, \(outputs.count) output file(s)")
@@ -245,12 +245,11 @@ final class JobWorker: @unchecked Sendable {
     }
 
     /// `[{"name", "sha256", "bytes"}]` for each file a job wrote, by name.
-    static func describeOutputs(in folder: URL) throws -> [JSONValue] {
-        let names = try FileManager.default.contentsOfDirectory(atPath: folder.path).filter { !$0.hasPrefix(".") }.sorted()
-        return try names.map { name in
-            let data = try Data(contentsOf: folder.appendingPathComponent(name))
-            return .object(["name": .string(name), "sha256": .string(Digest.sha256Hex(data)),
-                            "bytes": .int(data.count)])
+    /// The files a run wrote, as `outputs` lists them (by name), from the
+    /// executor's record: the folder is neither listed nor read again.
+    static func describe(_ files: [OutputFile]) -> [JSONValue] {
+        files.sorted { $0.name < $1.name }.map { file in
+            .object(["name": .string(file.name), "sha256": .string(file.sha256), "bytes": .int(file.bytes)])
         }
     }
 }

@@ -38,6 +38,12 @@ extension ImageFile {
         }
     }
 
+    /// Writes encoded bytes to `path` atomically: a temporary file beside
+    /// it, flushed, renamed over it (a reader sees the old file or the new).
+    public static func writeAtomically(_ data: Data, to path: String) throws {
+        try FileAccess.writeAtomically(data, to: path)
+    }
+
     /// Writes `image` to `path` as `format`, atomically.
     public static func write(_ image: Image, to path: String, as format: Format, quality: Int = 92, lossless: Bool = false,
                              text: [PNGTextEntry] = []) throws {

@@ -54,3 +54,12 @@ enum AtomicFileWriter {
         if let outcome { throw outcome }
     }
 }
+
+/// Whole-file writes that appear complete or not at all (a temporary file
+/// beside the target, flushed, then renamed over it), for any bytes.
+public enum AtomicFile {
+    /// Writes `data` to `path` atomically; throws naming `path`, leaving it untouched.
+    public static func write(_ data: Data, to path: String) throws {
+        try AtomicFileWriter.store([data], at: path)
+    }
+}

@@ -138,9 +138,16 @@ final class BatchTests: XCTestCase {
             """.write(to: file, atomically: true, encoding: .utf8)
         let output = folder.appendingPathComponent("out")
         let runner = WorkflowRunner()
-        _ = try runner.run(runner.validate(file), file: file, outputDirectory: output)
+        let result = try runner.run(runner.validate(file), file: file, outputDirectory: output)
         let names = try FileManager.default.contentsOfDirectory(atPath: output.path).sorted()
         XCTAssertEqual(names, ["cand-0.png", "cand-1.png", "cand-2.png"], "expected one PNG per candidate, NAME-i")
+        XCTAssertEqual(result.files.map(\.name), names, "expected the run's result to list the files SaveImage wrote, in order")
+        for written in result.files {
+            let data = try Data(contentsOf: output.appendingPathComponent(written.name))
+            XCTAssertEqual(written.sha256, Digest.sha256Hex(data), "expected the recorded SHA-256 of \(written.name) to be its bytes'")
+            XCTAssertEqual(written.bytes, data.count, "expected the recorded size of \(written.name)")
+            XCTAssertEqual(written.nodeID, "save", "expected the writing node recorded")
+        }
 
         let pngs = try (0..<3).map { try PNG.read(path: output.appendingPathComponent("cand-\($0).png").path) }
         for (i, png) in pngs.enumerated() {

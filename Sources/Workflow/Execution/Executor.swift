@@ -87,7 +87,7 @@ public final class Executor: Sendable {
         for (name, output) in workflow.graph.outputs {
             outputs[name] = values[output.reference.node]?[output.reference.port]
         }
-        return ExecutionResult(outputs: outputs, nodes: runs, milliseconds: Self.milliseconds(since: start))
+        return ExecutionResult(outputs: outputs, nodes: runs, milliseconds: Self.milliseconds(since: start), files: written.files)
     }
 
     /// Runs one node on its inputs and checks what it returns.

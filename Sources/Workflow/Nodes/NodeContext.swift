@@ -85,6 +85,32 @@ public final class NodeContext: Sendable {
     public func outputFile(named name: String, extension ext: String) throws(PathError) -> URL {
         try paths.outputFile(named: name, extension: ext)
     }
+
+    /// Records that this node wrote `data` to `url` (a file
+    /// ``outputFile(named:extension:)`` gave), for the run's result
+    /// (``ExecutionResult/files``) with its SHA-256: whoever ran the workflow
+    /// learns what it wrote without listing or reading the folder again.
+    public func recordOutput(_ url: URL, data: Data) {
+        written.record(OutputFile(name: url.lastPathComponent, nodeID: nodeID, sha256: Digest.sha256Hex(data), bytes: data.count))
+    }
+}
+
+/// A file a run's Save* node wrote under the output folder.
+public struct OutputFile: Sendable, Equatable {
+    /// The file name (NAME.EXT) in the output folder.
+    public var name: String
+    /// The node that wrote it.
+    public var nodeID: String
+    /// SHA-256 (lowercase hex) of its bytes.
+    public var sha256: String
+    public var bytes: Int
+
+    public init(name: String, nodeID: String, sha256: String, bytes: Int) {
+        self.name = name
+        self.nodeID = nodeID
+        self.sha256 = sha256
+        self.bytes = bytes
+    }
 }
 
 /// What a run is, for nodes that record it in their output (SaveImage
@@ -134,6 +160,17 @@ final class OutputAllowance: @unchecked Sendable {
     private let lock = NSLock()
     private let maxPixels: Int?
     private var used = 0
+    /// What the run wrote, in order (a file written twice: its last write).
+    private var written: [OutputFile] = []
+
+    func record(_ file: OutputFile) {
+        lock.withLock {
+            written.removeAll { $0.name == file.name }
+            written.append(file)
+        }
+    }
+
+    var files: [OutputFile] { lock.withLock { written } }
 
     init(maxPixels: Int?) { self.maxPixels = maxPixels }
 
