@@ -162,7 +162,7 @@ public final class Daemon: @unchecked Sendable {
                                                          maxOutputPixels: configuration.maxOutputPixels),
                                       store: store, publisher: publisher, logger: logger)
         } else {
-            worker = JobWorker(store: store, blobs: blobs, publisher: publisher, runner: runner, paths: paths, logger: logger,
+            worker = JobWorker(queue: store, blobs: blobs, publisher: publisher, runner: runner, paths: paths, logger: logger,
                                device: configuration.device, timeLimit: configuration.jobTimeLimit,
                                maxOutputPixels: configuration.maxOutputPixels)
         }

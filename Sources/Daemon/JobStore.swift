@@ -91,7 +91,7 @@ public struct JobTransition: Sendable, Equatable {
 /// model hashes, in SQLite (through GRDB) with `synchronous = FULL`, so a
 /// job acknowledged to a client survives a crash of the daemon (and of the
 /// machine). Safe to use from several threads.
-public final class JobStore: Sendable {
+public final class JobStore: JobQueue, Sendable {
     private let database: DatabaseQueue
     public let path: String
 
@@ -503,15 +503,31 @@ public final class JobStore: Sendable {
         }
     }
 
-    /// Records a final state (`finished`, `failed`, `cancelled`) of a running job.
+    /// Records a final state (`finished`, `failed`, `cancelled`) of a running job,
+    /// whichever attempt holds it (the daemon's own records: a crashed worker's job).
     public func finish(_ id: String, state: JobState, error: JSONValue? = nil, outputs: JSONValue? = nil,
                        now: Date = Date()) throws {
         precondition(state.isFinal)
         try database.write { db in
-            try db.execute(sql: "UPDATE job SET state = ?, finished = ?, error = ?, outputs = ? WHERE id = ?",
+            try db.execute(sql: "UPDATE job SET state = ?, finished = ?, error = ?, outputs = ? WHERE id = ? AND state = 'running'",
                            arguments: [state.rawValue, now.timeIntervalSince1970, error?.compact, outputs?.compact, id])
+            guard db.changesCount > 0 else { return }
             try Self.addTransition(db, job: id, state: state.rawValue, time: now,
                                    note: error?["message"]?.stringValue)
+        }
+    }
+
+    /// ``JobQueue/finish(_:attempt:state:error:outputs:now:)``: fenced by the attempt.
+    public func finish(_ id: String, attempt: Int, state: JobState, error: JSONValue?, outputs: JSONValue?,
+                       now: Date) throws -> Bool {
+        precondition(state.isFinal)
+        return try database.write { db in
+            try db.execute(sql: """
+                UPDATE job SET state = ?, finished = ?, error = ?, outputs = ? WHERE id = ? AND state = 'running' AND attempts = ?
+                """, arguments: [state.rawValue, now.timeIntervalSince1970, error?.compact, outputs?.compact, id, attempt])
+            guard db.changesCount > 0 else { return false }
+            try Self.addTransition(db, job: id, state: state.rawValue, time: now, note: error?["message"]?.stringValue)
+            return true
         }
     }
 
@@ -526,12 +542,23 @@ public final class JobStore: Sendable {
         }
     }
 
-    /// Puts running job `id` back in the queue (daemon stopping).
+    /// Puts running job `id` back in the queue (daemon stopping), whichever attempt holds it.
     public func requeue(_ id: String, note: String, now: Date = Date()) throws {
         try database.write { db in
             try db.execute(sql: "UPDATE job SET state = 'queued', started = NULL WHERE id = ? AND state = 'running'",
                            arguments: [id])
             if db.changesCount > 0 { try Self.addTransition(db, job: id, state: "queued", time: now, note: note) }
+        }
+    }
+
+    /// ``JobQueue/requeue(_:attempt:note:now:)``: fenced by the attempt.
+    public func requeue(_ id: String, attempt: Int, note: String, now: Date) throws -> Bool {
+        try database.write { db in
+            try db.execute(sql: "UPDATE job SET state = 'queued', started = NULL WHERE id = ? AND state = 'running' AND attempts = ?",
+                           arguments: [id, attempt])
+            guard db.changesCount > 0 else { return false }
+            try Self.addTransition(db, job: id, state: "queued", time: now, note: note)
+            return true
         }
     }
 

@@ -6,7 +6,7 @@ import Workflow
 /// submission order, publishing their events and recording every state
 /// change in the store before announcing it.
 final class JobWorker: @unchecked Sendable {
-    private let store: JobStore
+    private let queue: any JobQueue
     private let blobs: BlobStore
     private let publisher: any JobEventSink
     let runner: WorkflowRunner
@@ -26,12 +26,12 @@ final class JobWorker: @unchecked Sendable {
     /// Most pixels a job may write (DaemonConfiguration.maxOutputPixels).
     private let maxOutputPixels: Int?
 
-    init(store: JobStore, blobs: BlobStore, publisher: any JobEventSink, runner: WorkflowRunner, paths: JobPaths, logger: Logger,
+    init(queue: any JobQueue, blobs: BlobStore, publisher: any JobEventSink, runner: WorkflowRunner, paths: JobPaths, logger: Logger,
          device: String = "cpu (fp32)", timeLimit: TimeInterval = 6 * 3600, maxOutputPixels: Int? = nil) {
         self.device = device
         self.maxOutputPixels = maxOutputPixels
         self.timeLimit = timeLimit
-        self.store = store
+        self.queue = queue
         self.blobs = blobs
         self.publisher = publisher
         self.runner = runner
@@ -90,7 +90,7 @@ final class JobWorker: @unchecked Sendable {
             do {
                 job = try condition.withLock { () throws -> JobRecord? in
                     if stopping { return nil }
-                    guard let claimed = try store.claimNext(note: "device \(device)") else {
+                    guard let claimed = try queue.claimNext(note: "device \(device)") else {
                         _ = condition.wait(until: Date().addingTimeInterval(1))
                         return nil
                     }
@@ -137,7 +137,10 @@ final class JobWorker: @unchecked Sendable {
                                         cancellation: token,
                                         onEvent: { [self] event in handle(event, job: job.id) })
             let outputs = Self.describe(result.files)
-            try store.finish(job.id, state: .finished, outputs: .array(outputs))
+            guard try queue.finish(job, state: .finished, outputs: .array(outputs)) else {
+                logger.warning("finished, but attempt \(job.attempts) no longer holds the job (requeued or cancelled meanwhile): result not recorded")
+                return
+            }
             let ms = Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1e6
             logger.info("finished in \(String(format: "%.0f", ms)) ms, \(outputs.count) output file(s)")
             publisher.publish(job: job.id, type: "finished", content: [
@@ -151,11 +154,11 @@ final class JobWorker: @unchecked Sendable {
                     fail(job, DaemonError(.timeout, "the job ran past the time limit of \(Int(limit)) s and was stopped at node '\(node)'",
                                           details: .object(["node": .string(node), "limit_seconds": .int(Int(limit))])), logger: logger)
                 } else if condition.withLock({ current?.requeue ?? false }) {
-                    try? store.requeue(job.id, note: "requeued: the daemon stopped at node '\(node)'")
+                    _ = try? queue.requeue(job, note: "requeued: the daemon stopped at node '\(node)'")
                     logger.notice("requeued at node '\(LogText.escaped(node, limit: 100))': the daemon is stopping")
                     publisher.publish(job: job.id, type: "requeued", content: ["node": .string(node)])
                 } else {
-                    try? store.finish(job.id, state: .cancelled, error: DaemonError(.notFinished, "cancelled at node '\(node)'").json)
+                    _ = try? queue.finish(job, state: .cancelled, error: DaemonError(.notFinished, "cancelled at node '\(node)'").json)
                     logger.info("cancelled at node '\(LogText.escaped(node, limit: 100))'")
                     publisher.publish(job: job.id, type: "cancelled", content: ["node": .string(node)])
                     publisher.forget(job: job.id)
@@ -176,7 +179,7 @@ final class JobWorker: @unchecked Sendable {
     private func fail(_ job: JobRecord, _ error: DaemonError, logger: Logger) {
         // What a failed job wrote is not an output (and may be why the disk is full).
         try? FileManager.default.removeItem(at: paths.outputs(job.id))
-        do { try store.finish(job.id, state: .failed, error: error.json) } catch {
+        do { try queue.finish(job, state: .failed, error: error.json) } catch {
             logger.error("job store: cannot record the failure: \(error)")
         }
         logger.warning("failed: \(LogText.escaped(error.message))")

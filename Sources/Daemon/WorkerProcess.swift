@@ -428,7 +428,7 @@ public enum SupervisedWorker {
         let blobs = BlobStore(directory: setup.paths.state.appendingPathComponent("blobs", isDirectory: true))
         let runner = WorkflowRunner(nodes: nodes, executor: Executor(cache: OutputCache(budgetBytes: setup.memoryBudget)))
         let sink = PipeEventSink(descriptor: pipe) { runner.executor.cache.totalBytes }
-        let worker = JobWorker(store: store, blobs: blobs, publisher: sink, runner: runner, paths: setup.paths, logger: logger,
+        let worker = JobWorker(queue: store, blobs: blobs, publisher: sink, runner: runner, paths: setup.paths, logger: logger,
                                device: setup.device, timeLimit: setup.jobTimeLimit, maxOutputPixels: setup.maxOutputPixels)
         worker.start()
         while true {
