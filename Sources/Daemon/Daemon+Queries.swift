@@ -27,7 +27,10 @@ extension Daemon {
         var object = job.json.objectValue ?? [:]
         object["transitions"] = .array(try storeCall { try store.transitions(job.id) }.map(\.json))
         if let progress = worker.lastProgress(of: job.id) { object["progress"] = progress }
-        if job.state == .queued, let position = try? store.queuePosition(job.id) { object["position"] = .int(position) }
+        if job.state == .queued, let position = try? store.queuePosition(job.id) {
+            object["position"] = .int(position)
+            object["queue_paused"] = .bool((try? store.isQueuePaused()) ?? false)
+        }
         object["last_event"] = .int(publisher.lastSequence(job: job.id))
         return (["job": .object(object)], [])
     }

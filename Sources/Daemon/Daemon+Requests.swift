@@ -109,6 +109,8 @@ extension Daemon {
         case "cancel": return try cancel(content, caller: caller)
         case "prune": return try prune(content, caller: caller)
         case "result": return try result(content, caller: caller)
+        case "queue": return try queue(content, caller: caller)
+        case "move": return try move(content, caller: caller)
         case "clients": return try listClients(caller: caller)
         case "client_add": return try addClient(content, caller: caller)
         case "client_revoke": return try revokeClient(content, caller: caller)
@@ -123,8 +125,8 @@ extension Daemon {
                      "models": .array(catalog.entries().map(\.json))], [])
         default:
             throw DaemonError(.unknownType, "unknown request type '\(message.header.type.prefix(60))'; expected one of "
-                              + "ping, info, submit, status, list, cancel, prune, result, templates, template, nodes, models, "
-                              + "clients, client_add, client_revoke")
+                              + "ping, info, submit, status, list, cancel, prune, result, queue, move, templates, template, "
+                              + "template_save, template_delete, template_history, nodes, models, clients, client_add, client_revoke")
         }
     }
 
@@ -136,6 +138,7 @@ extension Daemon {
             "device": .string(configuration.device + " (\(ProcessInfo.processInfo.activeProcessorCount) CPU cores)"),
             "uptime_s": .float(Date().timeIntervalSince(started)),
             "queue": .object(Dictionary(uniqueKeysWithValues: JobState.allCases.map { ($0.rawValue, JSONValue.int(counts[$0] ?? 0)) })),
+            "paused": .bool((try? store.isQueuePaused()) ?? false),
             "running": worker.runningJob.map(JSONValue.string) ?? .null,
             "refused": .object(refusedNow.mapValues(JSONValue.int)),
             "served": .object(servedNow.mapValues(JSONValue.int)),

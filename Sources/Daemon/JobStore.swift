@@ -249,6 +249,15 @@ public final class JobStore: JobQueue, Sendable {
         migrator.registerMigration("v5: the previews a job asked for") { db in
             try db.execute(sql: "ALTER TABLE job ADD COLUMN preview TEXT")
         }
+        // v6: queue controls. `front` is when an admin moved a queued job to
+        // the front (the latest move first, ahead of any priority); `setting`
+        // keeps the queue's pause across restarts.
+        migrator.registerMigration("v6: queue controls") { db in
+            try db.execute(sql: """
+                ALTER TABLE job ADD COLUMN front REAL;
+                CREATE TABLE setting (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+                """)
+        }
         return migrator
     }
 
@@ -477,23 +486,74 @@ public final class JobStore: JobQueue, Sendable {
         }
     }
 
+    /// The order jobs leave the queue in: those moved to the front (the
+    /// latest move first), then by priority, then the oldest.
+    static let queueOrder = "front IS NULL, front DESC, priority DESC, seq ASC"
+
     /// The position of queued job `id` in the queue (0 = next), or nil.
     public func queuePosition(_ id: String) throws -> Int? {
         try database.read { db in
-            guard let row = try Row.fetchOne(db, sql: "SELECT priority, seq FROM job WHERE id = ? AND state = 'queued'",
-                                             arguments: [id]) else { return nil }
-            let priority: Int = row["priority"], seq: Int64 = row["seq"]
-            return try Int.fetchOne(db, sql: """
-                SELECT COUNT(*) FROM job WHERE state = 'queued' AND (priority > ? OR (priority = ? AND seq < ?))
-                """, arguments: [priority, priority, seq]) ?? 0
+            try String.fetchAll(db, sql: "SELECT id FROM job WHERE state = 'queued' ORDER BY \(Self.queueOrder)").firstIndex(of: id)
         }
     }
 
-    /// Marks the next queued job (highest priority, then oldest) running and returns it.
+    /// The queued jobs in the order they will run (at most `limit`).
+    public func queueOrder(limit: Int = 100) throws -> [JobRecord] {
+        try database.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM job WHERE state = 'queued' ORDER BY \(Self.queueOrder) LIMIT ?",
+                             arguments: [limit]).map(Self.record)
+        }
+    }
+
+    static let pausedSetting = "queue_paused"
+
+    /// Whether the queue is paused: no job is claimed until it resumes (a
+    /// running job runs on). Kept across restarts.
+    public func isQueuePaused() throws -> Bool {
+        try database.read { db in try Self.isPaused(db) }
+    }
+
+    private static func isPaused(_ db: Database) throws -> Bool {
+        try String.fetchOne(db, sql: "SELECT value FROM setting WHERE name = ?", arguments: [pausedSetting]) == "true"
+    }
+
+    /// Pauses or resumes the queue.
+    public func setQueuePaused(_ paused: Bool) throws {
+        try database.write { db in
+            try db.execute(sql: "INSERT INTO setting (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+                           arguments: [Self.pausedSetting, paused ? "true" : "false"])
+        }
+    }
+
+    /// Moves queued job `id` to the front of the queue (ahead of every
+    /// priority; of several moved, the latest goes first); false when it is
+    /// not queued.
+    public func moveToFront(_ id: String, now: Date = Date()) throws -> Bool {
+        try database.write { db in
+            try db.execute(sql: "UPDATE job SET front = ? WHERE id = ? AND state = 'queued'", arguments: [now.timeIntervalSince1970, id])
+            guard db.changesCount > 0 else { return false }
+            try Self.addTransition(db, job: id, state: "queued", time: now, note: "moved to the front of the queue")
+            return true
+        }
+    }
+
+    /// Sets queued job `id`'s priority (and undoes a move to the front);
+    /// false when it is not queued.
+    public func setPriority(_ id: String, _ priority: Int, now: Date = Date()) throws -> Bool {
+        try database.write { db in
+            try db.execute(sql: "UPDATE job SET priority = ?, front = NULL WHERE id = ? AND state = 'queued'", arguments: [priority, id])
+            guard db.changesCount > 0 else { return false }
+            try Self.addTransition(db, job: id, state: "queued", time: now, note: "priority set to \(priority)")
+            return true
+        }
+    }
+
+    /// Marks the next queued job (``queueOrder``) running and returns it;
+    /// nil when none is queued or the queue is paused.
     public func claimNext(now: Date = Date(), note: String? = nil) throws -> JobRecord? {
         try database.write { db in
-            guard let row = try Row.fetchOne(db, sql: """
-                SELECT id FROM job WHERE state = 'queued' ORDER BY priority DESC, seq ASC LIMIT 1
+            guard try !Self.isPaused(db), let row = try Row.fetchOne(db, sql: """
+                SELECT id FROM job WHERE state = 'queued' ORDER BY \(Self.queueOrder) LIMIT 1
                 """) else { return nil }
             let id: String = row["id"]
             try db.execute(sql: "UPDATE job SET state = 'running', started = ?, attempts = attempts + 1 WHERE id = ?",

@@ -28,6 +28,8 @@ public enum ErrorCode: String, Sendable, CaseIterable {
     case notFound = "not_found"
     case notFinished = "not_finished"
     case notCancellable = "not_cancellable"
+    /// `move` on a job that is no longer queued (running or ended).
+    case notQueued = "not_queued"
     case shuttingDown = "shutting_down"
     /// A job failed while running (events and status only).
     case nodeFailed = "node_failed"

@@ -13,7 +13,7 @@ struct Pilot: ParsableCommand {
             Try them on a tiny random-weight model: `pilot models create-tiny DIR`.
             """,
         version: PilotVersion.string,
-        subcommands: [Serve.self, Submit.self, Watch.self, Status.self, Cancel.self, Prune.self, ResultCommand.self,
+        subcommands: [Serve.self, Submit.self, Watch.self, Status.self, Cancel.self, QueueCommand.self, Prune.self, ResultCommand.self,
                       Run.self, Validate.self, NodesCommand.self, Templates.self, WorkflowFrom.self,
                       Info.self, Inspect.self, Models.self, Keys.self, Worker.self])
 }

@@ -84,9 +84,10 @@ final class JobStoreTests: XCTestCase {
     func testSchemaIsMigratedFromTheFirstVersion() throws {
         XCTAssertEqual(try store.appliedMigrations(),
                        ["v1: jobs, transitions, blobs, model hashes", "v2: clients, job owners, secrets", "v3: saved templates",
-                        "v4: templates a job's template nodes resolved to", "v5: the previews a job asked for"])
+                        "v4: templates a job's template nodes resolved to", "v5: the previews a job asked for",
+                        "v6: queue controls"])
         // Opening again applies nothing twice.
-        XCTAssertEqual(try JobStore(path: store.path).appliedMigrations().count, 5)
+        XCTAssertEqual(try JobStore(path: store.path).appliedMigrations().count, 6)
     }
 
     func testAVersionOneStoreKeepsItsJobsAsTheOwnersWhenMigrated() throws {
@@ -178,6 +179,33 @@ final class JobStoreTests: XCTestCase {
         XCTAssertEqual(job.state, .queued)
         XCTAssertEqual(try reopened.transitions("a").map(\.state), ["queued", "running", "queued"])
         XCTAssertEqual(try reopened.claimNext()?.attempts, 2, "expected the second start to count as attempt 2")
+    }
+
+    func testAPausedQueueClaimsNothingAndStaysPausedAcrossARestart() throws {
+        _ = try insert("a")
+        try store.setQueuePaused(true)
+        XCTAssertNil(try store.claimNext(), "expected a paused queue to give no job")
+        XCTAssertTrue(try JobStore(path: store.path).isQueuePaused(), "expected the pause kept across a reopen")
+        XCTAssertEqual(try store.queuePosition("a"), 0, "expected the job still first in the queue")
+        try store.setQueuePaused(false)
+        XCTAssertEqual(try store.claimNext()?.id, "a", "expected the resumed queue to give its job")
+    }
+
+    func testMovesToTheFrontAndPriorityChangesReorderTheQueue() throws {
+        for id in ["a", "b", "c", "d"] { _ = try insert(id) }
+        XCTAssertTrue(try store.moveToFront("c", now: Date(timeIntervalSinceNow: 1)))
+        XCTAssertTrue(try store.moveToFront("d", now: Date(timeIntervalSinceNow: 2)))
+        XCTAssertTrue(try store.setPriority("b", 10))
+        XCTAssertEqual(try store.queueOrder().map(\.id), ["d", "c", "b", "a"],
+                       "expected the latest move first, then the earlier one, then priority, then age")
+        XCTAssertEqual(try store.queuePosition("b"), 2, "expected the position to follow the same order")
+        XCTAssertTrue(try store.setPriority("d", -5), "expected a priority change to undo a move to the front")
+        XCTAssertEqual(try (0..<4).map { _ in try XCTUnwrap(store.claimNext()).id }, ["c", "b", "a", "d"],
+                       "expected claims in the queue's order")
+        XCTAssertFalse(try store.moveToFront("a"), "expected a running job not to be moved")
+        XCTAssertFalse(try store.setPriority("a", 3), "expected a running job's priority not to change")
+        XCTAssertTrue(try store.transitions("c").contains { $0.note == "moved to the front of the queue" },
+                      "expected the move in the job's transitions")
     }
 
     func testFinalStatesAndCancelOfQueuedJobs() throws {

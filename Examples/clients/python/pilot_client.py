@@ -150,6 +150,22 @@ class PilotClient:
     def cancel(self, job):
         return self.request("cancel", {"job": job})[0]["state"]
 
+    # -- the queue -------------------------------------------------------------
+
+    def queue(self, action="status"):
+        """The queue: {"paused", "queued", "running", "jobs": [{"id", "position", ...}]};
+        action "pause" or "resume" (admin clients) changes it first."""
+        return self.request("queue", {"action": action})[0]
+
+    def move(self, job, front=False, priority=None):
+        """Moves a queued job to the front (admins) or to another priority; its new position."""
+        content = {"job": job}
+        if front:
+            content["to"] = "front"
+        if priority is not None:
+            content["priority"] = priority
+        return self.request("move", content)[0]["position"]
+
     def result(self, job):
         """name -> bytes of a finished job's output files."""
         reply, frames = self.request("result", {"job": job})

@@ -5,6 +5,7 @@ Usage: test_pilot_client.py CONNECTION_FILE TINY_MODEL EXAMPLES_DIR
 """
 import os
 import sys
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -44,6 +45,24 @@ class PilotClientTest(unittest.TestCase):
         outputs = self.client.result(job)
         self.assertEqual(list(outputs), ["text-inpaint.png"])
         self.assertTrue(outputs["text-inpaint.png"].startswith(b"\x89PNG\r\n\x1a\n"), "expected PNG bytes")
+
+    def test_the_queue_pauses_reorders_and_resumes(self):
+        copy = ("version: 1\ninputs:\n  picture: {type: Image}\n"
+                "nodes:\n  save: {type: SaveImage, inputs: {image: $picture}, params: {name: queued}}\n")
+        self.assertTrue(self.client.queue("pause")["paused"], "expected the queue paused")
+        try:
+            first = self.client.submit(workflow=copy, inputs={"picture": read("source.png")})
+            second = self.client.submit(workflow=copy, inputs={"picture": read("source.png")})
+            self.assertEqual(self.client.move(second, front=True), 0, "expected the moved job first")
+            listed = [job["id"] for job in self.client.queue()["jobs"]]
+            self.assertEqual(listed[:2], [second, first], "expected the queue in its new order")
+        finally:
+            self.assertFalse(self.client.queue("resume")["paused"], "expected the queue resumed")
+        for job in (first, second):
+            deadline = time.time() + 120
+            while self.client.status(job)["state"] in ("queued", "running") and time.time() < deadline:
+                time.sleep(0.05)
+            self.assertEqual(self.client.status(job)["state"], "finished", "expected the job run once resumed")
 
     def test_errors_come_back_structured(self):
         with self.assertRaises(PilotError) as caught:
