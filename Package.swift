@@ -40,6 +40,9 @@ let package = Package(
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CZeroMQ", providers: [.apt(["libzmq3-dev"])]),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
+        // libpq, PostgreSQL's client library: the shared job queue (PostgresJobQueue). Synchronous like
+        // the rest of the daemon, and a few seconds to build, where postgres-nio would bring SwiftNIO.
+        .systemLibrary(name: "CPostgres", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
 
         // Our C shim over libpng: turns libpng's longjmp errors into return codes.
         .target(name: "CPNG", linkerSettings: [.linkedLibrary("png16"), .linkedLibrary("z")]),
@@ -66,7 +69,7 @@ let package = Package(
         // The daemon: ZeroMQ protocol, job store (SQLite through GRDB), events, clients. It runs
         // workflows through the engine and knows no node: `pilot` hands it the node library.
         .target(name: "Daemon", dependencies: [
-            "CZeroMQ", "Workflow", "SafeTensors", "Imaging",
+            "CZeroMQ", "CPostgres", "Workflow", "SafeTensors", "Imaging",
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Crypto", package: "swift-crypto"),

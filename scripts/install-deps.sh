@@ -2,10 +2,10 @@
 # Installs the Debian packages PILOT builds against, only those missing.
 # Needs root (or sudo). Swift itself is expected on the PATH.
 # Arguments name more packages (scripts/test.sh adds python3-zmq for the
-# Python client's test).
+# Python client's test and postgresql for the PostgreSQL queue's tests).
 set -euo pipefail
 
-packages=(libopenblas-dev libzmq3-dev libpng-dev libjpeg62-turbo-dev libwebp-dev libsqlite3-dev pkg-config zlib1g-dev "$@")
+packages=(libopenblas-dev libzmq3-dev libpng-dev libjpeg62-turbo-dev libwebp-dev libsqlite3-dev libpq-dev pkg-config zlib1g-dev "$@")
 
 missing=()
 for p in "${packages[@]}"; do

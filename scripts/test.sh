@@ -3,7 +3,7 @@
 # runs the whole test suite. `.ci/run` runs exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/install-deps.sh python3-zmq
+scripts/install-deps.sh python3-zmq postgresql
 # NVRTC (from PyPI, outside the repository) for the CUDA kernels' compile test.
 nvrtc=$(scripts/install-nvrtc.sh)
 export PILOT_CUDA_LIBRARY_PATH="$nvrtc${PILOT_CUDA_LIBRARY_PATH:+:$PILOT_CUDA_LIBRARY_PATH}"

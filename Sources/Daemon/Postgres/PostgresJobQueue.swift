@@ -1,0 +1,185 @@
+import Foundation
+import Workflow
+
+/// The job queue in PostgreSQL, for workers on many machines: the same
+/// ``JobQueue`` contract as `JobStore` (claims, attempts, fencing, exactly
+/// one final state), with claims that concurrent workers make safely
+/// through `FOR UPDATE SKIP LOCKED`. Every operation is one statement
+/// (state change and transition together, in a CTE), so it commits whole
+/// or not at all.
+///
+/// What exists: the worker's side (this contract) and the front's enqueue.
+/// Not yet: leases with heartbeats, blobs in the database, events over
+/// LISTEN/NOTIFY, `pilot serve --queue` and `pilot worker --queue`
+/// (docs/queue.md, "Many machines").
+public final class PostgresJobQueue: JobQueue, @unchecked Sendable {
+    private let pool: PostgresPool
+
+    /// Connects (a libpq connection string or `postgresql://` URL) and
+    /// creates the schema if it is missing.
+    public init(connection: String) throws {
+        pool = try PostgresPool(connection)
+        try pool.with { db in
+            try db.query("BEGIN")
+            do {
+                // One creator at a time: IF NOT EXISTS alone races between processes.
+                try db.query("SELECT pg_advisory_xact_lock(7236071)")
+                for statement in Self.schema { try db.query(statement) }
+                try db.query("COMMIT")
+            } catch {
+                _ = try? db.query("ROLLBACK")
+                throw error
+            }
+        }
+    }
+
+    static let schema = [
+        """
+        CREATE TABLE IF NOT EXISTS job (
+            seq BIGSERIAL PRIMARY KEY,
+            id TEXT NOT NULL UNIQUE,
+            owner TEXT NOT NULL DEFAULT 'owner',
+            idempotency_key TEXT,
+            state TEXT NOT NULL,
+            priority INTEGER NOT NULL DEFAULT 0,
+            front DOUBLE PRECISION,
+            template TEXT,
+            template_file TEXT,
+            workflow TEXT NOT NULL,
+            parameters TEXT NOT NULL,
+            inputs TEXT NOT NULL,
+            client TEXT,
+            created DOUBLE PRECISION NOT NULL,
+            started DOUBLE PRECISION,
+            finished DOUBLE PRECISION,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            error TEXT,
+            outputs TEXT,
+            template_version INTEGER,
+            template_sha256 TEXT,
+            nested_templates TEXT,
+            preview TEXT,
+            UNIQUE (owner, idempotency_key)
+        )
+        """,
+        "CREATE INDEX IF NOT EXISTS job_queue ON job (state, priority DESC, seq)",
+        """
+        CREATE TABLE IF NOT EXISTS transition (
+            seq BIGSERIAL PRIMARY KEY,
+            job TEXT NOT NULL REFERENCES job(id),
+            state TEXT NOT NULL,
+            time DOUBLE PRECISION NOT NULL,
+            note TEXT
+        )
+        """,
+        "CREATE INDEX IF NOT EXISTS transition_job ON transition (job, seq)",
+        "CREATE TABLE IF NOT EXISTS setting (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    ]
+
+    /// The queue's order, as `JobStore.queueOrder`.
+    static let order = "front IS NULL, front DESC, priority DESC, seq ASC"
+
+    /// Adds a queued job (the front's side of the queue).
+    public func enqueue(id: String, priority: Int, workflow: String, parameters: JSONValue = .object([:]),
+                        inputs: JSONValue = .object([:]), owner: String = ClientRecord.ownerName, client: String? = nil,
+                        now: Date = Date()) throws {
+        try pool.with { db in
+            try db.query("""
+                WITH added AS (
+                    INSERT INTO job (id, owner, state, priority, workflow, parameters, inputs, client, created)
+                    VALUES ($1, $2, 'queued', $3, $4, $5, $6, $7, $8) RETURNING id)
+                INSERT INTO transition (job, state, time, note) SELECT id, 'queued', $8, NULL FROM added
+                """, [id, owner, String(priority), workflow, parameters.compact, inputs.compact, client, Self.time(now)])
+        }
+    }
+
+    /// Pauses or resumes the queue (no claim while paused).
+    public func setQueuePaused(_ paused: Bool) throws {
+        try pool.with { db in
+            try db.query("""
+                INSERT INTO setting (name, value) VALUES ('queue_paused', $1)
+                ON CONFLICT (name) DO UPDATE SET value = excluded.value
+                """, [paused ? "true" : "false"])
+        }
+    }
+
+    public func claimNext(now: Date, note: String?) throws -> JobRecord? {
+        try pool.with { db in
+            let rows = try db.query("""
+                WITH next AS (
+                    SELECT id FROM job
+                    WHERE state = 'queued'
+                      AND NOT EXISTS (SELECT 1 FROM setting WHERE name = 'queue_paused' AND value = 'true')
+                    ORDER BY \(Self.order) LIMIT 1 FOR UPDATE SKIP LOCKED),
+                claimed AS (
+                    UPDATE job SET state = 'running', started = $1, attempts = attempts + 1
+                    FROM next WHERE job.id = next.id RETURNING job.*),
+                logged AS (INSERT INTO transition (job, state, time, note) SELECT id, 'running', $1, $2 FROM claimed)
+                SELECT * FROM claimed
+                """, [Self.time(now), note])
+            return try rows.rows.indices.first.map { try Self.record(rows, $0) }
+        }
+    }
+
+    public func finish(_ id: String, attempt: Int, state: JobState, error: JSONValue?, outputs: JSONValue?,
+                       now: Date) throws -> Bool {
+        precondition(state.isFinal)
+        return try pool.with { db in
+            let rows = try db.query("""
+                WITH done AS (
+                    UPDATE job SET state = $1, finished = $2, error = $3, outputs = $4
+                    WHERE id = $5 AND state = 'running' AND attempts = $6 RETURNING id),
+                logged AS (INSERT INTO transition (job, state, time, note) SELECT id, $1, $2, $7 FROM done)
+                SELECT count(*) AS n FROM done
+                """, [state.rawValue, Self.time(now), error?.compact, outputs?.compact, id, String(attempt),
+                      error?["message"]?.stringValue])
+            return rows.value(0, "n") == "1"
+        }
+    }
+
+    public func requeue(_ id: String, attempt: Int, note: String, now: Date) throws -> Bool {
+        try pool.with { db in
+            let rows = try db.query("""
+                WITH back AS (
+                    UPDATE job SET state = 'queued', started = NULL
+                    WHERE id = $1 AND state = 'running' AND attempts = $2 RETURNING id),
+                logged AS (INSERT INTO transition (job, state, time, note) SELECT id, 'queued', $3, $4 FROM back)
+                SELECT count(*) AS n FROM back
+                """, [id, String(attempt), Self.time(now), note])
+            return rows.value(0, "n") == "1"
+        }
+    }
+
+    public func job(_ id: String) throws -> JobRecord? {
+        try pool.with { db in
+            let rows = try db.query("SELECT * FROM job WHERE id = $1", [id])
+            return try rows.rows.indices.first.map { try Self.record(rows, $0) }
+        }
+    }
+
+    static func time(_ date: Date) -> String { String(date.timeIntervalSince1970) }
+
+    static func record(_ rows: PostgresRows, _ r: Int) throws -> JobRecord {
+        func text(_ column: String) -> String? { rows.value(r, column) }
+        func required(_ column: String) throws -> String {
+            guard let value = text(column) else { throw DaemonError(.internal, "job queue: column '\(column)' is missing or NULL") }
+            return value
+        }
+        func json(_ column: String) -> JSONValue? { text(column).flatMap { try? JSONValue(parsing: Data($0.utf8)) } }
+        func date(_ column: String) -> Date? { text(column).flatMap(Double.init).map(Date.init(timeIntervalSince1970:)) }
+        let stateText = try required("state")
+        guard let state = JobState(rawValue: stateText) else { throw DaemonError(.internal, "job queue: unknown state '\(stateText)'") }
+        guard let sequence = Int64(try required("seq")), let priority = Int(try required("priority")),
+              let attempts = Int(try required("attempts")), let created = date("created") else {
+            throw DaemonError(.internal, "job queue: a job row has unreadable numbers")
+        }
+        return JobRecord(
+            id: try required("id"), sequence: sequence, idempotencyKey: text("idempotency_key"), state: state,
+            priority: priority, template: text("template"), templateFile: text("template_file"),
+            workflow: try required("workflow"), parameters: json("parameters") ?? .object([:]),
+            inputs: json("inputs") ?? .object([:]), client: text("client"), owner: try required("owner"),
+            created: created, started: date("started"), finished: date("finished"), attempts: attempts,
+            error: json("error"), outputs: json("outputs"), templateVersion: text("template_version").flatMap(Int.init),
+            templateSHA256: text("template_sha256"), nestedTemplates: json("nested_templates"), preview: json("preview"))
+    }
+}
