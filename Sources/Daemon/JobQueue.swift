@@ -17,12 +17,26 @@ import Workflow
 ///   the write changes nothing (it returns false), so a worker presumed
 ///   dead (killed, frozen, cut off) cannot overwrite a rerun.
 /// - **Exactly once**: a job reaches one final state, once.
+/// - **Leases**: a claim holds the job until `now + lease`; the worker
+///   extends it while it runs (`renewLease`). A job whose lease ran out
+///   (its worker died, froze or lost the network) is requeued by
+///   `expireLeases`, or failed as `worker_lost` once it has had
+///   `maxAttempts` attempts.
 public protocol JobQueue: AnyObject, Sendable {
     /// Marks the next queued job (highest priority, then oldest) running,
-    /// counting an attempt, and returns it (its `attempts` is the attempt
-    /// this claim holds); nil when nothing is queued. `note` goes to the
-    /// job's transition log (which device took it).
-    func claimNext(now: Date, note: String?) throws -> JobRecord?
+    /// counting an attempt, leased until `now + lease`, and returns it (its
+    /// `attempts` is the attempt this claim holds); nil when nothing is
+    /// queued. `note` goes to the job's transition log (which device took it).
+    func claimNext(now: Date, note: String?, lease: TimeInterval) throws -> JobRecord?
+
+    /// Extends attempt `attempt`'s lease on running job `id` to `until`.
+    /// False, writing nothing, when that attempt no longer holds the job.
+    func renewLease(_ id: String, attempt: Int, until: Date) throws -> Bool
+
+    /// Requeues every running job whose lease ended before `now` (its next
+    /// claim is attempt + 1), or fails it as `worker_lost` when it has had
+    /// `maxAttempts` attempts; the ids of each.
+    func expireLeases(now: Date, maxAttempts: Int) throws -> (requeued: [String], lost: [String])
 
     /// Records a final state (`finished`, `failed`, `cancelled`) for
     /// attempt `attempt` of running job `id`. False, writing nothing, when
@@ -38,8 +52,13 @@ public protocol JobQueue: AnyObject, Sendable {
     func job(_ id: String) throws -> JobRecord?
 }
 
+/// How long a claim holds a job before it must be renewed, by default.
+public enum JobLease {
+    public static let seconds: TimeInterval = 60
+}
+
 extension JobQueue {
-    func claimNext(note: String?) throws -> JobRecord? { try claimNext(now: Date(), note: note) }
+    func claimNext(note: String?) throws -> JobRecord? { try claimNext(now: Date(), note: note, lease: JobLease.seconds) }
 
     @discardableResult
     func finish(_ job: JobRecord, state: JobState, error: JSONValue? = nil, outputs: JSONValue? = nil) throws -> Bool {

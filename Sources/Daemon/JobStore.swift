@@ -258,6 +258,10 @@ public final class JobStore: JobQueue, Sendable {
                 CREATE TABLE setting (name TEXT PRIMARY KEY, value TEXT NOT NULL);
                 """)
         }
+        // v7: leases. A claim holds its job until `lease_until`; the worker renews it.
+        migrator.registerMigration("v7: leases") { db in
+            try db.execute(sql: "ALTER TABLE job ADD COLUMN lease_until REAL")
+        }
         return migrator
     }
 
@@ -550,14 +554,14 @@ public final class JobStore: JobQueue, Sendable {
 
     /// Marks the next queued job (``queueOrder``) running and returns it;
     /// nil when none is queued or the queue is paused.
-    public func claimNext(now: Date = Date(), note: String? = nil) throws -> JobRecord? {
+    public func claimNext(now: Date = Date(), note: String? = nil, lease: TimeInterval = JobLease.seconds) throws -> JobRecord? {
         try database.write { db in
             guard try !Self.isPaused(db), let row = try Row.fetchOne(db, sql: """
                 SELECT id FROM job WHERE state = 'queued' ORDER BY \(Self.queueOrder) LIMIT 1
                 """) else { return nil }
             let id: String = row["id"]
-            try db.execute(sql: "UPDATE job SET state = 'running', started = ?, attempts = attempts + 1 WHERE id = ?",
-                           arguments: [now.timeIntervalSince1970, id])
+            try db.execute(sql: "UPDATE job SET state = 'running', started = ?, attempts = attempts + 1, lease_until = ? WHERE id = ?",
+                           arguments: [now.timeIntervalSince1970, now.timeIntervalSince1970 + lease, id])
             try Self.addTransition(db, job: id, state: "running", time: now, note: note)
             return try Self.record(try Row.fetchOne(db, sql: "SELECT * FROM job WHERE id = ?", arguments: [id])!)
         }
@@ -611,6 +615,37 @@ public final class JobStore: JobQueue, Sendable {
         }
     }
 
+    /// ``JobQueue/renewLease(_:attempt:until:)``: fenced by the attempt.
+    public func renewLease(_ id: String, attempt: Int, until: Date) throws -> Bool {
+        try database.write { db in
+            try db.execute(sql: "UPDATE job SET lease_until = ? WHERE id = ? AND state = 'running' AND attempts = ?",
+                           arguments: [until.timeIntervalSince1970, id, attempt])
+            return db.changesCount > 0
+        }
+    }
+
+    /// ``JobQueue/expireLeases(now:maxAttempts:)``.
+    public func expireLeases(now: Date, maxAttempts: Int) throws -> (requeued: [String], lost: [String]) {
+        try database.write { db in
+            let expired = try Row.fetchAll(db, sql: """
+                SELECT id, attempts FROM job WHERE state = 'running' AND lease_until IS NOT NULL AND lease_until < ? ORDER BY seq
+                """, arguments: [now.timeIntervalSince1970])
+            var requeued: [String] = [], lost: [String] = []
+            for row in expired {
+                let id: String = row["id"], attempts: Int = row["attempts"]
+                if attempts >= maxAttempts {
+                    let message = "its lease ran out on each of its \(attempts) attempt(s) (the worker died, froze or was cut off): not retried again"
+                    try Self.failInterrupted(db, id, code: .workerLost, message: message, details: ["attempts": .int(attempts)], now: now)
+                    lost.append(id)
+                } else {
+                    try Self.requeueInterrupted(db, id, note: "requeued: the lease of attempt \(attempts) ran out", now: now)
+                    requeued.append(id)
+                }
+            }
+            return (requeued, lost)
+        }
+    }
+
     /// ``JobQueue/requeue(_:attempt:note:now:)``: fenced by the attempt.
     public func requeue(_ id: String, attempt: Int, note: String, now: Date) throws -> Bool {
         try database.write { db in
@@ -652,15 +687,10 @@ public final class JobStore: JobQueue, Sendable {
                     let message = "\(cause) while this job ran\(at), \(crashes) times: not retried again"
                     var details: [String: JSONValue] = ["crashes": .int(crashes)]
                     if let node { details["last_node"] = .string(node) }
-                    let error = JSONValue.object(["code": .string(ErrorCode.crashed.rawValue), "message": .string(message),
-                                                  "details": .object(details)])
-                    try db.execute(sql: "UPDATE job SET state = 'failed', finished = ?, error = ? WHERE id = ?",
-                                   arguments: [now.timeIntervalSince1970, error.compact, id])
-                    try Self.addTransition(db, job: id, state: "failed", time: now, note: message)
+                    try Self.failInterrupted(db, id, code: .crashed, message: message, details: details, now: now)
                     crashed.append(id)
                 } else {
-                    try db.execute(sql: "UPDATE job SET state = 'queued', started = NULL WHERE id = ?", arguments: [id])
-                    try Self.addTransition(db, job: id, state: "queued", time: now, note: Self.crashRequeueNote)
+                    try Self.requeueInterrupted(db, id, note: Self.crashRequeueNote, now: now)
                     requeued.append(id)
                 }
             }
@@ -783,6 +813,21 @@ public final class JobStore: JobQueue, Sendable {
     }
 
     // MARK: rows
+
+    /// Fails running job `id` whose holder is gone (a crashed worker, a lost lease), with its error.
+    private static func failInterrupted(_ db: Database, _ id: String, code: ErrorCode, message: String,
+                                        details: [String: JSONValue], now: Date) throws {
+        let error = JSONValue.object(["code": .string(code.rawValue), "message": .string(message), "details": .object(details)])
+        try db.execute(sql: "UPDATE job SET state = 'failed', finished = ?, error = ?, lease_until = NULL WHERE id = ?",
+                       arguments: [now.timeIntervalSince1970, error.compact, id])
+        try addTransition(db, job: id, state: "failed", time: now, note: message)
+    }
+
+    /// Puts running job `id` whose holder is gone back in the queue.
+    private static func requeueInterrupted(_ db: Database, _ id: String, note: String, now: Date) throws {
+        try db.execute(sql: "UPDATE job SET state = 'queued', started = NULL, lease_until = NULL WHERE id = ?", arguments: [id])
+        try addTransition(db, job: id, state: "queued", time: now, note: note)
+    }
 
     private static func addTransition(_ db: Database, job: String, state: String, time: Date, note: String?) throws {
         try db.execute(sql: "INSERT INTO transition (job, state, time, note) VALUES (?, ?, ?, ?)",

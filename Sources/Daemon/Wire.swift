@@ -35,6 +35,8 @@ public enum ErrorCode: String, Sendable, CaseIterable {
     case nodeFailed = "node_failed"
     /// The daemon died while the job ran, as often as a job may be retried (status only).
     case crashed
+    /// The job's lease ran out on each of its attempts (its worker died, froze or was cut off) (status only).
+    case workerLost = "worker_lost"
     /// The job ran past the daemon's time limit (`--job-time-limit`) and was stopped.
     case timeout
     case pathNotAllowed = "path_not_allowed"

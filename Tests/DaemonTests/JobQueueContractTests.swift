@@ -52,6 +52,51 @@ class JobQueueContractTests: XCTestCase {
         XCTAssertNil(try queue.claimNext(note: nil), "expected a finished job never to be claimed again")
     }
 
+    func testALeaseThatRunsOutRequeuesTheJobAndFencesItsWorker() throws {
+        let (queue, enqueue) = try makeQueue()
+        try enqueue("kept", 0)
+        try enqueue("lost", 0)
+        let start = Date()
+        let kept = try XCTUnwrap(queue.claimNext(now: start, note: "worker A", lease: 30))
+        let lost = try XCTUnwrap(queue.claimNext(now: start, note: "worker B", lease: 30))
+        XCTAssertTrue(try queue.renewLease(kept.id, attempt: kept.attempts, until: start.addingTimeInterval(90)),
+                      "expected the holding attempt to renew its lease")
+        XCTAssertFalse(try queue.renewLease(kept.id, attempt: kept.attempts + 1, until: start.addingTimeInterval(90)),
+                       "expected another attempt's renewal to be refused")
+        let early = try queue.expireLeases(now: start.addingTimeInterval(20), maxAttempts: 3)
+        XCTAssertEqual(early.requeued + early.lost, [], "expected no lease to have run out after 20 s")
+        // Worker B stopped renewing (frozen): after 60 s its lease is over, A's renewed one is not.
+        let swept = try queue.expireLeases(now: start.addingTimeInterval(60), maxAttempts: 3)
+        XCTAssertEqual(swept.requeued, ["lost"], "expected only the job whose lease ran out to be requeued")
+        XCTAssertEqual(swept.lost, [], "expected no job failed after one attempt of three")
+        XCTAssertEqual(try queue.job("kept")?.state, .running, "expected the renewed job to keep running")
+        XCTAssertFalse(try queue.finish(lost, state: .finished), "expected the frozen worker's late result to be refused")
+        let again = try XCTUnwrap(queue.claimNext(now: start.addingTimeInterval(61), note: "worker C", lease: 30))
+        XCTAssertEqual(again.id, "lost", "expected the requeued job to be claimed again")
+        XCTAssertEqual(again.attempts, 2, "expected the rerun to be attempt 2")
+    }
+
+    func testAJobWhoseLeaseRunsOutOnEveryAttemptFailsAsWorkerLost() throws {
+        let (queue, enqueue) = try makeQueue()
+        try enqueue("doomed", 0)
+        var now = Date()
+        for attempt in 1...2 {
+            let job = try XCTUnwrap(queue.claimNext(now: now, note: nil, lease: 10), "expected attempt \(attempt) to be claimed")
+            XCTAssertEqual(job.attempts, attempt, "expected attempt \(attempt)")
+            now = now.addingTimeInterval(11)
+            let swept = try queue.expireLeases(now: now, maxAttempts: 2)
+            XCTAssertEqual(attempt == 1 ? swept.requeued : swept.lost, ["doomed"],
+                           "expected attempt \(attempt) of 2 to be \(attempt == 1 ? "requeued" : "failed as worker_lost")")
+        }
+        let failed = try XCTUnwrap(queue.job("doomed"))
+        XCTAssertEqual(failed.state, .failed, "expected the job failed once its attempts are spent")
+        XCTAssertEqual(failed.error?["code"]?.stringValue, "worker_lost", "expected the worker_lost error code")
+        XCTAssertEqual(failed.error?["details"]?["attempts"], .int(2), "expected the attempts in the error's details")
+        XCTAssertNil(try queue.claimNext(now: now, note: nil, lease: 10), "expected a failed job never to be claimed again")
+        let later = try queue.expireLeases(now: now.addingTimeInterval(100), maxAttempts: 2)
+        XCTAssertEqual(later.requeued + later.lost, [], "expected a failed job not to be swept again")
+    }
+
     func testConcurrentClaimsNeverTakeTheSameJob() throws {
         let (queue, enqueue) = try makeQueue()
         let count = 60
@@ -60,7 +105,7 @@ class JobQueueContractTests: XCTestCase {
         DispatchQueue.concurrentPerform(iterations: 6) { _ in
             while true {
                 do {
-                    guard let job = try queue.claimNext(now: Date(), note: nil) else { return }
+                    guard let job = try queue.claimNext(now: Date(), note: nil, lease: 60) else { return }
                     claims.add(job.id)
                     _ = try queue.finish(job, state: .finished)
                 } catch {

@@ -85,9 +85,9 @@ final class JobStoreTests: XCTestCase {
         XCTAssertEqual(try store.appliedMigrations(),
                        ["v1: jobs, transitions, blobs, model hashes", "v2: clients, job owners, secrets", "v3: saved templates",
                         "v4: templates a job's template nodes resolved to", "v5: the previews a job asked for",
-                        "v6: queue controls"])
+                        "v6: queue controls", "v7: leases"])
         // Opening again applies nothing twice.
-        XCTAssertEqual(try JobStore(path: store.path).appliedMigrations().count, 6)
+        XCTAssertEqual(try JobStore(path: store.path).appliedMigrations().count, 7)
     }
 
     func testAVersionOneStoreKeepsItsJobsAsTheOwnersWhenMigrated() throws {

@@ -113,6 +113,14 @@ final class PostgresJobQueueContractTests: JobQueueContractTests {
         try super.testAWorkerWhoseAttemptNoLongerHoldsTheJobCannotWriteIt()
     }
 
+    override func testALeaseThatRunsOutRequeuesTheJobAndFencesItsWorker() throws {
+        try super.testALeaseThatRunsOutRequeuesTheJobAndFencesItsWorker()
+    }
+
+    override func testAJobWhoseLeaseRunsOutOnEveryAttemptFailsAsWorkerLost() throws {
+        try super.testAJobWhoseLeaseRunsOutOnEveryAttemptFailsAsWorkerLost()
+    }
+
     override func testConcurrentClaimsNeverTakeTheSameJob() throws {
         try super.testConcurrentClaimsNeverTakeTheSameJob()
     }

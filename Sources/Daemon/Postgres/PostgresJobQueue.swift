@@ -74,6 +74,7 @@ public final class PostgresJobQueue: JobQueue, @unchecked Sendable {
         """,
         "CREATE INDEX IF NOT EXISTS transition_job ON transition (job, seq)",
         "CREATE TABLE IF NOT EXISTS setting (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        "ALTER TABLE job ADD COLUMN IF NOT EXISTS lease_until DOUBLE PRECISION",
     ]
 
     /// The queue's order, as `JobStore.queueOrder`.
@@ -103,7 +104,7 @@ public final class PostgresJobQueue: JobQueue, @unchecked Sendable {
         }
     }
 
-    public func claimNext(now: Date, note: String?) throws -> JobRecord? {
+    public func claimNext(now: Date, note: String?, lease: TimeInterval) throws -> JobRecord? {
         try pool.with { db in
             let rows = try db.query("""
                 WITH next AS (
@@ -112,11 +113,11 @@ public final class PostgresJobQueue: JobQueue, @unchecked Sendable {
                       AND NOT EXISTS (SELECT 1 FROM setting WHERE name = 'queue_paused' AND value = 'true')
                     ORDER BY \(Self.order) LIMIT 1 FOR UPDATE SKIP LOCKED),
                 claimed AS (
-                    UPDATE job SET state = 'running', started = $1, attempts = attempts + 1
+                    UPDATE job SET state = 'running', started = $1, attempts = attempts + 1, lease_until = $3
                     FROM next WHERE job.id = next.id RETURNING job.*),
                 logged AS (INSERT INTO transition (job, state, time, note) SELECT id, 'running', $1, $2 FROM claimed)
                 SELECT * FROM claimed
-                """, [Self.time(now), note])
+                """, [Self.time(now), note, String(now.timeIntervalSince1970 + lease)])
             return try rows.rows.indices.first.map { try Self.record(rows, $0) }
         }
     }
@@ -134,6 +135,47 @@ public final class PostgresJobQueue: JobQueue, @unchecked Sendable {
                 """, [state.rawValue, Self.time(now), error?.compact, outputs?.compact, id, String(attempt),
                       error?["message"]?.stringValue])
             return rows.value(0, "n") == "1"
+        }
+    }
+
+    public func renewLease(_ id: String, attempt: Int, until: Date) throws -> Bool {
+        try pool.with { db in
+            try db.query("UPDATE job SET lease_until = $1 WHERE id = $2 AND state = 'running' AND attempts = $3",
+                         [Self.time(until), id, String(attempt)]).affected == 1
+        }
+    }
+
+    public func expireLeases(now: Date, maxAttempts: Int) throws -> (requeued: [String], lost: [String]) {
+        try pool.with { db in
+            // Locked rows are skipped: a job another sweeper is expiring right now is its to handle.
+            let rows = try db.query("""
+                WITH expired AS (
+                    SELECT id, attempts FROM job
+                    WHERE state = 'running' AND lease_until IS NOT NULL AND lease_until < $1
+                    FOR UPDATE SKIP LOCKED),
+                lost AS (
+                    UPDATE job SET state = 'failed', finished = $1, lease_until = NULL,
+                        error = json_build_object('code', 'worker_lost',
+                            'message', 'its lease ran out on each of its ' || job.attempts
+                                || ' attempt(s) (the worker died, froze or was cut off): not retried again',
+                            'details', json_build_object('attempts', job.attempts))::text
+                    FROM expired WHERE job.id = expired.id AND expired.attempts >= $2 RETURNING job.id, job.error),
+                back AS (
+                    UPDATE job SET state = 'queued', started = NULL, lease_until = NULL
+                    FROM expired WHERE job.id = expired.id AND expired.attempts < $2 RETURNING job.id, job.attempts),
+                logged AS (
+                    INSERT INTO transition (job, state, time, note)
+                    SELECT id, 'failed', $1, error::json->>'message' FROM lost
+                    UNION ALL
+                    SELECT id, 'queued', $1, 'requeued: the lease of attempt ' || attempts || ' ran out' FROM back)
+                SELECT id, 'lost' AS outcome FROM lost UNION ALL SELECT id, 'requeued' FROM back
+                """, [Self.time(now), String(maxAttempts)])
+            var requeued: [String] = [], lost: [String] = []
+            for r in rows.rows.indices {
+                guard let id = rows.value(r, "id") else { continue }
+                if rows.value(r, "outcome") == "lost" { lost.append(id) } else { requeued.append(id) }
+            }
+            return (requeued.sorted(), lost.sorted())
         }
     }
 
