@@ -64,7 +64,7 @@ enum ModelCases {
             let context = normal([2, 77, 768], seed: 2)
             return {
                 let conditioning = try stack.conditioning(x: x, timestep: 500, step: 0, steps: 1, context: context,
-                                                          attentionControl: nil)
+                                                          attentionControl: nil, guided: true)
                 _ = try model.unet(x, timesteps: [500, 500], conditioning: conditioning)
                 return []
             }

@@ -352,10 +352,7 @@ extension NodeInputs {
 
     /// Image input `name`: the one image, or each image of a batch, in order.
     func images(_ name: String) throws -> [Image] {
-        guard let value = values[name], case let .object(payload, _) = value else {
-            return [try object(name, as: Image.self)]
-        }
-        if let batch = payload as? ImageBatch { return batch.images }
+        if case let .object(batch as ImageBatch, _)? = values[name] { return batch.images }
         return [try object(name, as: Image.self)]
     }
 

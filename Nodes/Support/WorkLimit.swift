@@ -1,6 +1,6 @@
 import Diffusion
-import Tensors
 import Foundation
+import Tensors
 
 /// A bound on how much UNet work one sampling node may start, so a job that
 /// would run for days (1000 steps of a 4096×4096 image) is refused at once

@@ -127,7 +127,7 @@ final class AdapterParityTests: XCTestCase {
             let stack = AdapterStack()
             try stack.addT2IAdapter(adapter, image: image, scale: 0.7)
             let cond = try stack.conditioning(x: try input("latents"), timestep: 451, step: 0, steps: 1,
-                                              context: try input("context"), attentionControl: nil)
+                                              context: try input("context"), attentionControl: nil, guided: true)
             assertClose(try unet(cond), try Tensor(ref, "\(kind).unet_out"), tolerance: tol, "\(kind) UNet output (batch 2)")
         }
     }

@@ -80,7 +80,7 @@ final class PILOTAdapterParityTests: XCTestCase {
                 let control = PILOTAttentionControl(masks: masks)
                 control.capturing = true
                 let cond = try stack.conditioning(x: x, timestep: Float(t), step: 0, steps: 20, context: embeds.0,
-                                                  attentionControl: control)
+                                                  attentionControl: control, guided: false)
                 let eps = try model.unet(x, timesteps: [Float(t)], conditioning: cond)
                 let x0 = (x - eps * (1 - a).squareRoot()) / a.squareRoot()
                 var sc: Tensor?

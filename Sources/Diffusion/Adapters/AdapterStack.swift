@@ -53,13 +53,12 @@ public final class AdapterStack {
 
     /// Conditioning for one UNet call on `x` with `context` (one row per
     /// row of `x`) at `timestep`, step `step` of `steps`. `guided`: the
-    /// rows are a guidance pass (the first half unconditional); when nil,
-    /// a call of 2 rows is taken for one (a single candidate).
+    /// rows are a guidance pass (the first half unconditional), else
+    /// conditional rows only (PILOT's gradient pass).
     public func conditioning(x: Tensor, timestep: Float, step: Int, steps: Int, context: Tensor,
                              attentionControl: AttentionControl?, added: AddedConditioning? = nil,
-                             guided: Bool? = nil) throws -> UNetConditioning {
+                             guided: Bool) throws -> UNetConditioning {
         let b = x.dim(0)
-        let guided = guided ?? (b == 2)
         precondition(!guided || b % 2 == 0, "a guidance pass has an even number of rows, found \(b)")
         var cond = UNetConditioning(context: context, attentionControl: attentionControl, added: added)
         let (lo, hi) = (Float(step) / Float(max(steps, 1)), Float(step + 1) / Float(max(steps, 1)))
@@ -95,5 +94,12 @@ extension Tensor {
         if n == 1 { return self }
         let halves = chunked(2, axis: 0)
         return concat(Array(repeating: halves[0], count: n) + Array(repeating: halves[1], count: n), axis: 0)
+    }
+
+    /// Consecutive groups of at most `size` rows (itself when it has no more).
+    func rowGroups(_ size: Int) -> [Tensor] {
+        let n = dim(0), size = Swift.max(1, size)
+        guard n > size else { return [self] }
+        return stride(from: 0, to: n, by: size).map { sliced(axis: 0, $0..<Swift.min(n, $0 + size)) }
     }
 }

@@ -244,16 +244,16 @@ public final class PILOTSampler {
         let c = p.coef * s.masks.keepMass / p.coefNormaliser
         let lambda = PILOTLoss.lambda(timestep: t, scale: c)
         let eta = i == 0 ? p.warmupLearningRate : PILOTLoss.learningRate(timestep: t, base: p.learningRate)
-        let n = s.candidates, group = max(1, candidatesPerCall)
+        let n = s.candidates
         var x = s.latent
         var m = Tensor.zeros(x.shape)
         for j in 0..<p.innerSteps {
             var gradients: [Tensor] = []
             var background: Float = 0, centralisation: Float = 0, total: Float = 0
             var terms: [Float] = []
-            for start in stride(from: 0, to: n, by: group) {
+            for group in x.rowGroups(candidatesPerCall) {
                 let tape = Tape()
-                let xw = tape.watch(n <= group ? x : x.sliced(axis: 0, start..<min(n, start + group)).detached)
+                let xw = tape.watch(group)
                 let objective = try self.objective(xw, state: s, step: i, timestep: t, lambda: lambda, control: control)
                 gradients.append(try tape.gradient(of: objective.total, wrt: [xw])[0])
                 background += objective.background.item

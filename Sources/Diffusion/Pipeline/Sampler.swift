@@ -110,15 +110,10 @@ public struct GuidedSampler {
     /// would be alone.
     public func guidedOutput(_ x: Tensor, timestep: Float, positive: Tensor, negative: Tensor,
                              control: AttentionControl? = nil, step: Int = 0, steps: Int = 1) throws -> Tensor {
-        let n = x.dim(0), group = max(1, candidatesPerCall)
-        guard n > group else {
-            return try guidedCall(x, timestep: timestep, positive: positive, negative: negative, control: control, step: step, steps: steps)
+        let parts = try x.rowGroups(candidatesPerCall).map { group in
+            try guidedCall(group, timestep: timestep, positive: positive, negative: negative, control: control, step: step, steps: steps)
         }
-        let parts = try stride(from: 0, to: n, by: group).map { start in
-            try guidedCall(x.sliced(axis: 0, start..<min(n, start + group)), timestep: timestep, positive: positive,
-                           negative: negative, control: control, step: step, steps: steps)
-        }
-        return concat(parts, axis: 0)
+        return parts.count == 1 ? parts[0] : concat(parts, axis: 0)
     }
 
     /// One UNet call for the candidates `x [n, C, h, w]`.
