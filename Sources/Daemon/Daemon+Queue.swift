@@ -37,25 +37,20 @@ extension Daemon {
 
     func move(_ content: JSONValue, caller: ClientRecord) throws(DaemonError) -> Reply {
         let job = try requireJob(content, caller: caller)
-        let to = try optionalString(content, "to"), priority = try optionalInt(content, "priority")
-        guard (to == nil) != (priority == nil) else {
-            throw DaemonError(.invalidRequest, "expected either 'to': \"front\" or 'priority': an integer")
-        }
         let moved: Bool
-        if let to {
+        switch (try optionalString(content, "to"), try optionalInt(content, "priority")) {
+        case let (to?, nil):
             guard to == "front" else { throw DaemonError(.invalidRequest, "'to' must be \"front\", found '\(to.prefix(40))'") }
             try requireAdmin(caller, "moving a job to the front of the queue")
             moved = try storeCall { try store.moveToFront(job.id) }
-        } else if let priority {
-            guard Self.priorities.contains(priority) else {
-                throw DaemonError(.invalidRequest, "'priority' must be in \(Self.priorities.lowerBound)...\(Self.priorities.upperBound), found \(priority)")
-            }
+        case let (nil, priority?):
+            try Self.checkPriorityRange(priority)
             guard priority <= caller.maxPriority || caller.isAdmin else {
                 throw DaemonError(.quotaExceeded, "client '\(caller.name)' may give priority at most \(caller.maxPriority), asked for \(priority)")
             }
             moved = try storeCall { try store.setPriority(job.id, priority) }
-        } else {
-            moved = false
+        default:
+            throw DaemonError(.invalidRequest, "expected either 'to': \"front\" or 'priority': an integer")
         }
         guard moved else {
             throw DaemonError(.notQueued, "job \(job.id) is \(job.state.rawValue); only a queued job can be moved",

@@ -20,9 +20,7 @@ extension Daemon {
             return (["job": .string(existing.id), "state": .string(existing.state.rawValue), "duplicate": .bool(true)], [])
         }
         let priority = try optionalInt(content, "priority") ?? 0
-        guard Self.priorities.contains(priority) else {
-            throw DaemonError(.invalidRequest, "'priority' must be in \(Self.priorities.lowerBound)...\(Self.priorities.upperBound), found \(priority)")
-        }
+        try Self.checkPriorityRange(priority)
         guard priority <= caller.maxPriority else {
             throw DaemonError(.quotaExceeded, "client '\(caller.name)' may submit with priority at most \(caller.maxPriority), "
                               + "asked for \(priority)")
@@ -192,6 +190,13 @@ extension Daemon {
             logger.info("queued", metadata: metadata)
             return (["job": .string(id), "state": .string("queued"), "duplicate": .bool(false),
                      "position": position.map(JSONValue.int) ?? .null], [])
+        }
+    }
+
+    /// Refuses a priority outside −1000…1000 (submit, move).
+    static func checkPriorityRange(_ priority: Int) throws(DaemonError) {
+        guard priorities.contains(priority) else {
+            throw DaemonError(.invalidRequest, "'priority' must be in \(priorities.lowerBound)...\(priorities.upperBound), found \(priority)")
         }
     }
 

@@ -52,6 +52,21 @@ public protocol JobQueue: AnyObject, Sendable {
     func job(_ id: String) throws -> JobRecord?
 }
 
+/// The order jobs leave a queue in: those an admin moved to the front (the
+/// latest move first), then by priority, then the oldest. The same SQL for
+/// SQLite and PostgreSQL.
+enum JobQueueOrder {
+    static let sql = "front IS NULL, front DESC, priority DESC, seq ASC"
+}
+
+/// A queued job as the `queue` request lists it.
+public struct QueuedJob: Sendable, Equatable {
+    public var id: String
+    public var owner: String
+    public var priority: Int
+    public var template: String?
+}
+
 /// How long a claim holds a job before it must be renewed, by default.
 public enum JobLease {
     public static let seconds: TimeInterval = 60

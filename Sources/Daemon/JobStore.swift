@@ -490,22 +490,19 @@ public final class JobStore: JobQueue, Sendable {
         }
     }
 
-    /// The order jobs leave the queue in: those moved to the front (the
-    /// latest move first), then by priority, then the oldest.
-    static let queueOrder = "front IS NULL, front DESC, priority DESC, seq ASC"
-
     /// The position of queued job `id` in the queue (0 = next), or nil.
     public func queuePosition(_ id: String) throws -> Int? {
         try database.read { db in
-            try String.fetchAll(db, sql: "SELECT id FROM job WHERE state = 'queued' ORDER BY \(Self.queueOrder)").firstIndex(of: id)
+            try String.fetchAll(db, sql: "SELECT id FROM job WHERE state = 'queued' ORDER BY \(JobQueueOrder.sql)").firstIndex(of: id)
         }
     }
 
-    /// The queued jobs in the order they will run (at most `limit`).
-    public func queueOrder(limit: Int = 100) throws -> [JobRecord] {
+    /// The queued jobs in the order they will run (at most `limit`), without their texts.
+    public func queueOrder(limit: Int = 100) throws -> [QueuedJob] {
         try database.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM job WHERE state = 'queued' ORDER BY \(Self.queueOrder) LIMIT ?",
-                             arguments: [limit]).map(Self.record)
+            try Row.fetchAll(db, sql: """
+                SELECT id, owner, priority, template FROM job WHERE state = 'queued' ORDER BY \(JobQueueOrder.sql) LIMIT ?
+                """, arguments: [limit]).map { QueuedJob(id: $0["id"], owner: $0["owner"], priority: $0["priority"], template: $0["template"]) }
         }
     }
 
@@ -552,12 +549,12 @@ public final class JobStore: JobQueue, Sendable {
         }
     }
 
-    /// Marks the next queued job (``queueOrder``) running and returns it;
+    /// Marks the next queued job (``JobQueueOrder``) running and returns it;
     /// nil when none is queued or the queue is paused.
     public func claimNext(now: Date = Date(), note: String? = nil, lease: TimeInterval = JobLease.seconds) throws -> JobRecord? {
         try database.write { db in
             guard try !Self.isPaused(db), let row = try Row.fetchOne(db, sql: """
-                SELECT id FROM job WHERE state = 'queued' ORDER BY \(Self.queueOrder) LIMIT 1
+                SELECT id FROM job WHERE state = 'queued' ORDER BY \(JobQueueOrder.sql) LIMIT 1
                 """) else { return nil }
             let id: String = row["id"]
             try db.execute(sql: "UPDATE job SET state = 'running', started = ?, attempts = attempts + 1, lease_until = ? WHERE id = ?",

@@ -77,9 +77,6 @@ public final class PostgresJobQueue: JobQueue, @unchecked Sendable {
         "ALTER TABLE job ADD COLUMN IF NOT EXISTS lease_until DOUBLE PRECISION",
     ]
 
-    /// The queue's order, as `JobStore.queueOrder`.
-    static let order = "front IS NULL, front DESC, priority DESC, seq ASC"
-
     /// Adds a queued job (the front's side of the queue).
     public func enqueue(id: String, priority: Int, workflow: String, parameters: JSONValue = .object([:]),
                         inputs: JSONValue = .object([:]), owner: String = ClientRecord.ownerName, client: String? = nil,
@@ -111,7 +108,7 @@ public final class PostgresJobQueue: JobQueue, @unchecked Sendable {
                     SELECT id FROM job
                     WHERE state = 'queued'
                       AND NOT EXISTS (SELECT 1 FROM setting WHERE name = 'queue_paused' AND value = 'true')
-                    ORDER BY \(Self.order) LIMIT 1 FOR UPDATE SKIP LOCKED),
+                    ORDER BY \(JobQueueOrder.sql) LIMIT 1 FOR UPDATE SKIP LOCKED),
                 claimed AS (
                     UPDATE job SET state = 'running', started = $1, attempts = attempts + 1, lease_until = $3
                     FROM next WHERE job.id = next.id RETURNING job.*),

@@ -7,7 +7,7 @@ public struct ExecutionResult: Sendable {
     public var nodes: [NodeRun]
     /// Wall time of the whole run, in milliseconds.
     public var milliseconds: Double
-    /// The files the run's Save* nodes wrote (``NodeContext/writeOutput(_:named:extension:)``), in order.
+    /// The files the run's Save* nodes wrote (``NodeContext/recordOutput(_:data:)``), in order.
     public var files: [OutputFile] = []
 
     /// How node `id` fared, or nil when it was not needed.
