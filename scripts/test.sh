@@ -15,16 +15,26 @@ status=0
 # XCTest only: the suite has no Swift Testing tests, whose empty run would
 # otherwise close the output with "0 tests".
 swift test -c release --disable-swift-testing "$@" 2>&1 | tee "$log" || status=$?
+# The daemon tests again, each test daemon a front of a PostgreSQL queue
+# (a cluster the tests start in /tmp): both backends pass the same tests.
+if [ $# -eq 0 ]; then
+    echo "== the daemon tests on the PostgreSQL queue (PILOT_TEST_QUEUE=postgresql)"
+    PILOT_TEST_QUEUE=postgresql swift test -c release --skip-build --disable-swift-testing --filter DaemonTests 2>&1 \
+        | tee -a "$log" || status=$?
+fi
 
-# One plain closing line: "tests: N passed, F failed" (", S skipped" when some were).
-summary=$(grep -E "^[[:space:]]*Executed [0-9]+ tests?, with " "$log" | tail -n 1 || true)
-if [ -n "$summary" ]; then
-    total=$(sed -E 's/.*Executed ([0-9]+) tests?.*/\1/' <<<"$summary")
-    failed=$(sed -E 's/.* ([0-9]+) failures?.*/\1/' <<<"$summary")
-    skipped=0
+# One plain closing line: "tests: N passed, F failed" (", S skipped" when
+# some were), summed over the runs (the last "Executed" line of each).
+total=0 failed=0 skipped=0 runs=0
+while read -r summary; do
+    runs=$((runs + 1))
+    total=$((total + $(sed -E 's/.*Executed ([0-9]+) tests?.*/\1/' <<<"$summary")))
+    failed=$((failed + $(sed -E 's/.* ([0-9]+) failures?.*/\1/' <<<"$summary")))
     if grep -qE "[0-9]+ tests? skipped" <<<"$summary"; then
-        skipped=$(sed -E 's/.* ([0-9]+) tests? skipped.*/\1/' <<<"$summary")
+        skipped=$((skipped + $(sed -E 's/.* ([0-9]+) tests? skipped.*/\1/' <<<"$summary")))
     fi
+done < <(awk '/Test Suite .(All tests|Selected tests). (passed|failed)/ { getline; print }' "$log")
+if ((runs)); then
     echo "tests: $((total - failed - skipped)) passed, $failed failed$( ((skipped)) && echo ", $skipped skipped")"
 fi
 exit "$status"

@@ -55,7 +55,7 @@ extension Daemon {
         guard name != ClientRecord.ownerName else {
             throw DaemonError(.invalidRequest, "the owner's key is the daemon's own: start it with --new-key to replace it")
         }
-        guard try storeCall({ try store.revokeClient(name) }) else {
+        guard try storeCall({ try store.revokeClient(name, now: Date()) }) else {
             throw DaemonError(.notFound, "no active client '\(name.prefix(64))'")
         }
         clients.revoke(name)

@@ -26,7 +26,7 @@ extension Daemon {
         let job = try requireJob(content, caller: caller)
         var object = job.json.objectValue ?? [:]
         object["transitions"] = .array(try storeCall { try store.transitions(job.id) }.map(\.json))
-        if let progress = worker.lastProgress(of: job.id) { object["progress"] = progress }
+        if let progress = worker.lastProgress(of: job.id) ?? relay?.lastProgress(of: job.id) { object["progress"] = progress }
         if job.state == .queued, let position = try? store.queuePosition(job.id) {
             object["position"] = .int(position)
             object["queue_paused"] = .bool((try? store.isQueuePaused()) ?? false)
@@ -71,12 +71,16 @@ extension Daemon {
 
     func cancel(_ content: JSONValue, caller: ClientRecord) throws(DaemonError) -> Reply {
         let job = try requireJob(content, caller: caller)
-        if job.state == .queued, try storeCall({ try store.cancelQueued(job.id) }) {
+        if job.state == .queued, try storeCall({ try store.cancelQueued(job.id, now: Date()) }) {
             publisher.publish(job: job.id, type: "cancelled", content: ["node": .null])
             publisher.forget(job: job.id)
             return (["job": .string(job.id), "state": .string("cancelled")], [])
         }
-        if worker.cancel(job.id) {
+        // The worker running it: one of this daemon's, or (a shared queue) one
+        // elsewhere, which sees the request at its next heartbeat.
+        var cancelling = worker.cancel(job.id)
+        if !cancelling, job.state == .running { cancelling = try storeCall { try store.requestCancel(job.id) } }
+        if cancelling {
             return (["job": .string(job.id), "state": .string("cancelling")], [])
         }
         let now = try storeCall { try store.job(job.id) }?.state ?? job.state
@@ -124,7 +128,9 @@ extension Daemon {
         for output in job.outputs?.arrayValue ?? [] {
             guard let name = output["name"]?.stringValue else { continue }
             let url = paths.outputs(job.id).appendingPathComponent(name)
-            guard let data = try? Data(contentsOf: url) else {
+            // Written here, or (a shared queue) kept in the queue by the worker that ran it.
+            let kept = { () -> Data? in output["sha256"]?.stringValue.flatMap { try? self.store.blob($0) } }
+            guard let data = (try? Data(contentsOf: url)) ?? kept() else {
                 throw DaemonError(.notFound, "output \(name) of job \(job.id) is missing from \(url.path)")
             }
             var object = output.objectValue ?? [:]

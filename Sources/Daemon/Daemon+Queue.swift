@@ -42,13 +42,13 @@ extension Daemon {
         case let (to?, nil):
             guard to == "front" else { throw DaemonError(.invalidRequest, "'to' must be \"front\", found '\(to.prefix(40))'") }
             try requireAdmin(caller, "moving a job to the front of the queue")
-            moved = try storeCall { try store.moveToFront(job.id) }
+            moved = try storeCall { try store.moveToFront(job.id, now: Date()) }
         case let (nil, priority?):
             try Self.checkPriorityRange(priority)
             guard priority <= caller.maxPriority || caller.isAdmin else {
                 throw DaemonError(.quotaExceeded, "client '\(caller.name)' may give priority at most \(caller.maxPriority), asked for \(priority)")
             }
-            moved = try storeCall { try store.setPriority(job.id, priority) }
+            moved = try storeCall { try store.setPriority(job.id, priority, now: Date()) }
         default:
             throw DaemonError(.invalidRequest, "expected either 'to': \"front\" or 'priority': an integer")
         }

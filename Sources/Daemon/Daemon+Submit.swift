@@ -117,6 +117,7 @@ extension Daemon {
         }
         var used = Set<Int>()
         var storedInputs: [String: JSONValue] = [:]
+        var inputBytes: [String: Data] = [:]
         for name in inputRefs.keys.sorted() {
             let reference = inputRefs[name]!
             guard let index = reference.intValue ?? reference["frame"]?.intValue, frames.indices.contains(index) else {
@@ -131,7 +132,8 @@ extension Daemon {
             used.insert(index)
             let sha: String
             do { sha = try blobs.put(frames[index]) } catch { throw DaemonError(.internal, "cannot store input '\(name)': \(error)") }
-            try storeCall { try store.recordBlob(sha256: sha, bytes: frames[index].count) }
+            try storeCall { try store.recordBlob(sha256: sha, bytes: frames[index].count, now: Date()) }
+            if store.keepsBlobBytes { inputBytes[sha] = frames[index] }
             FaultInjection.point("submit-after-blobs")
             let file = name + "." + Self.fileExtension(reference["filename"]?.stringValue, data: frames[index])
             storedInputs[name] = .object(["sha256": .string(sha), "file": .string(file), "bytes": .int(frames[index].count)])
@@ -173,7 +175,7 @@ extension Daemon {
             try store.insert(id: id, idempotencyKey: key, priority: priority, template: template, templateFile: templateFile?.path,
                              workflow: text, parameters: parameters, inputs: .object(storedInputs), client: client,
                              owner: caller.name, templateVersion: templateVersion, nestedTemplates: nestedTemplates,
-                             preview: preview?.json)
+                             preview: preview?.json, blobs: inputBytes, now: Date())
         }
         switch insertion {
         case let .duplicate(existing):

@@ -72,7 +72,7 @@ extension Daemon {
                               + shown.map { String($0.description.prefix(500)) }.joined(separator: "; "),
                               details: .array(shown.map(\.json)))
         }
-        let saved = try storeCall { try store.saveTemplate(name: name, text: text, client: caller.name) }
+        let saved = try storeCall { try store.saveTemplate(name: name, text: text, client: caller.name, now: Date()) }
         logger.notice("template saved", metadata: ["template": "\(name)", "version": "\(saved.version)", "client": "\(caller.name)"])
         return (["template": saved.json], [])
     }
@@ -92,7 +92,7 @@ extension Daemon {
         guard caller.isAdmin || latest.client == caller.name else {
             throw DaemonError(.forbidden, "template '\(name)' was last saved by client '\(latest.client)': only it or an admin may delete it")
         }
-        _ = try storeCall { try store.deleteTemplate(name: name) }
+        _ = try storeCall { try store.deleteTemplate(name: name, now: Date()) }
         return (["template": .string(name), "deleted": .bool(true), "file_remains": .bool(templateURL(name) != nil)], [])
     }
 

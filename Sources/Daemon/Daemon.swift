@@ -10,7 +10,12 @@ public final class Daemon: @unchecked Sendable {
     public let configuration: DaemonConfiguration
     /// What clients need; also written to `STATE/connection.json` (0600).
     public let connection: ConnectionInfo
-    public let store: JobStore
+    /// SQLite in the state folder, or (`configuration.queue`) the PostgreSQL queue many machines share.
+    public let store: any DaemonStore
+    /// The shared queue, when this daemon is a front of one.
+    let sharedQueue: PostgresJobQueue?
+    /// Relays the events of workers elsewhere (with a shared queue).
+    let relay: PostgresEventRelay?
     public let catalog: ModelCatalog
     /// The program's version (its node library's), in `info` replies.
     public var version: String { runner.nodes.programVersion }
@@ -68,7 +73,21 @@ public final class Daemon: @unchecked Sendable {
             throw DaemonError(.internal, "another daemon is using the state directory \(state.path) (daemon.lock is held)")
         }
 
-        store = try JobStore(path: state.appendingPathComponent("jobs.sqlite").path)
+        var sqlite: JobStore?
+        if let queue = configuration.queue {
+            guard configuration.workerCommand == nil else {
+                throw DaemonError(.invalidRequest, "a front of a shared queue runs jobs on threads (--workers N) or leaves them "
+                                  + "to pilot worker --queue processes, not in a supervised worker process")
+            }
+            let shared = try PostgresJobQueue(connection: queue, worker: Self.frontName(state))
+            store = shared
+            sharedQueue = shared
+        } else {
+            let local = try JobStore(path: state.appendingPathComponent("jobs.sqlite").path)
+            sqlite = local
+            store = local
+            sharedQueue = nil
+        }
         blobs = BlobStore(directory: state.appendingPathComponent("blobs", isDirectory: true))
         catalog = ModelCatalog(directory: configuration.modelsDirectory, store: store)
         paths = JobPaths(state: state, models: configuration.modelsDirectory.standardizedFileURL,
@@ -150,24 +169,37 @@ public final class Daemon: @unchecked Sendable {
                                        signer: MessageSigner(hexKey: eventKey)!) { client, topic in
             Self.maySubscribe(client: client, topic: topic, clients: clients, store: store)
         }
+        let publisher = self.publisher, logger = self.logger, blobs = self.blobs, paths = self.paths, runner = self.runner
+        relay = sharedQueue.map { PostgresEventRelay(queue: $0, publisher: publisher, logger: logger) }
         connection = ConnectionInfo(requests: router.lastEndpoint, events: publisher.endpoint, key: key, eventKey: eventKey,
                                     curveServerKey: curveKey, curvePublicKey: ownerCurve?.publicKey,
                                     curveSecretKey: ownerCurve?.secretKey, pid: getpid())
         try connection.write(to: configuration.connectionFile)
 
-        if let command = configuration.workerCommand {
+        if let sharedQueue {
+            // Events go through the queue, so every front relays them.
+            let sink = PostgresEventSink(queue: sharedQueue, logger: logger)
+            worker = LocalWorkers((0..<configuration.localWorkers).map { index in
+                JobWorker(queue: sharedQueue, blobs: blobs, publisher: sink,
+                          runner: index == 0 ? runner : WorkflowRunner(nodes: nodes, executor: Executor(cache: OutputCache(
+                              budgetBytes: configuration.memoryBudget))),
+                          paths: paths, logger: logger, device: configuration.device, timeLimit: configuration.jobTimeLimit,
+                          maxOutputPixels: configuration.maxOutputPixels, lease: configuration.lease)
+            })
+        } else if let command = configuration.workerCommand, let sqlite {
             worker = WorkerSupervisor(command: command,
                                       setup: WorkerSetup(paths: paths, memoryBudget: configuration.memoryBudget,
                                                          device: configuration.device, jobTimeLimit: configuration.jobTimeLimit,
                                                          maxOutputPixels: configuration.maxOutputPixels),
-                                      store: store, publisher: publisher, logger: logger)
+                                      store: sqlite, publisher: publisher, logger: logger)
         } else {
             worker = JobWorker(queue: store, blobs: blobs, publisher: publisher, runner: runner, paths: paths, logger: logger,
                                device: configuration.device, timeLimit: configuration.jobTimeLimit,
                                maxOutputPixels: configuration.maxOutputPixels)
         }
         var crashed: [String] = []
-        let requeued = try store.requeueInterrupted(crashed: &crashed)
+        let requeued = try store.requeueInterrupted(now: Date(), maxCrashes: JobStore.defaultMaxCrashes, cause: "the daemon stopped",
+                                                    lastNode: [:], crashed: &crashed)
         for id in crashed {
             logger.warning("job failed as crashed: the daemon stopped under it on each of its starts", metadata: ["job": "\(id)"])
         }
@@ -190,7 +222,12 @@ public final class Daemon: @unchecked Sendable {
     }
 
     /// A CURVE key pair kept in the store (a fresh one unless `keep`).
-    private static func curvePair(named name: String, store: JobStore, keep: Bool) throws -> (publicKey: String, secretKey: String) {
+    /// The worker name a front's own workers claim under: its host and state folder.
+    static func frontName(_ state: URL) -> String {
+        "front \(ProcessInfo.processInfo.hostName):\(state.standardizedFileURL.path)"
+    }
+
+    private static func curvePair(named name: String, store: any DaemonStore, keep: Bool) throws -> (publicKey: String, secretKey: String) {
         if keep, let publicKey = try store.secret("curve_\(name)_public"), let secretKey = try store.secret("curve_\(name)_secret") {
             return (publicKey, secretKey)
         }
@@ -203,7 +240,7 @@ public final class Daemon: @unchecked Sendable {
     /// Whether a connection authenticated as `client` (nil: without CURVE,
     /// anyone who reaches the socket) may subscribe to `topic`: an admin to
     /// anything; another client only to a job it owns, by its exact id.
-    static func maySubscribe(client: String?, topic: String, clients: ClientRegistry, store: JobStore) -> Bool {
+    static func maySubscribe(client: String?, topic: String, clients: ClientRegistry, store: any DaemonStore) -> Bool {
         guard let client else { return true }
         guard let record = clients.client(client)?.record else { return false }
         if record.isAdmin { return true }
@@ -215,6 +252,8 @@ public final class Daemon: @unchecked Sendable {
     /// is requeued), removes the connection file and returns.
     public func run() {
         worker.start()
+        relay?.start()
+        var nextSweep = Date()
         logger.info("serving requests on \(connection.requests), events on \(connection.events)")
         var nextRetention = Date()
         let polled = [router] + (zap.map { [$0.socket] } ?? [])
@@ -229,6 +268,10 @@ public final class Daemon: @unchecked Sendable {
             if let retention = configuration.retention, Date() >= nextRetention {
                 nextRetention = Date(timeIntervalSinceNow: 3600)
                 do { _ = try pruneJobs(olderThan: retention) } catch { logger.error("retention: \(error)") }
+            }
+            if sharedQueue != nil, Date() >= nextSweep {
+                nextSweep = Date(timeIntervalSinceNow: min(5, configuration.lease / 4))
+                sweepLeases()
             }
             guard readable.first == true else { continue }
             var handled = 0
@@ -247,6 +290,7 @@ public final class Daemon: @unchecked Sendable {
         }
         logger.info("stopping: no new requests; the running job, if any, is requeued")
         worker.shutdown()
+        relay?.stop()
         // Signatures still within their window, for the next start (a message
         // dated ahead of this clock could otherwise be replayed after it).
         let remembered = stateLock.withLock { replayGuard.remembered() }
@@ -260,6 +304,28 @@ public final class Daemon: @unchecked Sendable {
         flock(lockDescriptor, LOCK_UN)
         close(lockDescriptor)
         logger.info("stopped")
+    }
+
+    /// A shared queue's leases: jobs whose worker went silent are requeued
+    /// (or failed as `worker_lost` after `maxAttempts`), and said so on the
+    /// event socket. Every front sweeps; a job is handled by one.
+    func sweepLeases() {
+        do {
+            let (requeued, lost) = try store.expireLeases(now: Date(), maxAttempts: configuration.maxAttempts)
+            for id in requeued {
+                logger.notice("requeued: its worker's lease ran out", metadata: ["job": "\(id)"])
+                publisher.publish(job: id, type: "requeued", content: ["node": .null, "reason": .string("lease expired")])
+            }
+            for id in lost {
+                logger.warning("failed as worker_lost: its lease ran out on its last attempt", metadata: ["job": "\(id)"])
+                let error = (try? store.job(id))?.error ?? .null
+                publisher.publish(job: id, type: "failed", content: ["error": error])
+                publisher.forget(job: id)
+            }
+            if !requeued.isEmpty { worker.notify() }
+        } catch {
+            logger.error("job queue: cannot sweep expired leases: \(error)")
+        }
     }
 
     /// The store secret a clean stop saves the replay cache under.

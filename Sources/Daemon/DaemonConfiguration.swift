@@ -50,6 +50,19 @@ public struct DaemonConfiguration: Sendable {
     public var workerCommand: [String]?
     /// Reuse the key of an existing connection file (clients keep working across restarts).
     public var keepKey = true
+    /// A PostgreSQL connection string (`postgresql://…` or `host=… dbname=…`):
+    /// the daemon is a front of a queue many machines share (jobs, templates,
+    /// clients and blobs live there; `pilot worker --queue` processes run the
+    /// jobs). Nil: the single-machine SQLite store in the state folder.
+    public var queue: String?
+    /// With `queue`: how many workers run jobs on threads of this front
+    /// (0: it only takes requests; workers elsewhere run everything).
+    public var localWorkers = 0
+    /// With `queue`: how long a claim holds a job before its worker must
+    /// renew it; a worker silent this long is presumed dead.
+    public var lease: TimeInterval = JobLease.seconds
+    /// With `queue`: attempts a job gets (leases run out) before it fails as `worker_lost`.
+    public var maxAttempts = 3
 
     public init(stateDirectory: URL, modelsDirectory: URL) {
         self.stateDirectory = stateDirectory

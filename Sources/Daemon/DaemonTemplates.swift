@@ -4,7 +4,7 @@ import Workflow
 /// version of its history) before a file of the same name in the template
 /// folders. A file template has no versions.
 struct DaemonTemplates: TemplateSource {
-    let store: JobStore
+    let store: any DaemonStore
     let folders: [TemplateFolder]
 
     func template(named name: String, version: Int?) throws(TemplateLookupError) -> TemplateText? {

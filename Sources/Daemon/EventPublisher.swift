@@ -8,9 +8,13 @@ protocol JobEventSink: AnyObject, Sendable {
     /// Publishes event `type` of `job`; `frames` are its binary frames (a preview's PNG).
     func publish(job: String, type: String, content: [String: JSONValue], frames: [Data])
     func forget(job: String)
+    /// Attempt `attempt` of `job` starts (a sink numbering events per attempt starts over).
+    func begin(job: String, attempt: Int)
 }
 
 extension JobEventSink {
+    func begin(job: String, attempt: Int) {}
+
     func publish(job: String, type: String, content: [String: JSONValue]) {
         publish(job: job, type: type, content: content, frames: [])
     }
@@ -89,9 +93,15 @@ public final class EventPublisher: JobEventSink, @unchecked Sendable {
     /// Publishes event `type` for `job`; `content` gains `job` and `seq`
     /// (1, 2, … per job, so a client can order and de-duplicate).
     public func publish(job: String, type: String, content: [String: JSONValue] = [:], frames: [Data] = []) {
+        publish(job: job, type: type, content: content, frames: frames, seq: nil)
+    }
+
+    /// `seq`: the number a worker elsewhere gave the event (relayed through
+    /// PostgreSQL); this publisher's own count continues from the highest seen.
+    func publish(job: String, type: String, content: [String: JSONValue], frames: [Data], seq: Int?) {
         lock.withLock {
-            let next = (sequence[job] ?? 0) + 1
-            sequence[job] = next
+            let next = seq ?? (sequence[job] ?? 0) + 1
+            sequence[job] = max(next, sequence[job] ?? 0)
             var body = content
             body["job"] = .string(job)
             body["seq"] = .int(next)

@@ -11,6 +11,8 @@ import Foundation
 /// output fail with ENOSPC halfway through. `worker-crash-at-node:NAME`
 /// makes the process running a job write through a bad pointer (SIGSEGV) when node NAME starts
 /// (a crash inside a kernel, as a zero-sized latent once caused).
+/// `worker-freeze-at-node:NAME` makes it stop itself with SIGSTOP there (a
+/// frozen worker: swapped out, a debugger, a hung driver) until SIGCONT.
 enum FaultInjection {
     static let armed = ProcessInfo.processInfo.environment["PILOT_FAULT"]
 
@@ -23,5 +25,10 @@ enum FaultInjection {
         guard let armed, armed.hasPrefix("worker-crash-at-node:"), armed.dropFirst("worker-crash-at-node:".count) == node else { return }
         // A real bad store, as a kernel bug would make: kill(SIGSEGV) is caught by the Swift backtracer and survived.
         UnsafeMutablePointer<Int>(bitPattern: 8)!.pointee = 0
+    }
+
+    static func freeze(atNode node: String) {
+        guard let armed, armed.hasPrefix("worker-freeze-at-node:"), armed.dropFirst("worker-freeze-at-node:".count) == node else { return }
+        kill(getpid(), SIGSTOP)
     }
 }

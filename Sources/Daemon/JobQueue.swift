@@ -50,6 +50,23 @@ public protocol JobQueue: AnyObject, Sendable {
 
     /// The job, or nil when there is none of that id.
     func job(_ id: String) throws -> JobRecord?
+
+    /// Whether someone asked to cancel running job `id` (the worker's
+    /// heartbeat looks; a front on another machine cannot reach it otherwise).
+    func isCancelRequested(_ id: String) throws -> Bool
+
+    /// The bytes of blob `sha256` when the queue keeps blob bytes (nil when
+    /// it does not have them: a single-machine store keeps them in files).
+    func blob(_ sha256: String) throws -> Data?
+
+    /// Keeps output files' bytes, by SHA-256, where every front can read
+    /// them (before the finish that names them is recorded); a store whose
+    /// fronts read the worker's own folder keeps nothing.
+    func putBlobs(_ blobs: [String: Data], now: Date) throws
+
+    /// Whether ``putBlobs(_:now:)`` keeps anything (workers skip reading
+    /// their outputs back otherwise).
+    var keepsBlobBytes: Bool { get }
 }
 
 /// The order jobs leave a queue in: those an admin moved to the front (the

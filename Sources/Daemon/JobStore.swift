@@ -91,7 +91,7 @@ public struct JobTransition: Sendable, Equatable {
 /// model hashes, in SQLite (through GRDB) with `synchronous = FULL`, so a
 /// job acknowledged to a client survives a crash of the daemon (and of the
 /// machine). Safe to use from several threads.
-public final class JobStore: JobQueue, Sendable {
+public final class JobStore: DaemonStore, Sendable {
     private let database: DatabaseQueue
     public let path: String
 
@@ -284,7 +284,8 @@ public final class JobStore: JobQueue, Sendable {
     public func insert(id: String, idempotencyKey: String?, priority: Int, template: String?, templateFile: String?,
                        workflow: String, parameters: JSONValue, inputs: JSONValue, client: String?,
                        owner: String = ClientRecord.ownerName, templateVersion: (number: Int, sha256: String)? = nil,
-                       nestedTemplates: JSONValue? = nil, preview: JSONValue? = nil, now: Date = Date()) throws -> Insertion {
+                       nestedTemplates: JSONValue? = nil, preview: JSONValue? = nil, blobs: [String: Data] = [:],
+                       now: Date = Date()) throws -> Insertion {
         try database.write { db in
             if let idempotencyKey,
                let row = try Row.fetchOne(db, sql: "SELECT * FROM job WHERE owner = ? AND idempotency_key = ?",
@@ -808,6 +809,21 @@ public final class JobStore: JobQueue, Sendable {
                            arguments: [path, bytes, modified, sha256])
         }
     }
+
+    // MARK: what only a shared queue does
+
+    /// The daemon's own worker is cancelled directly (``JobRunning/cancel(_:)``): nothing to ask for.
+    public func requestCancel(_ id: String) throws -> Bool { false }
+
+    public func isCancelRequested(_ id: String) throws -> Bool { false }
+
+    /// Blob bytes stay in the state folder's ``BlobStore``.
+    public func blob(_ sha256: String) throws -> Data? { nil }
+
+    /// Outputs stay in the job's folder, which the daemon reads.
+    public func putBlobs(_ blobs: [String: Data], now: Date) throws {}
+
+    public var keepsBlobBytes: Bool { false }
 
     // MARK: rows
 

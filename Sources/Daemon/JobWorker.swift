@@ -25,9 +25,17 @@ final class JobWorker: @unchecked Sendable {
     private let timeLimit: TimeInterval
     /// Most pixels a job may write (DaemonConfiguration.maxOutputPixels).
     private let maxOutputPixels: Int?
+    /// How long a claim holds a job; the heartbeat renews it four times as often.
+    private let lease: TimeInterval
+    /// Whether a job's folder goes once its end is recorded (a worker on
+    /// another machine than the fronts: its outputs are in the queue).
+    private let removeJobFolders: Bool
 
     init(queue: any JobQueue, blobs: BlobStore, publisher: any JobEventSink, runner: WorkflowRunner, paths: JobPaths, logger: Logger,
-         device: String = "cpu (fp32)", timeLimit: TimeInterval = 6 * 3600, maxOutputPixels: Int? = nil) {
+         device: String = "cpu (fp32)", timeLimit: TimeInterval = 6 * 3600, maxOutputPixels: Int? = nil,
+         lease: TimeInterval = JobLease.seconds, removeJobFolders: Bool = false) {
+        self.lease = lease
+        self.removeJobFolders = removeJobFolders
         self.device = device
         self.maxOutputPixels = maxOutputPixels
         self.timeLimit = timeLimit
@@ -90,7 +98,7 @@ final class JobWorker: @unchecked Sendable {
             do {
                 job = try condition.withLock { () throws -> JobRecord? in
                     if stopping { return nil }
-                    guard let claimed = try queue.claimNext(note: "device \(device)") else {
+                    guard let claimed = try queue.claimNext(now: Date(), note: "device \(device)", lease: lease) else {
                         _ = condition.wait(until: Date().addingTimeInterval(1))
                         return nil
                     }
@@ -105,6 +113,7 @@ final class JobWorker: @unchecked Sendable {
             if condition.withLock({ stopping && current == nil }) { return }
             guard let job else { continue }
             run(job)
+            if removeJobFolders { try? FileManager.default.removeItem(at: paths.job(job.id)) }
             condition.withLock {
                 current = nil
                 progress.removeValue(forKey: job.id)
@@ -117,6 +126,12 @@ final class JobWorker: @unchecked Sendable {
         logger[metadataKey: "job"] = "\(job.id)"
         let token = condition.withLock { current!.token }
         logger.info("started (attempt \(job.attempts))", metadata: job.template.map { ["template": "\(LogText.escaped($0, limit: 100))"] } ?? [:])
+        publisher.begin(job: job.id, attempt: job.attempts)
+        // The lease: renewed while the job runs; lost (the queue gave the job
+        // to another attempt), the run stops and records nothing.
+        let lost = LockedFlag()
+        let heartbeat = LeaseHeartbeat(queue: queue, job: job, lease: lease, token: token, lost: lost, logger: logger)
+        defer { heartbeat.stop() }
         publisher.publish(job: job.id, type: "started", content: ["attempt": .int(job.attempts), "device": .string(device)])
         let started = DispatchTime.now()
         // The time limit: cancel at the next step, and say why.
@@ -126,7 +141,8 @@ final class JobWorker: @unchecked Sendable {
         DispatchQueue.global().asyncAfter(deadline: .now() + limit, execute: watchdog)
         defer { watchdog.cancel() }
         do {
-            let prepared = try JobPreparation.prepare(job, paths: paths, blobs: blobs, registry: runner.registry)
+            let prepared = try JobPreparation.prepare(job, paths: paths, blobs: blobs, registry: runner.registry,
+                                                      fetch: { [queue] sha in try queue.blob(sha) })
             let output = paths.outputs(job.id)
             try? FileManager.default.removeItem(at: output)
             try FileManager.default.createDirectory(at: output, withIntermediateDirectories: true)
@@ -137,6 +153,12 @@ final class JobWorker: @unchecked Sendable {
                                         cancellation: token,
                                         onEvent: { [self] event in handle(event, job: job.id) })
             let outputs = Self.describe(result.files)
+            if queue.keepsBlobBytes {
+                // Where every front can read them, before the finish that names them.
+                var bytes: [String: Data] = [:]
+                for file in result.files { bytes[file.sha256] = try Data(contentsOf: output.appendingPathComponent(file.name)) }
+                try queue.putBlobs(bytes, now: Date())
+            }
             guard try queue.finish(job, state: .finished, outputs: .array(outputs)) else {
                 logger.warning("finished, but attempt \(job.attempts) no longer holds the job (requeued or cancelled meanwhile): result not recorded")
                 return
@@ -150,7 +172,9 @@ final class JobWorker: @unchecked Sendable {
             ])
         } catch let error as ExecutionError {
             if case let .cancelled(node) = error {
-                if timedOut.isSet {
+                if lost.isSet {
+                    logger.warning("stopped at node '\(LogText.escaped(node, limit: 100))': attempt \(job.attempts) lost its lease (the job was requeued), so it records nothing")
+                } else if timedOut.isSet {
                     fail(job, DaemonError(.timeout, "the job ran past the time limit of \(Int(limit)) s and was stopped at node '\(node)'",
                                           details: .object(["node": .string(node), "limit_seconds": .int(Int(limit))])), logger: logger)
                 } else if condition.withLock({ current?.requeue ?? false }) {
@@ -202,6 +226,7 @@ final class JobWorker: @unchecked Sendable {
         case let .nodeStarted(node, type):
             publisher.publish(job: job, type: "node_started", content: ["node": .string(node), "type": .string(type)])
             FaultInjection.crash(atNode: node)
+            FaultInjection.freeze(atNode: node)
         case let .progress(p):
             let content: [String: JSONValue] = [
                 "node": .string(p.nodeID), "type": .string(p.nodeType), "step": .int(p.step), "total": .int(p.total),
@@ -283,8 +308,9 @@ struct JobPreparation {
 
     /// `validated`: the job's workflow when the caller has just validated it
     /// (submit); otherwise it is parsed and validated again (a stored job).
+    /// `fetch`: the bytes of a blob this machine does not have (a shared queue keeps them).
     static func prepare(_ job: JobRecord, paths: JobPaths, blobs: BlobStore, registry: NodeRegistry,
-                        validated: ValidatedWorkflow? = nil) throws -> JobPreparation {
+                        validated: ValidatedWorkflow? = nil, fetch: (String) throws -> Data? = { _ in nil }) throws -> JobPreparation {
         let displayName = job.template.map { "template \($0)" } ?? "job \(job.id)"
         let workflow: ValidatedWorkflow
         if let validated {
@@ -315,8 +341,11 @@ struct JobPreparation {
             }
             let target = folder.appendingPathComponent(fileName)
             if !FileManager.default.fileExists(atPath: target.path) {
-                guard blobs.contains(sha) else {
-                    throw DaemonError(.notFound, "job \(job.id): input '\(name)' blob \(sha) is missing from the store")
+                if !blobs.contains(sha) {
+                    // Cached here by hash (checked) for the next job that names it.
+                    guard let data = try fetch(sha), Digest.sha256Hex(data) == sha, (try? blobs.put(data)) == sha else {
+                        throw DaemonError(.notFound, "job \(job.id): input '\(name)' blob \(sha) is missing from the store")
+                    }
                 }
                 try FileManager.default.copyItem(at: blobs.url(for: sha), to: target)
             }
@@ -339,6 +368,42 @@ struct JobPreparation {
         default: .text(value.compact)
         }
     }
+}
+
+/// While a job runs: looks for a cancel request every second (or every
+/// quarter lease, if shorter) and renews the lease every quarter lease. A
+/// renewal the queue refuses means this attempt no longer holds the job
+/// (its lease ran out and it was requeued): the run is cancelled and
+/// `lost` set, so the worker records nothing.
+final class LeaseHeartbeat: @unchecked Sendable {
+    private let timer: DispatchSourceTimer
+    private let lock = NSLock()
+    private var renewed = Date()
+
+    init(queue: any JobQueue, job: JobRecord, lease: TimeInterval, token: CancellationToken, lost: LockedFlag, logger: Logger) {
+        let period = min(1, lease / 4)
+        timer = DispatchSource.makeTimerSource(queue: DispatchQueue.global(qos: .utility))
+        timer.schedule(deadline: .now() + period, repeating: period)
+        timer.setEventHandler { [self] in
+            if (try? queue.isCancelRequested(job.id)) == true { token.cancel() }
+            let due = lock.withLock { Date().timeIntervalSince(renewed) >= lease / 4 }
+            guard due else { return }
+            do {
+                if try queue.renewLease(job.id, attempt: job.attempts, until: Date().addingTimeInterval(lease)) {
+                    lock.withLock { renewed = Date() }
+                } else if !lost.isSet {
+                    lost.set()
+                    token.cancel()
+                }
+            } catch {
+                // Unreachable queue: try again next tick; the lease may run out meanwhile.
+                logger.warning("cannot renew the lease of attempt \(job.attempts): \(error)")
+            }
+        }
+        timer.resume()
+    }
+
+    func stop() { timer.cancel() }
 }
 
 /// A flag one thread sets and another reads.

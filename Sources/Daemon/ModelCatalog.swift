@@ -24,11 +24,11 @@ public final class ModelCatalog: @unchecked Sendable {
     }
 
     public let directory: URL
-    private let store: JobStore
+    private let store: any ModelHashCache
     private let lock = NSLock()
     private var hashing = false
 
-    public init(directory: URL, store: JobStore) {
+    public init(directory: URL, store: any ModelHashCache) {
         self.directory = directory
         self.store = store
     }

@@ -30,6 +30,23 @@ extension JobWorker: JobRunning {
     var summary: JSONValue { .object(["mode": .string("thread")]) }
 }
 
+/// A front's own workers on a shared queue: N threads claiming from it
+/// (none: the front only takes requests).
+final class LocalWorkers: JobRunning, @unchecked Sendable {
+    private let workers: [JobWorker]
+
+    init(_ workers: [JobWorker]) { self.workers = workers }
+
+    func start() { workers.forEach { $0.start() } }
+    func notify() { workers.forEach { $0.notify() } }
+    var runningJob: String? { workers.lazy.compactMap(\.runningJob).first }
+    func lastProgress(of job: String) -> JSONValue? { workers.lazy.compactMap { $0.lastProgress(of: job) }.first }
+    func cancel(_ id: String) -> Bool { workers.contains { $0.cancel(id) } }
+    func shutdown() { workers.forEach { $0.shutdown() } }
+    var cacheBytes: Int { workers.reduce(0) { $0 + $1.cacheBytes } }
+    var summary: JSONValue { .object(["mode": .string("shared queue"), "local_workers": .int(workers.count)]) }
+}
+
 /// The pipe between `pilot serve` and the `pilot worker` it supervises:
 /// one JSON object per line. The daemon writes `configure` (once, first),
 /// `notify`, `cancel {job}` and `stop`; the worker writes `event {job,

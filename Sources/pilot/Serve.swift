@@ -83,11 +83,29 @@ struct Serve: ParsableCommand {
                                valueName: "process|thread"))
     var worker = "process"
 
+    @Option(help: ArgumentHelp("Be a front of a queue many machines share: a PostgreSQL connection string (postgresql://user@host/db?sslmode=verify-full). Jobs, templates, clients and blobs live there; pilot worker --queue processes run the jobs (docs/queue.md).",
+                               valueName: "postgresql://…"))
+    var queue: String?
+
+    @Option(help: "With --queue: how many jobs run at once on threads of this front (default 0: only pilot worker processes run them).")
+    var workers = 0
+
+    @Option(help: "With --queue: seconds a claim holds a job before its worker must renew it.")
+    var lease: Double = 60
+
+    @Option(help: "With --queue: attempts a job gets (its worker's lease ran out) before it fails as worker_lost.")
+    var maxAttempts = 3
+
     @OptionGroup var deviceOptions: DeviceOptions
 
     func run() throws {
         guard worker == "process" || worker == "thread" else {
             throw ValidationError("--worker: expected process or thread, found '\(worker)'")
+        }
+        guard queue != nil || workers == 0 else { throw ValidationError("--workers needs --queue (without it, one worker runs jobs)") }
+        guard (0...64).contains(workers) else { throw ValidationError("--workers must be in 0...64, found \(workers)") }
+        guard lease >= 1, maxAttempts >= 1 else {
+            throw ValidationError("--lease must be at least 1 second and --max-attempts at least 1, found \(lease) and \(maxAttempts)")
         }
         let retention = try retain.map { text in
             guard let seconds = AgeText.seconds(parsing: text) else {
@@ -95,7 +113,7 @@ struct Serve: ParsableCommand {
             }
             return seconds
         }
-        let choice = try deviceOptions.apply(command: "serve", place: worker == "thread")
+        let choice = try deviceOptions.apply(command: "serve", place: queue == nil ? worker == "thread" : workers > 0)
         let level = Logger.Level(rawValue: logLevel) ?? .info
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
@@ -140,7 +158,12 @@ struct Serve: ParsableCommand {
         guard jobTimeLimit > 0 else { throw ValidationError("--job-time-limit must be positive, found \(jobTimeLimit)") }
         configuration.jobTimeLimit = jobTimeLimit
         configuration.retention = retention
-        if worker == "process" {
+        if let queue {
+            configuration.queue = queue
+            configuration.localWorkers = workers
+            configuration.lease = lease
+            configuration.maxAttempts = maxAttempts
+        } else if worker == "process" {
             guard let executable = Self.executablePath else {
                 throw ValidationError("cannot find this program's own file (/proc/self/exe) to start its worker: use --worker thread")
             }

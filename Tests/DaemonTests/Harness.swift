@@ -68,6 +68,10 @@ final class TestDaemon: @unchecked Sendable {
         configuration.templateDirectories = [DaemonFixture.templates]
         configuration.extraReadDirectories = [DaemonFixture.examples]
         configure(&configuration)
+        if SharedTestQueue.isEnabled, configuration.workerCommand == nil, configuration.queue == nil {
+            configuration.queue = try SharedTestQueue.connection(for: configuration.stateDirectory)
+            configuration.localWorkers = 1
+        }
         var logger = Logger(label: "test.daemon")
         logger.logLevel = .error
         daemon = try Daemon(configuration: configuration, nodes: .standard, logger: logger)

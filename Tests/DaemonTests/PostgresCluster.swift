@@ -132,3 +132,36 @@ final class PostgresJobQueueContractTests: JobQueueContractTests {
         return (queue, { id, priority in try queue.enqueue(id: id, priority: priority, workflow: "version: 1") })
     }
 }
+
+/// `PILOT_TEST_QUEUE=postgresql`: every test daemon is a front of a shared
+/// PostgreSQL queue (one cluster for the test process, a database per state
+/// folder, so a daemon restarted on the same folder finds its jobs again)
+/// with one worker thread: the daemon tests then check the front on
+/// PostgreSQL as they check the single-machine daemon (`scripts/test.sh`
+/// runs them both ways).
+enum SharedTestQueue {
+    static var isEnabled: Bool { ProcessInfo.processInfo.environment["PILOT_TEST_QUEUE"] == "postgresql" }
+
+    nonisolated(unsafe) private static var cluster: PostgresCluster?
+    nonisolated(unsafe) private static var databases: [String: String] = [:]
+    private static let lock = NSLock()
+
+    /// The connection string of `state`'s database (made on first use).
+    static func connection(for state: URL) throws -> String {
+        try lock.withLock {
+            if let known = databases[state.standardizedFileURL.path] { return known }
+            if cluster == nil {
+                cluster = try PostgresCluster()
+                atexit { SharedTestQueue.stopCluster() }
+            }
+            let made = try cluster!.newDatabase()
+            databases[state.standardizedFileURL.path] = made
+            return made
+        }
+    }
+
+    static func stopCluster() {
+        cluster?.stop()
+        cluster = nil
+    }
+}

@@ -48,6 +48,9 @@ final class PostgresConnection {
 
     deinit { PQfinish(connection) }
 
+    /// libpq's handle (LISTEN's socket and notifications).
+    var raw: OpaquePointer { connection }
+
     /// Whether the connection still works (a server restart breaks it).
     var isHealthy: Bool { PQstatus(connection) == CONNECTION_OK }
 
@@ -82,6 +85,21 @@ final class PostgresConnection {
         }
         let affected = Int(String(cString: PQcmdTuples(result))) ?? 0
         return PostgresRows(columns: columns, rows: rows, affected: affected)
+    }
+}
+
+extension PostgresConnection {
+    /// Runs `body` in a transaction: committed when it returns, rolled back when it throws.
+    func transaction<T>(_ body: () throws -> T) throws -> T {
+        try query("BEGIN")
+        do {
+            let value = try body()
+            try query("COMMIT")
+            return value
+        } catch {
+            _ = try? query("ROLLBACK")
+            throw error
+        }
     }
 }
 

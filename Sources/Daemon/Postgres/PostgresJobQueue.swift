@@ -8,30 +8,42 @@ import Workflow
 /// (state change and transition together, in a CTE), so it commits whole
 /// or not at all.
 ///
-/// What exists: the worker's side (this contract) and the front's enqueue.
-/// Not yet: leases with heartbeats, blobs in the database, events over
-/// LISTEN/NOTIFY, `pilot serve --queue` and `pilot worker --queue`
-/// (docs/queue.md, "Many machines").
+/// The front's side (``DaemonStore``) is in PostgresStore.swift; events
+/// between machines in PostgresEvents.swift (docs/queue.md).
 public final class PostgresJobQueue: JobQueue, @unchecked Sendable {
-    private let pool: PostgresPool
+    let pool: PostgresPool
+    /// The name claims record as the job's worker (`host/pid`, or a front's
+    /// own workers' name): `requeueInterrupted` takes back what this name held.
+    public let workerName: String?
+    /// The connection string, for connections of its own (LISTEN).
+    let conninfo: String
 
     /// Connects (a libpq connection string or `postgresql://` URL) and
-    /// creates the schema if it is missing.
-    public init(connection: String) throws {
+    /// creates the schema if it is missing. `worker` names the claims it makes.
+    public init(connection: String, worker: String? = nil) throws {
+        conninfo = connection
+        workerName = worker
         pool = try PostgresPool(connection)
         try pool.with { db in
-            try db.query("BEGIN")
-            do {
+            try db.transaction {
                 // One creator at a time: IF NOT EXISTS alone races between processes.
                 try db.query("SELECT pg_advisory_xact_lock(7236071)")
+                // A current schema is left alone: its DDL (even IF NOT EXISTS)
+                // would lock tables that running fronts and workers are using.
+                if try db.query("SELECT to_regclass('pilot_schema') AS t").value(0, "t") != nil,
+                   Int(try db.query("SELECT max(version) AS v FROM pilot_schema").value(0, "v") ?? "") == Self.schemaVersion {
+                    return
+                }
                 for statement in Self.schema { try db.query(statement) }
-                try db.query("COMMIT")
-            } catch {
-                _ = try? db.query("ROLLBACK")
-                throw error
+                try db.query("CREATE TABLE IF NOT EXISTS pilot_schema (version INTEGER NOT NULL)")
+                try db.query("DELETE FROM pilot_schema")
+                try db.query("INSERT INTO pilot_schema (version) VALUES ($1)", [String(Self.schemaVersion)])
             }
         }
     }
+
+    /// Bumped whenever `schema` changes: a store at an older version gets the statements again (each is idempotent).
+    static let schemaVersion = 2
 
     static let schema = [
         """
@@ -75,6 +87,25 @@ public final class PostgresJobQueue: JobQueue, @unchecked Sendable {
         "CREATE INDEX IF NOT EXISTS transition_job ON transition (job, seq)",
         "CREATE TABLE IF NOT EXISTS setting (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
         "ALTER TABLE job ADD COLUMN IF NOT EXISTS lease_until DOUBLE PRECISION",
+        "ALTER TABLE job ADD COLUMN IF NOT EXISTS worker TEXT",
+        "ALTER TABLE job ADD COLUMN IF NOT EXISTS cancel_requested BOOLEAN NOT NULL DEFAULT false",
+        "CREATE INDEX IF NOT EXISTS job_owner ON job (owner, state)",
+        """
+        CREATE TABLE IF NOT EXISTS client (
+            name TEXT PRIMARY KEY, key TEXT NOT NULL, curve_public TEXT, role TEXT NOT NULL, max_priority INTEGER NOT NULL,
+            max_queued BIGINT NOT NULL, created DOUBLE PRECISION NOT NULL, revoked DOUBLE PRECISION)
+        """,
+        "CREATE TABLE IF NOT EXISTS secret (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        """
+        CREATE TABLE IF NOT EXISTS template (
+            name TEXT NOT NULL, version INTEGER NOT NULL, text TEXT NOT NULL, sha256 TEXT NOT NULL, client TEXT NOT NULL,
+            created DOUBLE PRECISION NOT NULL, deleted DOUBLE PRECISION, PRIMARY KEY (name, version))
+        """,
+        "CREATE TABLE IF NOT EXISTS blob (sha256 TEXT PRIMARY KEY, bytes BIGINT NOT NULL, data BYTEA, created DOUBLE PRECISION NOT NULL)",
+        """
+        CREATE TABLE IF NOT EXISTS model_hash (
+            path TEXT PRIMARY KEY, bytes BIGINT NOT NULL, modified DOUBLE PRECISION NOT NULL, sha256 TEXT NOT NULL)
+        """,
     ]
 
     /// Adds a queued job (the front's side of the queue).
@@ -110,11 +141,12 @@ public final class PostgresJobQueue: JobQueue, @unchecked Sendable {
                       AND NOT EXISTS (SELECT 1 FROM setting WHERE name = 'queue_paused' AND value = 'true')
                     ORDER BY \(JobQueueOrder.sql) LIMIT 1 FOR UPDATE SKIP LOCKED),
                 claimed AS (
-                    UPDATE job SET state = 'running', started = $1, attempts = attempts + 1, lease_until = $3
+                    UPDATE job SET state = 'running', started = $1, attempts = attempts + 1, lease_until = $3, worker = $4,
+                        cancel_requested = false
                     FROM next WHERE job.id = next.id RETURNING job.*),
                 logged AS (INSERT INTO transition (job, state, time, note) SELECT id, 'running', $1, $2 FROM claimed)
                 SELECT * FROM claimed
-                """, [Self.time(now), note, String(now.timeIntervalSince1970 + lease)])
+                """, [Self.time(now), note, String(now.timeIntervalSince1970 + lease), workerName])
             return try rows.rows.indices.first.map { try Self.record(rows, $0) }
         }
     }
