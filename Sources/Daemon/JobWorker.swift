@@ -190,6 +190,13 @@ final class JobWorker: @unchecked Sendable {
             } else {
                 fail(job, Self.structured(error), logger: logger)
             }
+        } catch let error as PostgresError {
+            // The shared queue was unreachable (restarting, network): not the
+            // job's fault. Give it back if the queue answers again; else its
+            // lease runs out and a front requeues it.
+            let requeued = (try? queue.requeue(job, note: "requeued: the queue was unreachable as attempt \(job.attempts) ended")) ?? false
+            logger.warning("the queue was unreachable (\(error)); the job is \(requeued ? "requeued" : "left to its lease")")
+            if requeued { publisher.publish(job: job.id, type: "requeued", content: ["node": .null, "reason": .string("queue unreachable")]) }
         } catch let error as DaemonError {
             fail(job, error, logger: logger)
         } catch let failure as BindingFailure {

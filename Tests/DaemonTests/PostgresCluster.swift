@@ -35,9 +35,30 @@ final class PostgresCluster: @unchecked Sendable {
         if asPostgres { try run("/bin/chown", ["postgres:postgres", folder.path], asPostgres: false) }
         let data = folder.appendingPathComponent("data").path
         try run(bin.appendingPathComponent("initdb").path, ["-D", data, "-A", "trust", "-U", "postgres", "--no-sync"], asPostgres: asPostgres)
+        try start()
+    }
+
+    /// Starts the server (again, after ``crash()``: it recovers from its WAL).
+    func start() throws {
         try run(bin.appendingPathComponent("pg_ctl").path,
-                ["-D", data, "-l", folder.appendingPathComponent("server.log").path, "-w", "-o",
+                ["-D", folder.appendingPathComponent("data").path, "-l", folder.appendingPathComponent("server.log").path, "-w", "-o",
                  "-k \(folder.path) -p \(port) -c listen_addresses='' -c fsync=off", "start"], asPostgres: asPostgres)
+    }
+
+    /// Stops the server as `kill -9` would (immediate mode: no checkpoint, connections cut).
+    func crash() throws {
+        try run(bin.appendingPathComponent("pg_ctl").path,
+                ["-D", folder.appendingPathComponent("data").path, "-m", "immediate", "-w", "stop"], asPostgres: asPostgres)
+    }
+
+    /// Runs `sql` with the `psql` program (not through the code under test);
+    /// its rows unaligned, `|` between columns.
+    func psql(_ database: String, _ sql: String) throws -> [String] {
+        let output = folder.appendingPathComponent("psql-\(UUID().uuidString.prefix(8)).out")
+        defer { try? FileManager.default.removeItem(at: output) }
+        try run(bin.appendingPathComponent("psql").path, [database, "-At", "-v", "ON_ERROR_STOP=1", "-c", sql, "-o", output.path],
+                asPostgres: asPostgres)
+        return (try String(contentsOf: output, encoding: .utf8)).split(separator: "\n").map(String.init)
     }
 
     /// A fresh, empty database's connection string.
