@@ -20,7 +20,7 @@ swift test -c release --disable-swift-testing "$@" 2>&1 | tee "$log" || status=$
 if [ $# -eq 0 ]; then
     echo "== the daemon tests on the PostgreSQL queue (PILOT_TEST_QUEUE=postgresql)"
     PILOT_TEST_QUEUE=postgresql swift test -c release --skip-build --disable-swift-testing --filter DaemonTests \
-        --skip 'ChaosTests|SharedQueueProcessTests|JobQueueContractTests|JobStoreTests' 2>&1 \
+        --skip 'ChaosTests|SharedQueueProcessTests|ModelAffinityTests|JobQueueContractTests|JobStoreTests' 2>&1 \
         | tee -a "$log" || status=$?
 fi
 

@@ -11,19 +11,25 @@ import Workflow
 /// baseline: the ratio is what the protocol and the job store cost.
 enum DaemonBench {
     static let usage = """
-        usage: pilot-bench daemon [--rounds N] [--requests N]
+        usage: pilot-bench daemon [--rounds N] [--requests N] [--queue CONNINFO]
           --rounds N    alternate the cases N times and report medians (default 3)
           --requests N  requests per client per case (default 500; submits: a fifth of it)
+          --queue C     also submit to a front of this PostgreSQL queue (an empty database;
+                        Benchmarks/queue.sh starts a throwaway cluster and passes it)
         """
 
     static func main(_ arguments: [String]) throws {
         var rounds = 3, perClient = 500
+        var queue: String?
         var index = 0
         while index < arguments.count {
             let value = index + 1 < arguments.count ? Int(arguments[index + 1]) : nil
             switch arguments[index] {
             case "--rounds": rounds = try positive(value, "--rounds")
             case "--requests": perClient = try positive(value, "--requests")
+            case "--queue":
+                guard index + 1 < arguments.count else { throw DaemonError(.invalidRequest, "--queue needs a connection string\n\(usage)") }
+                queue = arguments[index + 1]
             case "-h", "--help": print(usage); return
             default: throw DaemonError(.invalidRequest, "unknown argument \(arguments[index])\n\(usage)")
             }
@@ -40,6 +46,18 @@ enum DaemonBench {
         let daemon = try Daemon(configuration: configuration, nodes: .standard, logger: logger)
         let done = DispatchSemaphore(value: 0)
         Thread.detachNewThread { daemon.run(); done.signal() }
+        // The same daemon as a front of a PostgreSQL queue: no worker of its
+        // own (the SQLite daemon's worker thread runs its copy jobs meanwhile).
+        var front: (daemon: Daemon, done: DispatchSemaphore)?
+        if let queue {
+            var shared = configuration
+            shared.stateDirectory = folder.appendingPathComponent("front")
+            shared.queue = queue
+            let daemon = try Daemon(configuration: shared, nodes: .standard, logger: logger)
+            let done = DispatchSemaphore(value: 0)
+            Thread.detachNewThread { daemon.run(); done.signal() }
+            front = (daemon, done)
+        }
         let echo = try EchoServer()
         let requests = perClient
         defer { echo.stop() }
@@ -51,7 +69,7 @@ enum DaemonBench {
         let job = try setup.request("submit", submitContent(0), frames: [png]).content["job"]!.stringValue!
 
         typealias Case = (name: String, clients: Int, run: @Sendable (Int, Int) throws -> [Double])
-        let cases: [Case] = [
+        var cases: [Case] = [
             ("raw zmq echo", 1, { c, n in try echoLatencies(echo.endpoint, n) }),
             ("raw zmq echo", 20, { c, n in try echoLatencies(echo.endpoint, n) }),
             ("ping", 1, { c, n in try latencies(daemon.connection, n) { try $0.request("ping") } }),
@@ -61,6 +79,14 @@ enum DaemonBench {
             ("submit", 1, { c, n in try latencies(daemon.connection, max(1, n / 5)) { try $0.request("submit", submitContent(c), frames: [png]) } }),
             ("submit", 20, { c, n in try latencies(daemon.connection, max(1, n / 5)) { try $0.request("submit", submitContent(c), frames: [png]) } }),
         ]
+        if let front {
+            let connection = front.daemon.connection
+            let shared: [Case] = [
+                ("submit (pg)", 1, { c, n in try latencies(connection, max(1, n / 5)) { try $0.request("submit", submitContent(c), frames: [png]) } }),
+                ("submit (pg)", 20, { c, n in try latencies(connection, max(1, n / 5)) { try $0.request("submit", submitContent(c), frames: [png]) } }),
+            ]
+            cases += shared
+        }
         var rates: [Int: [Double]] = [:], p50: [Int: [Double]] = [:], p99: [Int: [Double]] = [:]
         for round in 1...rounds {
             for (index, item) in cases.enumerated() {
@@ -75,6 +101,8 @@ enum DaemonBench {
         }
         daemon.stop()
         done.wait()
+        front?.daemon.stop()
+        front?.done.wait()
 
         print("daemon protocol on loopback TCP, medians of \(rounds) rounds (\(requests) requests per client; submits \(max(1, requests / 5)))")
         print("request        clients   req/s   p50 ms   p99 ms   vs raw zmq echo (req/s)")

@@ -54,13 +54,15 @@ extension Daemon {
         let template = try optionalString(content, "template")
         // Clients see their own jobs; admins every job, or one client's with 'owner'.
         let owner = caller.isAdmin ? try optionalString(content, "owner") : caller.name
-        let jobs = try storeCall { try store.jobs(states: states, template: template, owner: owner, limit: limit) }
+        let worker = try optionalString(content, "worker")
+        let jobs = try storeCall { try store.jobs(states: states, template: template, owner: owner, worker: worker, limit: limit) }
         return (["jobs": .array(jobs.map { job in
             var summary: [String: JSONValue] = ["id": .string(job.id), "state": .string(job.state.rawValue),
                                                 "priority": .int(job.priority), "created": .string(WireTime.format(job.created))]
             if let template = job.template { summary["template"] = .string(template) }
             if let client = job.client { summary["client"] = .string(client) }
             summary["owner"] = .string(job.owner)
+            if let worker = job.worker { summary["worker"] = .string(worker) }
             return .object(summary)
         })], [])
     }

@@ -144,6 +144,7 @@ extension Daemon {
 
         // Bind now, so bad parameters are refused before the job exists.
         let id = UUID().uuidString.lowercased()
+        var jobModels: [String] = []
         let nestedTemplates = validated.templates.isEmpty ? nil : validated.templateSnapshot.json
         let job = JobRecord(id: id, sequence: 0, idempotencyKey: key, state: .queued, priority: priority, template: template,
                             templateFile: templateFile?.path, workflow: text, parameters: parameters,
@@ -154,7 +155,9 @@ extension Daemon {
                                                       validated: validated)
             var given = prepared.parameters
             for (name, path) in prepared.inputs { given[name] = .text(path) }
-            _ = try prepared.workflow.bind(given, loader: runner.nodes.objectLoader(paths.inputs(id)))
+            let bound = try prepared.workflow.bind(given, loader: runner.nodes.objectLoader(paths.inputs(id)))
+            jobModels = JobModels.names(bound, registry: runner.registry, base: prepared.file.deletingLastPathComponent(),
+                                        models: paths.models)
         } catch let failure as BindingFailure {
             try? FileManager.default.removeItem(at: paths.job(id))
             throw DaemonError(.invalidParameters, failure.description,
@@ -175,7 +178,7 @@ extension Daemon {
             try store.insert(id: id, idempotencyKey: key, priority: priority, template: template, templateFile: templateFile?.path,
                              workflow: text, parameters: parameters, inputs: .object(storedInputs), client: client,
                              owner: caller.name, templateVersion: templateVersion, nestedTemplates: nestedTemplates,
-                             preview: preview?.json, blobs: inputBytes, now: Date())
+                             preview: preview?.json, blobs: inputBytes, models: jobModels, now: Date())
         }
         switch insertion {
         case let .duplicate(existing):

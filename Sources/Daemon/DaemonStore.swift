@@ -23,9 +23,10 @@ public protocol DaemonStore: JobQueue, ModelHashCache {
     func insert(id: String, idempotencyKey: String?, priority: Int, template: String?, templateFile: String?,
                 workflow: String, parameters: JSONValue, inputs: JSONValue, client: String?, owner: String,
                 templateVersion: (number: Int, sha256: String)?, nestedTemplates: JSONValue?, preview: JSONValue?,
-                blobs: [String: Data], now: Date) throws -> JobStore.Insertion
+                blobs: [String: Data], models: [String], now: Date) throws -> JobStore.Insertion
     func job(idempotencyKey key: String, owner: String) throws -> JobRecord?
-    func jobs(states: [JobState]?, template: String?, owner: String?, limit: Int) throws -> [JobRecord]
+    /// Newest first; `worker`: only those a worker of that name claimed last.
+    func jobs(states: [JobState]?, template: String?, owner: String?, worker: String?, limit: Int) throws -> [JobRecord]
     func counts() throws -> [JobState: Int]
     func activeJobs(owner: String) throws -> Int
     func owner(ofJob id: String) throws -> String?

@@ -73,7 +73,13 @@ public protocol JobQueue: AnyObject, Sendable {
 /// latest move first), then by priority, then the oldest. The same SQL for
 /// SQLite and PostgreSQL.
 enum JobQueueOrder {
-    static let sql = "front IS NULL, front DESC, priority DESC, seq ASC"
+    static let sql = sql(preferring: nil)
+
+    /// The order, with jobs for which `preferred` (an SQL condition) holds
+    /// first within a priority (a shared queue's model affinity).
+    static func sql(preferring preferred: String?) -> String {
+        "front IS NULL, front DESC, priority DESC, " + (preferred.map { "(\($0)) DESC, " } ?? "") + "seq ASC"
+    }
 }
 
 /// A queued job as the `queue` request lists it.

@@ -48,6 +48,10 @@ public struct JobRecord: Sendable, Equatable {
     public var nestedTemplates: JSONValue?
     /// The previews it asked for (``PreviewRequest/json``), nil for none.
     public var preview: JSONValue? = nil
+    /// The models folder entries the job reads (a shared queue's affinity; nil on one machine).
+    public var models: [String]? = nil
+    /// The worker that claimed it last (a shared queue's; nil on one machine).
+    public var worker: String? = nil
 
     public var json: JSONValue {
         var object: [String: JSONValue] = [
@@ -70,6 +74,8 @@ public struct JobRecord: Sendable, Equatable {
         if let error { object["error"] = error }
         if let outputs { object["outputs"] = outputs }
         if let preview { object["preview"] = preview }
+        if let models { object["models"] = .array(models.map(JSONValue.string)) }
+        if let worker { object["worker"] = .string(worker) }
         return .object(object)
     }
 }
@@ -285,7 +291,7 @@ public final class JobStore: DaemonStore, Sendable {
                        workflow: String, parameters: JSONValue, inputs: JSONValue, client: String?,
                        owner: String = ClientRecord.ownerName, templateVersion: (number: Int, sha256: String)? = nil,
                        nestedTemplates: JSONValue? = nil, preview: JSONValue? = nil, blobs: [String: Data] = [:],
-                       now: Date = Date()) throws -> Insertion {
+                       models: [String] = [], now: Date = Date()) throws -> Insertion {
         try database.write { db in
             if let idempotencyKey,
                let row = try Row.fetchOne(db, sql: "SELECT * FROM job WHERE owner = ? AND idempotency_key = ?",
@@ -394,9 +400,11 @@ public final class JobStore: DaemonStore, Sendable {
     }
 
     /// Jobs newest first, optionally only in `states`, of `template`, of `owner`.
-    public func jobs(states: [JobState]? = nil, template: String? = nil, owner: String? = nil,
+    public func jobs(states: [JobState]? = nil, template: String? = nil, owner: String? = nil, worker: String? = nil,
                      limit: Int = 100) throws -> [JobRecord] {
-        try database.read { db in
+        // One machine runs its jobs itself: no job ran on a named worker.
+        if worker != nil { return [] }
+        return try database.read { db in
             var clauses: [String] = [], arguments: StatementArguments = []
             if let owner {
                 clauses.append("owner = ?")

@@ -249,6 +249,9 @@ struct Status: ParsableCommand {
     @Argument(help: "A job id (omit for the daemon's summary).")
     var job: String?
 
+    @Option(help: "Only the jobs this worker of a shared queue claimed last (its --name).")
+    var worker: String?
+
     @Flag(help: "Print the reply as JSON.")
     var json = false
 
@@ -273,7 +276,9 @@ struct Status: ParsableCommand {
             return
         }
         let info = try clientCall { try client.request("info") }.content
-        let jobs = try clientCall { try client.request("list", ["limit": .int(20)]) }.content["jobs"]?.arrayValue ?? []
+        var list: [String: JSONValue] = ["limit": .int(20)]
+        if let worker { list["worker"] = .string(worker) }
+        let jobs = try clientCall { try client.request("list", list) }.content["jobs"]?.arrayValue ?? []
         if json { return print(JSONValue.object(["info": info, "jobs": .array(jobs)]).pretty, terminator: "") }
         print("pilot daemon \(info["version"]?.stringValue ?? "?") (pid \(info["pid"]?.intValue ?? 0)), \(info["device"]?.stringValue ?? "")")
         let queue = info["queue"]?.objectValue ?? [:]
@@ -284,7 +289,7 @@ struct Status: ParsableCommand {
         }
         for job in jobs {
             print("  \(job["id"]?.stringValue ?? "")  \(job["state"]?.stringValue ?? "")  \(job["created"]?.stringValue ?? "")"
-                  + (job["template"]?.stringValue.map { "  \(t($0))" } ?? ""))
+                  + (job["template"]?.stringValue.map { "  \(t($0))" } ?? "") + (job["worker"]?.stringValue.map { "  on \(t($0))" } ?? ""))
         }
     }
 }

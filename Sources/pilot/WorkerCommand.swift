@@ -46,6 +46,12 @@ struct Worker: ParsableCommand {
     @Option(help: "Seconds a claim holds a job; renewed every quarter of it while the job runs (the fronts' sweep requeues a job whose lease ran out).")
     var lease: Double = 60
 
+    @Option(help: "Seconds a job may wait before it is taken like one for the loaded model (model affinity never starves a job).")
+    var ageLimit: Double = 300
+
+    @Flag(inversion: .prefixedNo, help: "Prefer, within a priority, jobs for the model of the last job (fewer checkpoint loads).")
+    var preferLoaded = true
+
     @Option(help: "Longest a job may run, in seconds, before it is stopped and failed with 'timeout'.")
     var jobTimeLimit: Double = 6 * 3600
 
@@ -95,6 +101,8 @@ struct Worker: ParsableCommand {
         options.device = choice.description
         options.lease = lease
         options.jobTimeLimit = jobTimeLimit
+        options.preferLoaded = preferLoaded
+        options.ageLimit = ageLimit
         do {
             try QueueWorker.run(options, nodes: .standard, logger: Logger(label: "pilot.worker"))
         } catch {

@@ -111,20 +111,6 @@ struct PostgresClusterError: Error, CustomStringConvertible {
 
 /// The ``JobQueue`` contract against PostgreSQL (a cluster started for this case).
 final class PostgresJobQueueContractTests: JobQueueContractTests {
-    nonisolated(unsafe) private static var cluster: PostgresCluster?
-    nonisolated(unsafe) private static var startError: Error?
-
-    override class func setUp() {
-        super.setUp()
-        do { cluster = try PostgresCluster() } catch { startError = error }
-    }
-
-    override class func tearDown() {
-        cluster?.stop()
-        cluster = nil
-        super.tearDown()
-    }
-
     // Linux's test discovery lists the methods a class declares, not those it inherits.
     override func testClaimsTakeTheHighestPriorityThenTheOldestAndCountAnAttempt() throws {
         try super.testClaimsTakeTheHighestPriorityThenTheOldestAndCountAnAttempt()
@@ -147,13 +133,13 @@ final class PostgresJobQueueContractTests: JobQueueContractTests {
     }
 
     override func makeQueue() throws -> (queue: any JobQueue, enqueue: (String, Int) throws -> Void) {
-        if let startError = Self.startError { throw startError }
-        let cluster = try XCTUnwrap(Self.cluster, "expected the PostgreSQL cluster started")
-        let queue = try PostgresJobQueue(connection: try cluster.newDatabase())
+        let queue = try PostgresJobQueue(connection: try SharedTestQueue.newDatabase())
         return (queue, { id, priority in try queue.enqueue(id: id, priority: priority, workflow: "version: 1") })
     }
 }
 
+/// One PostgreSQL cluster for the test process, started on first use.
+///
 /// `PILOT_TEST_QUEUE=postgresql`: every test daemon is a front of a shared
 /// PostgreSQL queue (one cluster for the test process, a database per state
 /// folder, so a daemon restarted on the same folder finds its jobs again)
@@ -171,14 +157,24 @@ enum SharedTestQueue {
     static func connection(for state: URL) throws -> String {
         try lock.withLock {
             if let known = databases[state.standardizedFileURL.path] { return known }
-            if cluster == nil {
-                cluster = try PostgresCluster()
-                atexit { SharedTestQueue.stopCluster() }
-            }
-            let made = try cluster!.newDatabase()
+            let made = try startedCluster().newDatabase()
             databases[state.standardizedFileURL.path] = made
             return made
         }
+    }
+
+    /// A fresh database in the test process's cluster (started on first use,
+    /// stopped at exit), for tests of the PostgreSQL queue itself.
+    static func newDatabase() throws -> String {
+        try lock.withLock { try startedCluster().newDatabase() }
+    }
+
+    private static func startedCluster() throws -> PostgresCluster {
+        if let cluster { return cluster }
+        let started = try PostgresCluster()
+        cluster = started
+        atexit { SharedTestQueue.stopCluster() }
+        return started
     }
 
     static func stopCluster() {

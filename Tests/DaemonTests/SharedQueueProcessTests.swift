@@ -138,6 +138,12 @@ final class SharedQueueProcessTests: XCTestCase {
         try waitUntil("progress relayed from the worker") {
             try client.request("status", ["job": .string(job)]).content["job"]?["progress"] != nil
         }
+        let running = try client.request("status", ["job": .string(job)]).content["job"]!
+        XCTAssertEqual(running["models"], .array([.string("tiny")]), "expected the job to name the checkpoint it reads")
+        XCTAssertEqual(running["worker"], .string("remote"))
+        let listed = try client.request("list", ["worker": .string("remote")]).content["jobs"]?.arrayValue ?? []
+        XCTAssertEqual(listed.compactMap { $0["id"]?.stringValue }, [job], "expected the list by worker to show its job")
+        XCTAssertEqual(try client.request("list", ["worker": .string("nobody")]).content["jobs"]?.arrayValue?.count, 0)
         XCTAssertEqual(try client.request("cancel", ["job": .string(job)]).content["state"], .string("cancelling"))
         let status = try waitForFinalState(client, job: job, timeout: 30)
         XCTAssertEqual(status["state"]?.stringValue, "cancelled", "expected the remote worker to stop the job")

@@ -43,7 +43,34 @@ public final class PostgresJobQueue: JobQueue, @unchecked Sendable {
     }
 
     /// Bumped whenever `schema` changes: a store at an older version gets the statements again (each is idempotent).
-    static let schemaVersion = 2
+    static let schemaVersion = 3
+
+    /// What a worker of this queue takes and prefers (``setAffinity(_:)``).
+    public struct Affinity: Sendable {
+        /// The models folder's entries now (asked at each claim: models added while it runs count).
+        public var available: @Sendable () -> [String]
+        /// Prefer, within a priority, jobs for the models of the last job claimed.
+        public var preferLoaded: Bool
+        /// A job waiting longer than this is preferred like one for the loaded model, so none waits forever.
+        public var ageLimit: TimeInterval
+
+        public init(available: @escaping @Sendable () -> [String], preferLoaded: Bool = true, ageLimit: TimeInterval = 300) {
+            self.available = available
+            self.preferLoaded = preferLoaded
+            self.ageLimit = ageLimit
+        }
+    }
+
+    private let affinityLock = NSLock()
+    private var affinity: Affinity?
+    private var loaded: [String]?
+
+    /// Model affinity for this queue's claims: only jobs whose models are
+    /// all `available`, those for the last claimed job's models first
+    /// within a priority, unless older than `ageLimit`. Nil: any job.
+    public func setAffinity(_ affinity: Affinity?) {
+        affinityLock.withLock { self.affinity = affinity }
+    }
 
     static let schema = [
         """
@@ -90,6 +117,8 @@ public final class PostgresJobQueue: JobQueue, @unchecked Sendable {
         "ALTER TABLE job ADD COLUMN IF NOT EXISTS worker TEXT",
         "ALTER TABLE job ADD COLUMN IF NOT EXISTS cancel_requested BOOLEAN NOT NULL DEFAULT false",
         "CREATE INDEX IF NOT EXISTS job_owner ON job (owner, state)",
+        "ALTER TABLE job ADD COLUMN IF NOT EXISTS models TEXT[]",
+        "CREATE INDEX IF NOT EXISTS job_worker ON job (worker, seq)",
         """
         CREATE TABLE IF NOT EXISTS client (
             name TEXT PRIMARY KEY, key TEXT NOT NULL, curve_public TEXT, role TEXT NOT NULL, max_priority INTEGER NOT NULL,
@@ -139,16 +168,30 @@ public final class PostgresJobQueue: JobQueue, @unchecked Sendable {
                     SELECT id FROM job
                     WHERE state = 'queued'
                       AND NOT EXISTS (SELECT 1 FROM setting WHERE name = 'queue_paused' AND value = 'true')
-                    ORDER BY \(JobQueueOrder.sql) LIMIT 1 FOR UPDATE SKIP LOCKED),
+                      AND ($5::text[] IS NULL OR models IS NULL OR models <@ $5::text[])
+                    ORDER BY \(JobQueueOrder.sql(preferring: Self.preferLoaded)) LIMIT 1 FOR UPDATE SKIP LOCKED),
                 claimed AS (
                     UPDATE job SET state = 'running', started = $1, attempts = attempts + 1, lease_until = $3, worker = $4,
                         cancel_requested = false
                     FROM next WHERE job.id = next.id RETURNING job.*),
                 logged AS (INSERT INTO transition (job, state, time, note) SELECT id, 'running', $1, $2 FROM claimed)
                 SELECT * FROM claimed
-                """, [Self.time(now), note, String(now.timeIntervalSince1970 + lease), workerName])
-            return try rows.rows.indices.first.map { try Self.record(rows, $0) }
+                """, [Self.time(now), note, String(now.timeIntervalSince1970 + lease), workerName] + affinityParameters(now: now))
+            let claimed = try rows.rows.indices.first.map { try Self.record(rows, $0) }
+            if let models = claimed?.models, !models.isEmpty { affinityLock.withLock { loaded = models } }
+            return claimed
         }
+    }
+
+    /// Jobs for the loaded models, or waiting past the age limit ($6, $7).
+    static let preferLoaded = "coalesce($6::text[] IS NOT NULL AND (models <@ $6::text[] OR created < $7::double precision), false)"
+
+    /// $5 (the models this worker has), $6 (those it loaded last), $7 (the age cutoff).
+    private func affinityParameters(now: Date) -> [String?] {
+        let (affinity, loaded) = affinityLock.withLock { (self.affinity, self.loaded) }
+        guard let affinity else { return [nil, nil, "0"] }
+        return [Self.textArray(affinity.available()), affinity.preferLoaded ? loaded.map(Self.textArray) : nil,
+                Self.time(now.addingTimeInterval(-affinity.ageLimit))]
     }
 
     public func finish(_ id: String, attempt: Int, state: JobState, error: JSONValue?, outputs: JSONValue?,
@@ -230,6 +273,31 @@ public final class PostgresJobQueue: JobQueue, @unchecked Sendable {
 
     static func time(_ date: Date) -> String { String(date.timeIntervalSince1970) }
 
+    /// A text[] in PostgreSQL's text form (`{a,"b c"}`) as its elements.
+    static func parseTextArray(_ text: String) -> [String] {
+        var items: [String] = [], current = "", quoted = false, escaped = false, any = false
+        for character in text.dropFirst().dropLast() {
+            if escaped {
+                current.append(character)
+                escaped = false
+            } else if character == "\\" {
+                escaped = true
+            } else if character == "\"" {
+                quoted.toggle()
+                any = true
+            } else if character == ",", !quoted {
+                items.append(current)
+                current = ""
+                any = false
+            } else {
+                current.append(character)
+                any = true
+            }
+        }
+        if any || !current.isEmpty { items.append(current) }
+        return items
+    }
+
     static func record(_ rows: PostgresRows, _ r: Int) throws -> JobRecord {
         func text(_ column: String) -> String? { rows.value(r, column) }
         func required(_ column: String) throws -> String {
@@ -251,6 +319,7 @@ public final class PostgresJobQueue: JobQueue, @unchecked Sendable {
             inputs: json("inputs") ?? .object([:]), client: text("client"), owner: try required("owner"),
             created: created, started: date("started"), finished: date("finished"), attempts: attempts,
             error: json("error"), outputs: json("outputs"), templateVersion: text("template_version").flatMap(Int.init),
-            templateSHA256: text("template_sha256"), nestedTemplates: json("nested_templates"), preview: json("preview"))
+            templateSHA256: text("template_sha256"), nestedTemplates: json("nested_templates"), preview: json("preview"),
+            models: text("models").map(parseTextArray), worker: text("worker"))
     }
 }

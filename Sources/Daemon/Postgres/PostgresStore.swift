@@ -11,7 +11,7 @@ extension PostgresJobQueue: DaemonStore {
     public func insert(id: String, idempotencyKey: String?, priority: Int, template: String?, templateFile: String?,
                        workflow: String, parameters: JSONValue, inputs: JSONValue, client: String?, owner: String,
                        templateVersion: (number: Int, sha256: String)?, nestedTemplates: JSONValue?, preview: JSONValue?,
-                       blobs: [String: Data], now: Date) throws -> JobStore.Insertion {
+                       blobs: [String: Data], models: [String], now: Date) throws -> JobStore.Insertion {
         try pool.with { db in
             try db.transaction {
                 if let idempotencyKey, let existing = try Self.jobRow(db, "owner = $1 AND idempotency_key = $2", [owner, idempotencyKey]) {
@@ -22,12 +22,12 @@ extension PostgresJobQueue: DaemonStore {
                 }
                 let added = try db.query("""
                     INSERT INTO job (id, owner, idempotency_key, state, priority, template, template_file, workflow, parameters,
-                                     inputs, client, created, template_version, template_sha256, nested_templates, preview)
-                    VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+                                     inputs, client, created, template_version, template_sha256, nested_templates, preview, models)
+                    VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16::text[])
                     ON CONFLICT (owner, idempotency_key) DO NOTHING RETURNING *
                     """, [id, owner, idempotencyKey, String(priority), template, templateFile, workflow, parameters.compact,
                           inputs.compact, client, Self.time(now), templateVersion.map { String($0.number) }, templateVersion?.sha256,
-                          nestedTemplates?.compact, preview?.compact])
+                          nestedTemplates?.compact, preview?.compact, Self.textArray(models)])
                 guard !added.rows.isEmpty else {
                     // Another front inserted the same key between the look and the insert.
                     guard let idempotencyKey, let existing = try Self.jobRow(db, "owner = $1 AND idempotency_key = $2",
@@ -46,7 +46,7 @@ extension PostgresJobQueue: DaemonStore {
         try pool.with { db in try Self.jobRow(db, "owner = $1 AND idempotency_key = $2", [owner, key]) }
     }
 
-    public func jobs(states: [JobState]?, template: String?, owner: String?, limit: Int) throws -> [JobRecord] {
+    public func jobs(states: [JobState]?, template: String?, owner: String?, worker: String?, limit: Int) throws -> [JobRecord] {
         try pool.with { db in
             var clauses: [String] = [], parameters: [String?] = []
             if let owner {
@@ -60,6 +60,10 @@ extension PostgresJobQueue: DaemonStore {
             if let template {
                 parameters.append(template)
                 clauses.append("template = $\(parameters.count)")
+            }
+            if let worker {
+                parameters.append(worker)
+                clauses.append("worker = $\(parameters.count)")
             }
             parameters.append(String(limit))
             let filter = clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND ")

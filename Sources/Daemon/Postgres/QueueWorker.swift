@@ -25,6 +25,10 @@ public enum QueueWorker {
         public var jobTimeLimit: TimeInterval = 6 * 3600
         public var maxOutputPixels: Int? = 64 << 20
         public var lease: TimeInterval = JobLease.seconds
+        /// Model affinity: prefer jobs for the last job's models (within a priority).
+        public var preferLoaded = true
+        /// A job waiting longer than this is taken as if for the loaded model.
+        public var ageLimit: TimeInterval = 300
 
         public init(queue: String, name: String, cache: URL, models: URL) {
             self.queue = queue
@@ -42,6 +46,10 @@ public enum QueueWorker {
         umask(0o077)
         try FileManager.default.createDirectory(at: options.cache, withIntermediateDirectories: true)
         let queue = try PostgresJobQueue(connection: options.queue, worker: options.name)
+        // Only jobs whose models are in its folder; those of the loaded model first.
+        let models = options.models
+        queue.setAffinity(.init(available: { JobModels.available(in: models) }, preferLoaded: options.preferLoaded,
+                                ageLimit: options.ageLimit))
         let paths = JobPaths(state: options.cache, models: options.models.standardizedFileURL,
                              templates: options.templates.map(\.standardizedFileURL),
                              extraReadable: options.readable.map(\.standardizedFileURL))
