@@ -15,12 +15,18 @@ status=0
 # XCTest only: the suite has no Swift Testing tests, whose empty run would
 # otherwise close the output with "0 tests".
 swift test -c release --disable-swift-testing "$@" 2>&1 | tee "$log" || status=$?
-# The daemon tests again, each test daemon a front of a PostgreSQL queue
-# (a cluster the tests start in /tmp): both backends pass the same tests.
+# The daemon tests again, each test daemon (in-process, or `pilot serve`
+# started by a test) a front of a PostgreSQL queue with one worker thread (a
+# cluster the tests start in /tmp): both backends pass the same tests. Not
+# repeated: the tests of SQLite itself (the store, a damaged store file, a
+# SIGTERM checked in the SQLite file), of the supervised worker process (a
+# crash in a kernel), and those that start a queue of their own.
 if [ $# -eq 0 ]; then
     echo "== the daemon tests on the PostgreSQL queue (PILOT_TEST_QUEUE=postgresql)"
+    single='JobStoreTests|testADamagedOrTruncatedJobStore|testSigtermRequeuesTheRunningJob|testAWorkerCrashInAKernel'
+    own='ChaosTests|SharedQueueProcessTests|ModelAffinityTests|JobQueueContractTests'
     PILOT_TEST_QUEUE=postgresql swift test -c release --skip-build --disable-swift-testing --filter DaemonTests \
-        --skip 'ChaosTests|SharedQueueProcessTests|ModelAffinityTests|JobQueueContractTests|JobStoreTests' 2>&1 \
+        --skip "$single|$own" 2>&1 \
         | tee -a "$log" || status=$?
 fi
 

@@ -107,10 +107,13 @@ func startServe(state: URL, folder: URL, environment: [String: String] = [:], st
                 arguments extra: [String] = []) throws -> Process {
     let process = Process()
     process.executableURL = DaemonFixture.pilotExecutable
+    // The PostgreSQL pass: a front of the shared test queue with one worker thread.
+    let shared = SharedTestQueue.isEnabled && !extra.contains("--queue")
+        ? ["--queue", try SharedTestQueue.connection(for: state), "--workers", "1"] : []
     process.arguments = ["serve", "--state", state.path, "--models", DaemonFixture.models.path,
                          "--requests", "ipc://\(folder.path)/r", "--events", "ipc://\(folder.path)/e",
                          "--templates", DaemonFixture.templates.path, "--allow-read", DaemonFixture.examples.path,
-                         "--log-level", "warning"] + extra
+                         "--log-level", "warning"] + extra + shared
     process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
     process.standardOutput = FileHandle.nullDevice
     if let stderr { process.standardError = stderr }
