@@ -18,7 +18,7 @@ extension Daemon {
             try requireAdmin(caller, "resuming the queue")
             try storeCall { try store.setQueuePaused(false) }
             logger.notice("queue resumed by client '\(caller.name)'")
-            worker.notify()
+            wakeWorkers()
         case let other:
             throw DaemonError(.invalidRequest, "'action' must be status, pause or resume, found '\(other.prefix(40))'")
         }

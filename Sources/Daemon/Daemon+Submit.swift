@@ -189,7 +189,7 @@ extension Daemon {
             FaultInjection.point("submit-after-commit")
             let position = (try? store.queuePosition(id)) ?? nil
             publisher.publish(job: id, type: "queued", content: ["position": position.map(JSONValue.int) ?? .null])
-            worker.notify()
+            wakeWorkers()
             var metadata: Logger.Metadata = ["job": "\(id)", "client": "\(caller.name)"]
             if let template { metadata["template"] = "\(LogText.escaped(template, limit: 100))" }
             logger.info("queued", metadata: metadata)

@@ -322,9 +322,21 @@ public final class Daemon: @unchecked Sendable {
                 publisher.publish(job: id, type: "failed", content: ["error": error])
                 publisher.forget(job: id)
             }
-            if !requeued.isEmpty { worker.notify() }
+            if !requeued.isEmpty { wakeWorkers() }
         } catch {
             logger.error("job queue: cannot sweep expired leases: \(error)")
+        }
+    }
+
+    /// A job may be claimed: this daemon's workers are woken, and (a shared
+    /// queue) idle `pilot worker` processes, which LISTEN for it, instead of
+    /// their next look a second later.
+    func wakeWorkers() {
+        worker.notify()
+        if let sharedQueue {
+            do { try sharedQueue.notify(PostgresEvents.jobsChannel, "") } catch {
+                logger.warning("job queue: cannot wake the workers (they look again within a second): \(error)")
+            }
         }
     }
 

@@ -15,6 +15,8 @@ import Workflow
 /// (`queued`, `cancelled` while queued) continue its own count.
 enum PostgresEvents {
     static let channel = "pilot_events"
+    /// Wakes idle workers: a job was queued or requeued, or the queue resumed.
+    static let jobsChannel = "pilot_jobs"
     /// Largest payload sent inline (PostgreSQL's limit is 8000 bytes).
     static let maxInline = 7_900
     /// The first `seq` of attempt `attempt`'s events.
@@ -73,29 +75,28 @@ final class PostgresEventSink: JobEventSink, @unchecked Sendable {
     }
 }
 
-/// The front's side: a thread that LISTENs and hands each event to
-/// `publish`, reconnecting (with a growing pause) when the server goes away.
-/// Events sent while it was disconnected are not replayed: a client resyncs
-/// with `status` (`last_event`, state, outputs).
-final class PostgresEventRelay: @unchecked Sendable {
-    private let queue: PostgresJobQueue
-    private let publisher: EventPublisher
+/// A thread that LISTENs on one channel and hands each payload to
+/// `receive`, reconnecting (with a growing pause) when the server goes away.
+/// Notifications sent while it was disconnected are not replayed.
+final class PostgresListener: @unchecked Sendable {
+    private let conninfo: String
+    private let channel: String
     private let logger: Logger
+    private let receive: @Sendable (String) -> Void
     private let lock = NSLock()
     private var stopping = false
-    private var finished = false
-    private var progress: [String: JSONValue] = [:]
     private let done = DispatchSemaphore(value: 0)
 
-    init(queue: PostgresJobQueue, publisher: EventPublisher, logger: Logger) {
-        self.queue = queue
-        self.publisher = publisher
+    init(conninfo: String, channel: String, logger: Logger, receive: @escaping @Sendable (String) -> Void) {
+        self.conninfo = conninfo
+        self.channel = channel
         self.logger = logger
+        self.receive = receive
     }
 
     func start() {
         let thread = Thread { [self] in loop() }
-        thread.name = "pilot-event-relay"
+        thread.name = "pilot-listen-\(channel)"
         thread.start()
     }
 
@@ -104,9 +105,6 @@ final class PostgresEventRelay: @unchecked Sendable {
         done.wait()
     }
 
-    /// The last step progress relayed for `job` while it runs.
-    func lastProgress(of job: String) -> JSONValue? { lock.withLock { progress[job] } }
-
     private var isStopping: Bool { lock.withLock { stopping } }
 
     private func loop() {
@@ -114,20 +112,57 @@ final class PostgresEventRelay: @unchecked Sendable {
         var pause = 0.1
         while !isStopping {
             do {
-                let connection = try PostgresConnection(queue.conninfo)
-                try connection.query("LISTEN \(PostgresEvents.channel)")
+                let connection = try PostgresConnection(conninfo)
+                try connection.query("LISTEN \(channel)")
                 pause = 0.1
                 while !isStopping {
-                    for payload in try connection.notifications(timeout: 0.2) { relay(payload) }
+                    for payload in try connection.notifications(timeout: 0.2) { receive(payload) }
                 }
             } catch {
                 if isStopping { return }
-                logger.warning("event relay: \(error); listening again in \(pause) s")
+                logger.warning("listening on \(channel): \(error); again in \(pause) s")
                 Thread.sleep(forTimeInterval: pause)
                 pause = min(pause * 2, 5)
             }
         }
     }
+}
+
+/// The front's side: relays the events workers send, re-signed, on its
+/// event socket. A client resyncs after an outage with `status`
+/// (`last_event`, state, outputs).
+final class PostgresEventRelay: @unchecked Sendable {
+    private let queue: PostgresJobQueue
+    private let publisher: EventPublisher
+    private let logger: Logger
+    private let lock = NSLock()
+    private var progress: [String: JSONValue] = [:]
+    private var listener: PostgresListener?
+
+    init(queue: PostgresJobQueue, publisher: EventPublisher, logger: Logger) {
+        self.queue = queue
+        self.publisher = publisher
+        self.logger = logger
+    }
+
+    func start() {
+        let listener = PostgresListener(conninfo: queue.conninfo, channel: PostgresEvents.channel, logger: logger) { [self] in
+            relay($0)
+        }
+        lock.withLock { self.listener = listener }
+        listener.start()
+    }
+
+    /// Stops listening; the listener (whose closure holds this relay) is let go.
+    func stop() {
+        lock.withLock { () -> PostgresListener? in
+            defer { listener = nil }
+            return listener
+        }?.stop()
+    }
+
+    /// The last step progress relayed for `job` while it runs.
+    func lastProgress(of job: String) -> JSONValue? { lock.withLock { progress[job] } }
 
     private func relay(_ text: String) {
         guard var payload = try? JSONValue(parsing: Data(text.utf8)), let job = payload["job"]?.stringValue else { return }

@@ -69,9 +69,15 @@ public enum QueueWorker {
             sources.append(source)
         }
         logger.info("worker \(options.name): claiming jobs (lease \(Int(options.lease)) s)")
+        // Woken when a front queues a job; otherwise it looks once a second.
+        let wakeups = PostgresListener(conninfo: options.queue, channel: PostgresEvents.jobsChannel, logger: logger) { _ in
+            worker.notify()
+        }
+        wakeups.start()
         worker.start()
         stop.wait()
         logger.info("stopping: a running job is requeued")
+        wakeups.stop()
         worker.shutdown()
         withExtendedLifetime(sources) {}
     }
