@@ -384,20 +384,41 @@ struct JobPreparation {
 /// `lost` set, so the worker records nothing.
 final class LeaseHeartbeat: @unchecked Sendable {
     private let timer: DispatchSourceTimer
+    private let queue: any JobQueue
+    private let job: JobRecord
+    private let lease: TimeInterval
+    private let token: CancellationToken
+    private let lost: LockedFlag
+    private let logger: Logger
+    /// Held for a whole beat, so `stop()` returns only once none is running.
     private let lock = NSLock()
     private var renewed = Date()
+    private var stopped = false
 
     init(queue: any JobQueue, job: JobRecord, lease: TimeInterval, token: CancellationToken, lost: LockedFlag, logger: Logger) {
+        self.queue = queue
+        self.job = job
+        self.lease = lease
+        self.token = token
+        self.lost = lost
+        self.logger = logger
         let period = min(1, lease / 4)
         timer = DispatchSource.makeTimerSource(queue: DispatchQueue.global(qos: .utility))
         timer.schedule(deadline: .now() + period, repeating: period)
-        timer.setEventHandler { [self] in
+        // Weak: the timer must not own this object, or its last release would
+        // happen inside libdispatch's teardown of the timer itself.
+        timer.setEventHandler { [weak self] in self?.beat() }
+        timer.resume()
+    }
+
+    private func beat() {
+        lock.withLock {
+            guard !stopped else { return }
             if (try? queue.isCancelRequested(job.id)) == true { token.cancel() }
-            let due = lock.withLock { Date().timeIntervalSince(renewed) >= lease / 4 }
-            guard due else { return }
+            guard Date().timeIntervalSince(renewed) >= lease / 4 else { return }
             do {
                 if try queue.renewLease(job.id, attempt: job.attempts, until: Date().addingTimeInterval(lease)) {
-                    lock.withLock { renewed = Date() }
+                    renewed = Date()
                 } else if !lost.isSet {
                     lost.set()
                     token.cancel()
@@ -407,10 +428,14 @@ final class LeaseHeartbeat: @unchecked Sendable {
                 logger.warning("cannot renew the lease of attempt \(job.attempts): \(error)")
             }
         }
-        timer.resume()
     }
 
-    func stop() { timer.cancel() }
+    /// Stops the beats; returns once a beat in progress has ended, so
+    /// nothing touches the queue after the job's end is recorded.
+    func stop() {
+        lock.withLock { stopped = true }
+        timer.cancel()
+    }
 }
 
 /// A flag one thread sets and another reads.
