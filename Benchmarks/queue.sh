@@ -30,23 +30,19 @@ swift build -c release --product pilot-bench >&2
 bin=$PWD/.build/release
 
 work=$(mktemp -d /tmp/pilot-queue-bench-XXXXXX)
-pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
-as_owner=()
-if [ "$(id -u)" = 0 ]; then as_owner=(runuser -u postgres --); chown postgres:postgres "$work"; fi
-port=$((20000 + RANDOM % 20000))
-"${as_owner[@]}" "$pgbin/initdb" -D "$work/pg" -A trust -U postgres >/dev/null
-"${as_owner[@]}" "$pgbin/pg_ctl" -D "$work/pg" -l "$work/pg.log" -w -o "-k $work -p $port -c listen_addresses=''" start >/dev/null
+source scripts/postgres.sh
+pg_start "$work" $((20000 + RANDOM % 20000))
 pids=()
 cleanup() {
     ((${#pids[@]})) && kill -TERM "${pids[@]}" 2>/dev/null || true
     wait 2>/dev/null || true
-    "${as_owner[@]}" "$pgbin/pg_ctl" -D "$work/pg" -m immediate -w stop >/dev/null 2>&1 || true
+    pg_stop immediate || true
     rm -rf "$work"
 }
 trap cleanup EXIT
 database() {  # a fresh database's connection string
-    "${as_owner[@]}" "$pgbin/createdb" -h "$work" -p "$port" -U postgres "$1"
-    echo "host=$work port=$port user=postgres dbname=$1"
+    "${as_owner[@]}" "$pgbin/createdb" --maintenance-db "$pg_conninfo dbname=postgres" "$1"
+    echo "$pg_conninfo dbname=$1"
 }
 psql_value() { "${as_owner[@]}" "$pgbin/psql" "$1" -At -c "$2"; }
 

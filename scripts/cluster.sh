@@ -34,30 +34,17 @@ swift build -c release --product pilot
 bin=$PWD/.build/release/pilot
 mkdir -p "$folder"
 folder=$(cd "$folder" && pwd)
-pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
-[ -x "$pgbin/initdb" ] || { echo "cluster.sh: PostgreSQL's server binaries are missing (apt install postgresql)" >&2; exit 1; }
-
-# initdb refuses root: the cluster then belongs to the postgres user.
-as_owner=()
-if [ "$(id -u)" = 0 ]; then
-    as_owner=(runuser -u postgres --)
-    chown postgres:postgres "$folder"
-fi
-data="$folder/pgdata"
-if [ ! -e "$data/PG_VERSION" ]; then
-    "${as_owner[@]}" "$pgbin/initdb" -D "$data" -A trust -U postgres >/dev/null
-fi
-"${as_owner[@]}" "$pgbin/pg_ctl" -D "$data" -l "$folder/postgresql.log" -w \
-    -o "-k $folder -p $port -c listen_addresses=''" start >/dev/null
-queue="host=$folder port=$port user=postgres dbname=postgres"
+source scripts/postgres.sh
+pg_start "$folder" "$port"
+queue="$pg_conninfo dbname=postgres"
 
 pids=()
 cleanup() {
     trap - INT TERM EXIT
     ((${#pids[@]})) && kill -TERM "${pids[@]}" 2>/dev/null || true
     wait "${pids[@]}" 2>/dev/null || true
-    "${as_owner[@]}" "$pgbin/pg_ctl" -D "$data" -m fast -w stop >/dev/null || true
-    echo "cluster.sh: stopped (the queue stays in $data)"
+    pg_stop fast || true
+    echo "cluster.sh: stopped (the queue stays in $pg_data)"
 }
 trap cleanup INT TERM EXIT
 
@@ -73,5 +60,5 @@ for i in $(seq 1 "$workers"); do
     "$bin" worker --queue "$queue" --name "worker-$i" --cache "$folder/worker-$i" --models models &
     pids+=($!)
 done
-echo "cluster.sh: PostgreSQL in $data, front state $folder/front, $workers worker(s); Ctrl-C stops them all"
+echo "cluster.sh: PostgreSQL in $pg_data, front state $folder/front, $workers worker(s); Ctrl-C stops them all"
 wait -n "${pids[@]}" || true

@@ -221,12 +221,12 @@ public final class Daemon: @unchecked Sendable {
         }
     }
 
-    /// A CURVE key pair kept in the store (a fresh one unless `keep`).
     /// The worker name a front's own workers claim under: its host and state folder.
     static func frontName(_ state: URL) -> String {
         "front \(ProcessInfo.processInfo.hostName):\(state.standardizedFileURL.path)"
     }
 
+    /// A CURVE key pair kept in the store (a fresh one unless `keep`).
     private static func curvePair(named name: String, store: any DaemonStore, keep: Bool) throws -> (publicKey: String, secretKey: String) {
         if keep, let publicKey = try store.secret("curve_\(name)_public"), let secretKey = try store.secret("curve_\(name)_secret") {
             return (publicKey, secretKey)

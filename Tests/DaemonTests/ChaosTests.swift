@@ -53,14 +53,7 @@ final class ChaosTests: XCTestCase, @unchecked Sendable {
 
     @discardableResult
     private func startWorker(_ database: String, name: String) throws -> Process {
-        let process = Process()
-        process.executableURL = DaemonFixture.pilotExecutable
-        process.arguments = ["worker", "--queue", database, "--name", name, "--cache", folder.appendingPathComponent(name).path,
-                             "--models", DaemonFixture.models.path, "--templates", DaemonFixture.templates.path,
-                             "--allow-read", DaemonFixture.examples.path, "--lease", "\(Self.lease)", "--log-level", "critical"]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
+        let process = try startQueueWorker(queue: database, name: name, folder: folder, lease: Self.lease, logLevel: "critical")
         lock.withLock { workers[name] = process }
         return process
     }

@@ -27,9 +27,7 @@ final class ClientIdentityTests: XCTestCase {
         process.waitUntilExit()
     }
 
-    private var copy: (content: [String: JSONValue], frames: [Data]) {
-        (["workflow": .string(DaemonFixture.copyWorkflow), "inputs": .object(["image": .int(0)])], [DaemonFixture.examplePNG])
-    }
+    private var copy: (content: [String: JSONValue], frames: [Data]) { DaemonFixture.copySubmit }
 
     /// Issues client `name` with `pilot keys add` and returns its connection file.
     private func issue(_ name: String, _ options: [String] = []) throws -> ConnectionInfo {

@@ -48,6 +48,11 @@ enum DaemonFixture {
           image: load.image
         """
 
+    /// A submit of `copyWorkflow` with the example image as its input frame.
+    static var copySubmit: (content: [String: JSONValue], frames: [Data]) {
+        (["workflow": .string(copyWorkflow), "inputs": .object(["image": .int(0)])], [examplePNG])
+    }
+
     static var examplePNG: Data { try! Data(contentsOf: examples.appendingPathComponent("source.png")) }
     static var exampleMask: Data { try! Data(contentsOf: examples.appendingPathComponent("mask.png")) }
 }
@@ -130,6 +135,22 @@ func startServe(state: URL, folder: URL, environment: [String: String] = [:], st
     }
     if process.isRunning { process.terminate() }
     throw DaemonError(.internal, "pilot serve did not answer within 60 s (\(DaemonFixture.pilotExecutable.path))")
+}
+
+/// Starts `pilot worker --queue QUEUE` named `name`, its cache in
+/// `folder/NAME`, reading the test models, templates and examples;
+/// `environment` is added to the test's (`PILOT_FAULT` arms a fault).
+func startQueueWorker(queue: String, name: String, folder: URL, lease: Double, logLevel: String = "error",
+                      environment: [String: String] = [:]) throws -> Process {
+    let process = Process()
+    process.executableURL = DaemonFixture.pilotExecutable
+    process.arguments = ["worker", "--queue", queue, "--name", name, "--cache", folder.appendingPathComponent(name).path,
+                         "--models", DaemonFixture.models.path, "--templates", DaemonFixture.templates.path,
+                         "--allow-read", DaemonFixture.examples.path, "--lease", "\(lease)", "--log-level", logLevel]
+    process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+    process.standardOutput = FileHandle.nullDevice
+    try process.run()
+    return process
 }
 
 /// Runs `pilot ARGS` to its end; its exit status and output (standard output and error together).

@@ -13,10 +13,7 @@ class JobQueueContractTests: XCTestCase {
         let folder = DaemonFixture.temporaryFolder("queue")
         addTeardownBlock { try? FileManager.default.removeItem(at: folder) }
         let store = try JobStore(path: folder.appendingPathComponent("jobs.sqlite").path)
-        return (store, { id, priority in
-            _ = try store.insert(id: id, idempotencyKey: nil, priority: priority, template: nil, templateFile: nil,
-                                 workflow: "version: 1", parameters: .object([:]), inputs: .object([:]), client: nil)
-        })
+        return (store, { id, priority in try store.enqueue(id, priority: priority) })
     }
 
     func testClaimsTakeTheHighestPriorityThenTheOldestAndCountAnAttempt() throws {
@@ -135,4 +132,14 @@ private final class Claims: @unchecked Sendable {
     func fail(_ error: String) { lock.withLock { errors.append(error) } }
     var ids: [String] { lock.withLock { taken } }
     var failures: [String] { lock.withLock { errors } }
+}
+
+extension DaemonStore {
+    /// Queues a bare job as a front's submit would (the queue tests' jobs):
+    /// an id, a priority, the models it reads and when it was submitted.
+    func enqueue(_ id: String, priority: Int = 0, models: [String] = [], now: Date = Date()) throws {
+        _ = try insert(id: id, idempotencyKey: nil, priority: priority, template: nil, templateFile: nil, workflow: "version: 1",
+                       parameters: .object([:]), inputs: .object([:]), client: nil, owner: ClientRecord.ownerName,
+                       templateVersion: nil, nestedTemplates: nil, preview: nil, blobs: [:], models: models, now: now)
+    }
 }

@@ -14,10 +14,7 @@ final class ModelAffinityTests: XCTestCase {
     private func queue(_ jobs: [(String, [String])], priority: [String: Int] = [:]) throws -> PostgresJobQueue {
         let queue = try PostgresJobQueue(connection: try SharedTestQueue.newDatabase(), worker: "w")
         for (i, (id, models)) in jobs.enumerated() {
-            _ = try queue.insert(id: id, idempotencyKey: nil, priority: priority[id] ?? 0, template: nil, templateFile: nil,
-                                 workflow: "version: 1", parameters: .object([:]), inputs: .object([:]), client: nil,
-                                 owner: ClientRecord.ownerName, templateVersion: nil, nestedTemplates: nil, preview: nil,
-                                 blobs: [:], models: models, now: start.addingTimeInterval(Double(i)))
+            try queue.enqueue(id, priority: priority[id] ?? 0, models: models, now: start.addingTimeInterval(Double(i)))
         }
         return queue
     }

@@ -134,7 +134,7 @@ final class PostgresJobQueueContractTests: JobQueueContractTests {
 
     override func makeQueue() throws -> (queue: any JobQueue, enqueue: (String, Int) throws -> Void) {
         let queue = try PostgresJobQueue(connection: try SharedTestQueue.newDatabase())
-        return (queue, { id, priority in try queue.enqueue(id: id, priority: priority, workflow: "version: 1") })
+        return (queue, { id, priority in try queue.enqueue(id, priority: priority) })
     }
 }
 

@@ -34,22 +34,13 @@ final class SharedQueueProcessTests: XCTestCase {
         return try DaemonClient(connectionFile: state.appendingPathComponent(ConnectionInfo.fileName), timeout: 30)
     }
 
-    private func startWorker(_ database: String, name: String, lease: Double = 2, environment: [String: String] = [:]) throws -> Process {
-        let process = Process()
-        process.executableURL = DaemonFixture.pilotExecutable
-        process.arguments = ["worker", "--queue", database, "--name", name, "--cache", folder.appendingPathComponent(name).path,
-                             "--models", DaemonFixture.models.path, "--templates", DaemonFixture.templates.path,
-                             "--allow-read", DaemonFixture.examples.path, "--lease", "\(lease)", "--log-level", "error"]
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
+    private func startWorker(_ database: String, name: String, environment: [String: String] = [:]) throws -> Process {
+        let process = try startQueueWorker(queue: database, name: name, folder: folder, lease: 2, environment: environment)
         processes.append(process)
         return process
     }
 
-    private var copy: (content: [String: JSONValue], frames: [Data]) {
-        (["workflow": .string(DaemonFixture.copyWorkflow), "inputs": .object(["image": .int(0)])], [DaemonFixture.examplePNG])
-    }
+    private var copy: (content: [String: JSONValue], frames: [Data]) { DaemonFixture.copySubmit }
 
     /// Whether `pid` is stopped (SIGSTOP): state `T` in /proc/PID/stat.
     private func isStopped(_ pid: Int32) -> Bool {

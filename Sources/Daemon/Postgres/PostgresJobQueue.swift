@@ -137,20 +137,6 @@ public final class PostgresJobQueue: JobQueue, @unchecked Sendable {
         """,
     ]
 
-    /// Adds a queued job (the front's side of the queue).
-    public func enqueue(id: String, priority: Int, workflow: String, parameters: JSONValue = .object([:]),
-                        inputs: JSONValue = .object([:]), owner: String = ClientRecord.ownerName, client: String? = nil,
-                        now: Date = Date()) throws {
-        try pool.with { db in
-            try db.query("""
-                WITH added AS (
-                    INSERT INTO job (id, owner, state, priority, workflow, parameters, inputs, client, created)
-                    VALUES ($1, $2, 'queued', $3, $4, $5, $6, $7, $8) RETURNING id)
-                INSERT INTO transition (job, state, time, note) SELECT id, 'queued', $8, NULL FROM added
-                """, [id, owner, String(priority), workflow, parameters.compact, inputs.compact, client, Self.time(now)])
-        }
-    }
-
     /// Pauses or resumes the queue (no claim while paused).
     public func setQueuePaused(_ paused: Bool) throws {
         try pool.with { db in
