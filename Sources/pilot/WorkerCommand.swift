@@ -78,7 +78,12 @@ struct Worker: ParsableCommand {
                 printError("pilot worker: \(error)")
                 throw ExitCode(1)
             }
-            return
+            // Stopped cleanly: its job is requeued and committed. Leave without
+            // running the libraries' exit-time destructors (libpq's TLS stack)
+            // while dispatch threads may still allocate: CI logs showed worker
+            // processes aborting at exit with a corrupted heap.
+            fflush(nil)
+            _exit(0)
         }
         guard lease >= 1 else { throw ValidationError("--lease must be at least 1 second, found \(lease)") }
         guard jobTimeLimit > 0 else { throw ValidationError("--job-time-limit must be positive, found \(jobTimeLimit)") }
